@@ -1,0 +1,80 @@
+# mmsa: multimodal (text + image) sentiment analysis inside PostgreSQL.
+#
+#   make                 the extension (mmsa.so), the `mmsa` command-line tool
+#                        and the C unit tests
+#   make install         installs the extension into PostgreSQL (root)
+#   make test            every test: see test/run-tests.sh
+#   make bench           the benchmarks: see test/bench/run-bench.sh
+#
+# The numeric core (src/core) has no PostgreSQL headers: the extension
+# (src/pg), the command-line tool (src/cli) and the unit tests (test/unit)
+# all link the same objects.
+
+EXTENSION = mmsa
+EXTVERSION = 0.1.0
+
+MODULE_big = mmsa
+DATA = sql/$(EXTENSION)--$(EXTVERSION).sql
+
+CORE_SRCS = $(sort $(wildcard src/core/*.c))
+PG_SRCS = $(sort $(wildcard src/pg/*.c))
+CLI_SRCS = $(sort $(wildcard src/cli/*.c))
+CORE_OBJS = $(CORE_SRCS:.c=.o)
+OBJS = $(CORE_OBJS) $(PG_SRCS:.c=.o)
+
+# pg_regress: inputs in sql/<name>.sql, expected outputs in expected/<name>.out
+REGRESS = $(sort $(patsubst sql/%.sql,%,$(filter-out sql/$(EXTENSION)--%,$(wildcard sql/*.sql))))
+REGRESS_OPTS = --inputdir=. --outputdir=build/regress
+
+# Tuned for the machine that builds it, as pgvector does; `make OPTFLAGS=`
+# builds a portable binary.
+OPTFLAGS ?= -march=native
+PG_CFLAGS += -O3 $(OPTFLAGS) -Wall -Wno-unused-function
+PG_CPPFLAGS += -Isrc/core
+MMSA_LIBS = -lopenblas -ljansson -lutf8proc -ljpeg -lpng -lz -lm -lpthread
+SHLIB_LINK += $(MMSA_LIBS)
+
+EXTRA_CLEAN = build src/core/*.o src/pg/*.o
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# ---- command-line tool and unit tests (no PostgreSQL) ----------------------
+
+CLI = build/mmsa
+UNIT_SRCS = $(sort $(wildcard test/unit/test_*.c))
+UNIT_TESTS = $(patsubst test/unit/%.c,build/unit/%,$(UNIT_SRCS))
+
+all: $(CLI) $(UNIT_TESTS)
+
+build/libmmsacore.a: $(CORE_OBJS)
+	@mkdir -p build
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(CLI): $(CLI_SRCS) $(wildcard src/cli/*.h) build/libmmsacore.a
+	@mkdir -p build
+	$(CC) $(CFLAGS) $(PG_CFLAGS) -Isrc/core -Isrc/cli -o $@ $(CLI_SRCS) build/libmmsacore.a $(MMSA_LIBS)
+
+build/unit/%: test/unit/%.c test/unit/tap.h build/libmmsacore.a
+	@mkdir -p build/unit
+	$(CC) $(CFLAGS) $(PG_CFLAGS) -Isrc/core -Itest/unit -o $@ $< build/libmmsacore.a $(MMSA_LIBS)
+
+$(CORE_OBJS): $(wildcard src/core/*.h)
+
+.PHONY: unit test bench deps demo
+unit: $(UNIT_TESTS)
+	prove --exec '' $(UNIT_TESTS)
+
+test:
+	test/run-tests.sh
+
+bench: all
+	test/bench/run-bench.sh
+
+deps:
+	src/tools/install-deps.sh
+
+demo:
+	src/tools/demo.sh

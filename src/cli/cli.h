@@ -1,0 +1,23 @@
+/*
+ * cli.h
+ *	  Subcommands of the `mmsa` tool.  Each takes argv with argv[0] the
+ *	  subcommand's name, and returns the process exit status (0 ok, 1 error,
+ *	  2 usage).
+ */
+#ifndef MMSA_CLI_H
+#define MMSA_CLI_H
+
+/*
+ * Declared weak while the subcommands are being written, so the tool links
+ * with whichever exist; main() skips a NULL entry.
+ */
+#define MMSA_CMD(name) int name(int argc, char **argv) __attribute__((weak))
+
+MMSA_CMD(cmd_tokenize);
+MMSA_CMD(cmd_embed);
+MMSA_CMD(cmd_bench);
+MMSA_CMD(cmd_decode);
+MMSA_CMD(cmd_classify);
+MMSA_CMD(cmd_convert_tfjs);
+
+#endif
