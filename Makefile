@@ -55,11 +55,11 @@ build/libmmsacore.a: $(CORE_OBJS)
 
 $(CLI): $(CLI_SRCS) $(wildcard src/cli/*.h) build/libmmsacore.a
 	@mkdir -p build
-	$(CC) $(CFLAGS) $(PG_CFLAGS) -Isrc/core -Isrc/cli -o $@ $(CLI_SRCS) build/libmmsacore.a $(MMSA_LIBS)
+	$(CC) $(CFLAGS) -Isrc/core -Isrc/cli -o $@ $(CLI_SRCS) build/libmmsacore.a $(MMSA_LIBS)
 
 build/unit/%: test/unit/%.c test/unit/tap.h build/libmmsacore.a
 	@mkdir -p build/unit
-	$(CC) $(CFLAGS) $(PG_CFLAGS) -Isrc/core -Itest/unit -o $@ $< build/libmmsacore.a $(MMSA_LIBS)
+	$(CC) $(CFLAGS) -Isrc/core -Itest/unit -o $@ $< build/libmmsacore.a $(MMSA_LIBS)
 
 $(CORE_OBJS): $(wildcard src/core/*.h)
 

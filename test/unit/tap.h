@@ -17,6 +17,9 @@
 static int	tap_count = 0;
 static int	tap_failed = 0;
 
+static int	ok(int cond, const char *fmt,...) __attribute__((format(printf, 2, 3)));
+static void diag(const char *fmt,...) __attribute__((format(printf, 1, 2)));
+
 static int
 ok(int cond, const char *fmt,...)
 {
