@@ -1,0 +1,506 @@
+/*
+ * bert.c
+ *	  The BERT encoder (Hugging Face BertModel) forward pass: configuration,
+ *	  weight loading and inference.  See bert.h.
+ */
+#include "bert.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "layers.h"
+
+/* ---------------------------------------------------------------------
+ * Configuration
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * Reads the integer config key into *out, checking lo <= value <= hi.
+ */
+static mmsa_status
+config_int(json_t *root, const char *path, const char *key, long lo, long hi,
+		   int *out, mmsa_error *err)
+{
+	json_t	   *v = json_object_get(root, key);
+	json_int_t	value;
+
+	if (v == NULL)
+		return mmsa_set_error(err, MMSA_ERR_FORMAT,
+							  "%s: missing key \"%s\"", path, key);
+	if (!json_is_integer(v))
+		return mmsa_set_error(err, MMSA_ERR_FORMAT,
+							  "%s: \"%s\" must be an integer", path, key);
+	value = json_integer_value(v);
+	if (value < lo || value > hi)
+		return mmsa_set_error(err, MMSA_ERR_FORMAT,
+							  "%s: \"%s\" is %lld, expected %ld..%ld",
+							  path, key, (long long) value, lo, hi);
+	*out = (int) value;
+	return MMSA_OK;
+}
+
+mmsa_status
+bert_config_load(const char *path, bert_config *cfg, mmsa_error *err)
+{
+	json_error_t jerr;
+	json_t	   *root;
+	json_t	   *v;
+	mmsa_status status;
+	double		eps;
+
+	memset(cfg, 0, sizeof(*cfg));
+	root = json_load_file(path, 0, &jerr);
+	if (root == NULL)
+	{
+		FILE	   *probe = fopen(path, "r");
+
+		if (probe == NULL)
+			return mmsa_set_error(err, MMSA_ERR_IO,
+								  "could not read BERT config \"%s\"", path);
+		fclose(probe);
+		return mmsa_set_error(err, MMSA_ERR_FORMAT,
+							  "%s: invalid JSON at line %d: %s",
+							  path, jerr.line, jerr.text);
+	}
+	if (!json_is_object(root))
+	{
+		json_decref(root);
+		return mmsa_set_error(err, MMSA_ERR_FORMAT,
+							  "%s: expected a JSON object", path);
+	}
+
+	if ((status = config_int(root, path, "vocab_size", 1, BERT_MAX_VOCAB,
+							 &cfg->vocab_size, err)) != MMSA_OK ||
+		(status = config_int(root, path, "hidden_size", 1, BERT_MAX_HIDDEN,
+							 &cfg->hidden_size, err)) != MMSA_OK ||
+		(status = config_int(root, path, "num_hidden_layers", 1, BERT_MAX_LAYERS,
+							 &cfg->num_hidden_layers, err)) != MMSA_OK ||
+		(status = config_int(root, path, "num_attention_heads", 1, BERT_MAX_HEADS,
+							 &cfg->num_attention_heads, err)) != MMSA_OK ||
+		(status = config_int(root, path, "intermediate_size", 1, BERT_MAX_INTERMEDIATE,
+							 &cfg->intermediate_size, err)) != MMSA_OK ||
+		(status = config_int(root, path, "max_position_embeddings", 1, BERT_MAX_POSITIONS,
+							 &cfg->max_position_embeddings, err)) != MMSA_OK ||
+		(status = config_int(root, path, "type_vocab_size", 1, BERT_MAX_TOKEN_TYPES,
+							 &cfg->type_vocab_size, err)) != MMSA_OK)
+		goto fail;
+
+	if (cfg->hidden_size % cfg->num_attention_heads != 0)
+	{
+		status = mmsa_set_error(err, MMSA_ERR_FORMAT,
+								"%s: \"hidden_size\" %d is not divisible by \"num_attention_heads\" %d",
+								path, cfg->hidden_size, cfg->num_attention_heads);
+		goto fail;
+	}
+
+	v = json_object_get(root, "layer_norm_eps");
+	if (v == NULL)
+	{
+		status = mmsa_set_error(err, MMSA_ERR_FORMAT,
+								"%s: missing key \"layer_norm_eps\"", path);
+		goto fail;
+	}
+	eps = json_is_number(v) ? json_number_value(v) : -1.0;
+	if (!(eps > 0.0 && eps < 1.0))
+	{
+		status = mmsa_set_error(err, MMSA_ERR_FORMAT,
+								"%s: \"layer_norm_eps\" must be a number between 0 and 1", path);
+		goto fail;
+	}
+	cfg->layer_norm_eps = (float) eps;
+
+	v = json_object_get(root, "hidden_act");
+	if (v == NULL)
+	{
+		status = mmsa_set_error(err, MMSA_ERR_FORMAT,
+								"%s: missing key \"hidden_act\"", path);
+		goto fail;
+	}
+	if (!json_is_string(v) || strcmp(json_string_value(v), "gelu") != 0)
+	{
+		status = mmsa_set_error(err, MMSA_ERR_FORMAT,
+								"%s: \"hidden_act\" must be \"gelu\"", path);
+		goto fail;
+	}
+
+	v = json_object_get(root, "position_embedding_type");
+	if (v != NULL && (!json_is_string(v) ||
+					  strcmp(json_string_value(v), "absolute") != 0))
+	{
+		status = mmsa_set_error(err, MMSA_ERR_FORMAT,
+								"%s: \"position_embedding_type\" must be \"absolute\"", path);
+		goto fail;
+	}
+
+	json_decref(root);
+	return MMSA_OK;
+
+fail:
+	json_decref(root);
+	memset(cfg, 0, sizeof(*cfg));
+	return status;
+}
+
+/* ---------------------------------------------------------------------
+ * Weights
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * The tensor prefix + name, checked to be 1-d (d0) or 2-d (d0,d1) when d1 is
+ * 0 or not.  NULL (with err filled) when missing or of another shape.
+ */
+static const float *
+get_weight(bert_model *m, const char *prefix, const char *name,
+		   int64_t d0, int64_t d1, mmsa_error *err)
+{
+	char		full[256];
+	int64_t		shape[2] = {d0, d1};
+
+	snprintf(full, sizeof(full), "%s%s", prefix, name);
+	return safetensors_get_f32(&m->file, full, d1 > 0 ? 2 : 1, shape, err);
+}
+
+/*
+ * The LayerNorm called base (e.g. "embeddings.LayerNorm"), as weight/bias
+ * or as the legacy gamma/beta.
+ */
+static mmsa_status
+get_layernorm(bert_model *m, const char *prefix, const char *base,
+			  const float **w, const float **b, mmsa_error *err)
+{
+	char		name[256];
+	int			C = m->config.hidden_size;
+	int			legacy;
+
+	snprintf(name, sizeof(name), "%s%s.weight", prefix, base);
+	legacy = safetensors_find(&m->file, name) == NULL;
+	snprintf(name, sizeof(name), "%s.%s", base, legacy ? "gamma" : "weight");
+	if ((*w = get_weight(m, prefix, name, C, 0, err)) == NULL)
+		return err ? err->status : MMSA_ERR_FORMAT;
+	snprintf(name, sizeof(name), "%s.%s", base, legacy ? "beta" : "bias");
+	if ((*b = get_weight(m, prefix, name, C, 0, err)) == NULL)
+		return err ? err->status : MMSA_ERR_FORMAT;
+	return MMSA_OK;
+}
+
+#define GET(dst, name, d0, d1) \
+	do { \
+		if (((dst) = get_weight(m, prefix, (name), (d0), (d1), err)) == NULL) \
+			return err ? err->status : MMSA_ERR_FORMAT; \
+	} while (0)
+
+/* Looks up and shape-checks every tensor of the model. */
+static mmsa_status
+bind_weights(bert_model *m, mmsa_error *err)
+{
+	const bert_config *c = &m->config;
+	int			C = c->hidden_size;
+	int			I = c->intermediate_size;
+	const char *prefix;
+	char		name[256];
+	mmsa_status status;
+
+	if (safetensors_find(&m->file, "embeddings.word_embeddings.weight") != NULL)
+		prefix = "";
+	else if (safetensors_find(&m->file, "bert.embeddings.word_embeddings.weight") != NULL)
+		prefix = "bert.";
+	else
+		return mmsa_set_error(err, MMSA_ERR_FORMAT,
+							  "\"%s\" has no tensor \"embeddings.word_embeddings.weight\" "
+							  "(nor \"bert.embeddings.word_embeddings.weight\"): not a BERT checkpoint",
+							  m->file.path);
+
+	GET(m->word_emb, "embeddings.word_embeddings.weight", c->vocab_size, C);
+	GET(m->pos_emb, "embeddings.position_embeddings.weight", c->max_position_embeddings, C);
+	GET(m->type_emb, "embeddings.token_type_embeddings.weight", c->type_vocab_size, C);
+	if ((status = get_layernorm(m, prefix, "embeddings.LayerNorm",
+								&m->emb_ln_w, &m->emb_ln_b, err)) != MMSA_OK)
+		return status;
+
+	for (int l = 0; l < c->num_hidden_layers; l++)
+	{
+		bert_layer_weights *w = &m->layers[l];
+
+#define LAYER(dst, what, d0, d1) \
+		do { \
+			snprintf(name, sizeof(name), "encoder.layer.%d.%s", l, (what)); \
+			GET(dst, name, d0, d1); \
+		} while (0)
+
+		LAYER(w->q_w, "attention.self.query.weight", C, C);
+		LAYER(w->q_b, "attention.self.query.bias", C, 0);
+		LAYER(w->k_w, "attention.self.key.weight", C, C);
+		LAYER(w->k_b, "attention.self.key.bias", C, 0);
+		LAYER(w->v_w, "attention.self.value.weight", C, C);
+		LAYER(w->v_b, "attention.self.value.bias", C, 0);
+		LAYER(w->attn_out_w, "attention.output.dense.weight", C, C);
+		LAYER(w->attn_out_b, "attention.output.dense.bias", C, 0);
+		LAYER(w->inter_w, "intermediate.dense.weight", I, C);
+		LAYER(w->inter_b, "intermediate.dense.bias", I, 0);
+		LAYER(w->out_w, "output.dense.weight", C, I);
+		LAYER(w->out_b, "output.dense.bias", C, 0);
+#undef LAYER
+		snprintf(name, sizeof(name), "encoder.layer.%d.attention.output.LayerNorm", l);
+		if ((status = get_layernorm(m, prefix, name, &w->ln1_w, &w->ln1_b, err)) != MMSA_OK)
+			return status;
+		snprintf(name, sizeof(name), "encoder.layer.%d.output.LayerNorm", l);
+		if ((status = get_layernorm(m, prefix, name, &w->ln2_w, &w->ln2_b, err)) != MMSA_OK)
+			return status;
+	}
+
+	/* BertModel(add_pooling_layer=False) checkpoints have no pooler */
+	snprintf(name, sizeof(name), "%spooler.dense.weight", prefix);
+	if (safetensors_find(&m->file, name) != NULL)
+	{
+		GET(m->pool_w, "pooler.dense.weight", C, C);
+		GET(m->pool_b, "pooler.dense.bias", C, 0);
+	}
+	return MMSA_OK;
+}
+
+#undef GET
+
+mmsa_status
+bert_model_load(const char *dir, bert_model **out, mmsa_error *err)
+{
+	char		path[4096];
+	bert_model *m;
+	mmsa_status status;
+
+	*out = NULL;
+	m = calloc(1, sizeof(bert_model));
+	if (m == NULL)
+		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+
+	if (snprintf(path, sizeof(path), "%s/config.json", dir) >= (int) sizeof(path))
+	{
+		free(m);
+		return mmsa_set_error(err, MMSA_ERR_INVALID, "model directory name too long");
+	}
+	if ((status = bert_config_load(path, &m->config, err)) != MMSA_OK)
+	{
+		free(m);
+		return status;
+	}
+	snprintf(path, sizeof(path), "%s/model.safetensors", dir);
+	if ((status = safetensors_open(path, &m->file, err)) != MMSA_OK)
+	{
+		safetensors_close(&m->file);
+		free(m);
+		return status;
+	}
+	m->layers = calloc(m->config.num_hidden_layers, sizeof(bert_layer_weights));
+	if (m->layers == NULL)
+	{
+		bert_model_free(m);
+		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+	}
+	if ((status = bind_weights(m, err)) != MMSA_OK)
+	{
+		bert_model_free(m);
+		return status;
+	}
+	*out = m;
+	return MMSA_OK;
+}
+
+static void
+free_buffers(bert_model *m)
+{
+	free(m->x);
+	free(m->q);
+	free(m->k);
+	free(m->v);
+	free(m->ctx);
+	free(m->proj);
+	free(m->ffn);
+	free(m->addmask);
+	free(m->att);
+	free(m->cls);
+	m->x = m->q = m->k = m->v = m->ctx = m->proj = m->ffn = NULL;
+	m->addmask = m->att = m->cls = NULL;
+	m->max_rows = 0;
+	m->max_T = 0;
+}
+
+void
+bert_model_free(bert_model *m)
+{
+	if (m == NULL)
+		return;
+	free_buffers(m);
+	safetensors_close(&m->file);
+	free(m->layers);
+	free(m);
+}
+
+/*
+ * Makes the work buffers big enough for B*T rows of length T (they only
+ * grow, so repeated calls of the same size allocate nothing).
+ */
+static mmsa_status
+ensure_buffers(bert_model *m, int B, int T, mmsa_error *err)
+{
+	long		rows = (long) B * T;
+	size_t		C = m->config.hidden_size;
+	size_t		I = m->config.intermediate_size;
+	size_t		NH = m->config.num_attention_heads;
+
+	if (rows <= m->max_rows && T <= m->max_T)
+		return MMSA_OK;
+	if (rows < m->max_rows)
+		rows = m->max_rows;
+	if (T < m->max_T)
+		T = m->max_T;
+	free_buffers(m);
+	m->x = malloc(rows * C * sizeof(float));
+	m->q = malloc(rows * C * sizeof(float));
+	m->k = malloc(rows * C * sizeof(float));
+	m->v = malloc(rows * C * sizeof(float));
+	m->ctx = malloc(rows * C * sizeof(float));
+	m->proj = malloc(rows * C * sizeof(float));
+	m->ffn = malloc(rows * I * sizeof(float));
+	m->addmask = malloc(rows * sizeof(float));
+	m->att = malloc(NH * T * T * sizeof(float));
+	m->cls = malloc(rows * C * sizeof(float));
+	if (!m->x || !m->q || !m->k || !m->v || !m->ctx || !m->proj || !m->ffn ||
+		!m->addmask || !m->att || !m->cls)
+	{
+		free_buffers(m);
+		return mmsa_set_error(err, MMSA_ERR_NOMEM,
+							  "out of memory for BERT work buffers (%ld rows)", rows);
+	}
+	m->max_rows = rows;
+	m->max_T = T;
+	return MMSA_OK;
+}
+
+/* ---------------------------------------------------------------------
+ * Forward pass
+ * ---------------------------------------------------------------------
+ */
+
+/* Checks that the inputs are in range for the model. */
+static mmsa_status
+check_inputs(const bert_model *m, const int32_t *ids, const int32_t *token_types,
+			 const int32_t *mask, int B, int T, mmsa_error *err)
+{
+	const bert_config *c = &m->config;
+	long		n = (long) B * T;
+
+	if (B < 1 || B > BERT_MAX_BATCH)
+		return mmsa_set_error(err, MMSA_ERR_INVALID,
+							  "batch size %d out of range 1..%d", B, BERT_MAX_BATCH);
+	if (T < 1)
+		return mmsa_set_error(err, MMSA_ERR_INVALID,
+							  "sequence length %d must be positive", T);
+	if (n > BERT_MAX_ROWS)
+		return mmsa_set_error(err, MMSA_ERR_LIMIT,
+							  "batch size x sequence length %ld exceeds %d", n, BERT_MAX_ROWS);
+	if (T > c->max_position_embeddings)
+		return mmsa_set_error(err, MMSA_ERR_LIMIT,
+							  "sequence length %d exceeds max_position_embeddings %d",
+							  T, c->max_position_embeddings);
+	for (long i = 0; i < n; i++)
+	{
+		if (ids[i] < 0 || ids[i] >= c->vocab_size)
+			return mmsa_set_error(err, MMSA_ERR_INVALID,
+								  "token id %d at batch row %ld, position %ld is outside the vocabulary (size %d)",
+								  ids[i], i / T, i % T, c->vocab_size);
+		if (token_types != NULL &&
+			(token_types[i] < 0 || token_types[i] >= c->type_vocab_size))
+			return mmsa_set_error(err, MMSA_ERR_INVALID,
+								  "token type id %d at batch row %ld, position %ld is outside 0..%d",
+								  token_types[i], i / T, i % T, c->type_vocab_size - 1);
+		if (mask != NULL && mask[i] != 0 && mask[i] != 1)
+			return mmsa_set_error(err, MMSA_ERR_INVALID,
+								  "attention mask value %d at batch row %ld, position %ld is not 0 or 1",
+								  mask[i], i / T, i % T);
+	}
+	return MMSA_OK;
+}
+
+mmsa_status
+bert_forward_ex(bert_model *m, const int32_t *ids, const int32_t *token_types,
+				const int32_t *mask, int B, int T, float *all_hidden,
+				float *hidden, float *pooled, mmsa_error *err)
+{
+	const bert_config *c = &m->config;
+	int			C = c->hidden_size;
+	int			I = c->intermediate_size;
+	int			NH = c->num_attention_heads;
+	int			N;
+	size_t		layer_floats;
+	mmsa_status status;
+
+	if ((status = check_inputs(m, ids, token_types, mask, B, T, err)) != MMSA_OK)
+		return status;
+	if (pooled != NULL && m->pool_w == NULL)
+		return mmsa_set_error(err, MMSA_ERR_UNSUPPORTED,
+							  "\"%s\" has no pooler (pooler.dense.weight)", m->file.path);
+	if ((status = ensure_buffers(m, B, T, err)) != MMSA_OK)
+		return status;
+	N = B * T;
+	layer_floats = (size_t) N * C;
+
+	/* embeddings: x (N,C) */
+	embeddings_forward(m->x, ids, token_types, m->word_emb, m->pos_emb,
+					   m->type_emb, B, T, C);
+	layernorm_forward(m->x, m->x, m->emb_ln_w, m->emb_ln_b, N, C, c->layer_norm_eps);
+	if (all_hidden != NULL)
+		memcpy(all_hidden, m->x, layer_floats * sizeof(float));
+	attention_mask_forward(m->addmask, mask, B, T);
+
+	for (int l = 0; l < c->num_hidden_layers; l++)
+	{
+		const bert_layer_weights *w = &m->layers[l];
+
+		if (mmsa_interrupted())
+			return mmsa_set_error(err, MMSA_ERR_CANCELED, "canceled");
+
+		/* self-attention, then post-LayerNorm over the residual */
+		matmul_forward(m->q, m->x, w->q_w, w->q_b, N, C, C);
+		matmul_forward(m->k, m->x, w->k_w, w->k_b, N, C, C);
+		matmul_forward(m->v, m->x, w->v_w, w->v_b, N, C, C);
+		attention_forward(m->ctx, m->q, m->k, m->v, m->addmask, m->att, B, T, C, NH);
+		matmul_forward(m->proj, m->ctx, w->attn_out_w, w->attn_out_b, N, C, C);
+		residual_forward(m->proj, m->proj, m->x, layer_floats);
+		layernorm_forward(m->x, m->proj, w->ln1_w, w->ln1_b, N, C, c->layer_norm_eps);
+
+		/* feed-forward, then post-LayerNorm over the residual */
+		matmul_forward(m->ffn, m->x, w->inter_w, w->inter_b, N, C, I);
+		gelu_forward(m->ffn, m->ffn, (long) N * I);
+		matmul_forward(m->proj, m->ffn, w->out_w, w->out_b, N, I, C);
+		residual_forward(m->proj, m->proj, m->x, layer_floats);
+		layernorm_forward(m->x, m->proj, w->ln2_w, w->ln2_b, N, C, c->layer_norm_eps);
+
+		if (all_hidden != NULL)
+			memcpy(all_hidden + (size_t) (l + 1) * layer_floats, m->x,
+				   layer_floats * sizeof(float));
+	}
+
+	if (hidden != NULL)
+		memcpy(hidden, m->x, layer_floats * sizeof(float));
+	if (pooled != NULL)
+	{
+		/* pooled (B,C) = tanh(x[:, 0, :] W^T + b) */
+		for (int b = 0; b < B; b++)
+			memcpy(m->cls + (size_t) b * C, m->x + (size_t) b * T * C,
+				   C * sizeof(float));
+		matmul_forward(pooled, m->cls, m->pool_w, m->pool_b, B, C, C);
+		tanh_forward(pooled, pooled, (long) B * C);
+	}
+	return MMSA_OK;
+}
+
+mmsa_status
+bert_forward(bert_model *m, const int32_t *ids, const int32_t *mask,
+			 int B, int T, float *hidden, float *pooled, mmsa_error *err)
+{
+	return bert_forward_ex(m, ids, NULL, mask, B, T, NULL, hidden, pooled, err);
+}
