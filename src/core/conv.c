@@ -1,0 +1,259 @@
+/*
+ * conv.c
+ *	  Convolution-network layers (see conv.h): convolution by im2col and
+ *	  SGEMM, max pooling, global average pooling, layout changes and the
+ *	  fully connected head.  Activations are (C, B, H, W).
+ */
+#include "conv.h"
+
+#include <cblas.h>
+#include <float.h>
+#include <string.h>
+
+size_t
+conv2d_col_floats(int Cin, int H, int W, int k, int stride, int pad, int images)
+{
+	int			Ho = conv_out_size(H, k, stride, pad);
+	int			Wo = conv_out_size(W, k, stride, pad);
+
+	if (k == 1 && stride == 1 && pad == 0)
+		return 0;
+	return (size_t) Cin * k * k * (size_t) Ho * Wo * (size_t) images;
+}
+
+/*
+ * im2col for images b0 .. b0+G-1 of inp: (Cin, B, H, W).
+ * col: (Cin*k*k, G*Ho*Wo); row (c*k + ki)*k + kj holds, for every output
+ * position, the input pixel under kernel tap (ki, kj) of channel c, or 0
+ * where the tap falls into the padding.
+ */
+static void
+im2col_cbhw(float *col, const float *inp, int B, int b0, int G,
+			int Cin, int H, int W, int k, int stride, int pad, int Ho, int Wo)
+{
+	size_t		HoWo = (size_t) Ho * Wo;
+	size_t		ncols = (size_t) G * HoWo;
+
+	for (int c = 0; c < Cin; c++)
+		for (int ki = 0; ki < k; ki++)
+			for (int kj = 0; kj < k; kj++)
+			{
+				float	   *dst = col + ((size_t) (c * k + ki) * k + kj) * ncols;
+				int			ox_lo,
+							ox_hi;
+
+				/* output columns whose tap lands inside the row: [ox_lo, ox_hi) */
+				ox_lo = (pad - kj + stride - 1) / stride;
+				if (pad - kj < 0)
+					ox_lo = 0;
+				ox_hi = (W - 1 + pad - kj) / stride + 1;
+				if (W - 1 + pad - kj < 0)
+					ox_hi = 0;
+				if (ox_hi > Wo)
+					ox_hi = Wo;
+				if (ox_lo > ox_hi)
+					ox_lo = ox_hi;
+
+				for (int g = 0; g < G; g++)
+				{
+					const float *plane = inp + ((size_t) c * B + b0 + g) * H * W;
+
+					for (int oy = 0; oy < Ho; oy++)
+					{
+						float	   *d = dst + g * HoWo + (size_t) oy * Wo;
+						int			iy = oy * stride - pad + ki;
+						const float *srow;
+
+						if (iy < 0 || iy >= H)
+						{
+							memset(d, 0, sizeof(float) * Wo);
+							continue;
+						}
+						srow = plane + (size_t) iy * W - pad + kj;
+						for (int ox = 0; ox < ox_lo; ox++)
+							d[ox] = 0.0f;
+						if (stride == 1)
+							memcpy(d + ox_lo, srow + ox_lo, sizeof(float) * (ox_hi - ox_lo));
+						else
+							for (int ox = ox_lo; ox < ox_hi; ox++)
+								d[ox] = srow[ox * stride];
+						for (int ox = ox_hi; ox < Wo; ox++)
+							d[ox] = 0.0f;
+					}
+				}
+			}
+}
+
+/*
+ * Adds bias (and residual), then applies the ReLU, over out: (Cout, N).
+ */
+static void
+bias_residual_relu(float *out, const float *bias, const float *residual,
+				   int relu, int Cout, size_t N)
+{
+	for (int c = 0; c < Cout; c++)
+	{
+		float	   *row = out + (size_t) c * N;
+		const float *res = residual ? residual + (size_t) c * N : NULL;
+		float		b = bias ? bias[c] : 0.0f;
+
+		if (res)
+			for (size_t i = 0; i < N; i++)
+				row[i] += b + res[i];
+		else if (b != 0.0f)
+			for (size_t i = 0; i < N; i++)
+				row[i] += b;
+		if (relu)
+			for (size_t i = 0; i < N; i++)
+				row[i] = row[i] > 0.0f ? row[i] : 0.0f;
+	}
+}
+
+/*
+ * Convolution (see conv.h).  A 1x1 stride-1 convolution multiplies the
+ * weights with the whole batch in place; otherwise groups of images are
+ * unfolded with im2col and each group's output columns are written by one
+ * SGEMM straight into their place in out (ldc = B*Ho*Wo).
+ */
+void
+conv2d_forward(float *out, const float *inp, const float *weight,
+			   const float *bias, const float *residual, int relu,
+			   int B, int Cin, int H, int W, int Cout,
+			   int k, int stride, int pad, float *col, size_t col_floats)
+{
+	int			Ho = conv_out_size(H, k, stride, pad);
+	int			Wo = conv_out_size(W, k, stride, pad);
+	size_t		HoWo = (size_t) Ho * Wo;
+	size_t		N = (size_t) B * HoWo;
+	int			K = Cin * k * k;
+
+	if (k == 1 && stride == 1 && pad == 0)
+	{
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+					Cout, (int) N, Cin, 1.0f, weight, Cin, inp, (int) N,
+					0.0f, out, (int) N);
+	}
+	else
+	{
+		size_t		per_image = (size_t) K * HoWo;
+		int			G = (int) (col_floats / per_image);
+
+		if (G > B)
+			G = B;
+		if (G < 1)
+			G = 1;				/* caller guarantees room for one image */
+		for (int b0 = 0; b0 < B; b0 += G)
+		{
+			int			g = (B - b0 < G) ? B - b0 : G;
+
+			im2col_cbhw(col, inp, B, b0, g, Cin, H, W, k, stride, pad, Ho, Wo);
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+						Cout, (int) (g * HoWo), K, 1.0f, weight, K,
+						col, (int) (g * HoWo),
+						0.0f, out + b0 * HoWo, (int) N);
+		}
+	}
+	bias_residual_relu(out, bias, residual, relu, Cout, N);
+}
+
+/*
+ * Max pooling (see conv.h): each (channel, image) plane separately.
+ */
+void
+maxpool2d_forward(float *out, const float *inp, int C, int B,
+				  int H, int W, int k, int stride, int pad)
+{
+	int			Ho = conv_out_size(H, k, stride, pad);
+	int			Wo = conv_out_size(W, k, stride, pad);
+	size_t		planes = (size_t) C * B;
+
+	for (size_t p = 0; p < planes; p++)
+	{
+		const float *src = inp + p * H * W;
+		float	   *dst = out + p * Ho * Wo;
+
+		for (int oy = 0; oy < Ho; oy++)
+			for (int ox = 0; ox < Wo; ox++)
+			{
+				float		m = -FLT_MAX;
+
+				for (int ki = 0; ki < k; ki++)
+				{
+					int			iy = oy * stride - pad + ki;
+
+					if (iy < 0 || iy >= H)
+						continue;
+					for (int kj = 0; kj < k; kj++)
+					{
+						int			ix = ox * stride - pad + kj;
+
+						if (ix >= 0 && ix < W && src[iy * W + ix] > m)
+							m = src[iy * W + ix];
+					}
+				}
+				dst[oy * Wo + ox] = m;
+			}
+	}
+}
+
+/*
+ * Global average pooling: out (B, C) from inp (C, B, HW).
+ */
+void
+global_avgpool_forward(float *out, const float *inp, int C, int B, int HW)
+{
+	for (int c = 0; c < C; c++)
+		for (int b = 0; b < B; b++)
+		{
+			const float *src = inp + ((size_t) c * B + b) * HW;
+			double		sum = 0.0;
+
+			for (int i = 0; i < HW; i++)
+				sum += src[i];
+			out[(size_t) b * C + c] = (float) (sum / HW);
+		}
+}
+
+/*
+ * Token-major layout: out (B, HW, C) from inp (C, B, HW).
+ */
+void
+cbhw_to_token_major(float *out, const float *inp, int C, int B, int HW)
+{
+	for (int c = 0; c < C; c++)
+		for (int b = 0; b < B; b++)
+		{
+			const float *src = inp + ((size_t) c * B + b) * HW;
+			float	   *dst = out + (size_t) b * HW * C + c;
+
+			for (int i = 0; i < HW; i++)
+				dst[(size_t) i * C] = src[i];
+		}
+}
+
+/*
+ * Channel-major batch: out (C, B, HW) from inp (B, C, HW).
+ */
+void
+nchw_to_cbhw(float *out, const float *inp, int B, int C, int HW)
+{
+	for (int b = 0; b < B; b++)
+		for (int c = 0; c < C; c++)
+			memcpy(out + ((size_t) c * B + b) * HW,
+				   inp + ((size_t) b * C + c) * HW, sizeof(float) * HW);
+}
+
+/*
+ * Fully connected layer: out (B, OC) = inp (B, IC) x weight (OC, IC)^T + bias.
+ */
+void
+linear_forward(float *out, const float *inp, const float *weight,
+			   const float *bias, int B, int IC, int OC)
+{
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
+				B, OC, IC, 1.0f, inp, IC, weight, IC, 0.0f, out, OC);
+	if (bias)
+		for (int b = 0; b < B; b++)
+			for (int o = 0; o < OC; o++)
+				out[(size_t) b * OC + o] += bias[o];
+}

@@ -1,0 +1,622 @@
+/*
+ * resnet.c
+ *	  ResNet-50 v1 inference (see resnet.h): loading torchvision-named
+ *	  safetensors weights with BatchNorm folded into the convolutions, and
+ *	  the batched forward pass over (C, B, H, W) activations.
+ */
+#include "resnet.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "conv.h"
+#include "safetensors.h"
+
+#define RESNET_MAX_BATCH 1024
+/* im2col buffer: enough for several images of the early layers (16 MiB) */
+#define RESNET_COL_CAP_FLOATS ((size_t) 4 << 20)
+
+static const int stage_blocks[4] = {3, 4, 6, 3};
+static const int stage_width[4] = {64, 128, 256, 512};
+
+static void
+set_conv_shape(resnet_conv *c, int cin, int cout, int k, int stride, int pad)
+{
+	c->cin = cin;
+	c->cout = cout;
+	c->k = k;
+	c->stride = stride;
+	c->pad = pad;
+	c->weight = NULL;
+	c->bias = NULL;
+}
+
+/*
+ * Fills in the shapes of every convolution for the model's stride
+ * placement: the first block of stages 2-4 halves the resolution, on its
+ * 3x3 convolution (torchvision) or on its first 1x1 convolution (Keras),
+ * and always on the shortcut's 1x1 convolution.
+ */
+static void
+resnet_plan(resnet_model *m)
+{
+	int			in_ch = 64;
+	int			n = 0;
+
+	set_conv_shape(&m->stem, 3, 64, 7, 2, 3);
+	for (int s = 0; s < 4; s++)
+		for (int i = 0; i < stage_blocks[s]; i++)
+		{
+			resnet_block *b = &m->blocks[n++];
+			int			w = stage_width[s];
+			int			stride = (s > 0 && i == 0) ? 2 : 1;
+			int			s1 = m->stride_on == RESNET_STRIDE_ON_1X1 ? stride : 1;
+			int			s3 = m->stride_on == RESNET_STRIDE_ON_3X3 ? stride : 1;
+
+			set_conv_shape(&b->conv1, in_ch, w, 1, s1, 0);
+			set_conv_shape(&b->conv2, w, w, 3, s3, 1);
+			set_conv_shape(&b->conv3, w, 4 * w, 1, 1, 0);
+			b->has_downsample = (i == 0);
+			if (b->has_downsample)
+				set_conv_shape(&b->downsample, in_ch, 4 * w, 1, stride, 0);
+			in_ch = 4 * w;
+		}
+}
+
+static size_t
+conv_params(const resnet_conv *c)
+{
+	return (size_t) c->cout * c->cin * c->k * c->k + c->cout;
+}
+
+/*
+ * Reads conv_name.weight (and conv_name.bias when present) and the
+ * BatchNorm bn_name.{weight,bias,running_mean,running_var}, and writes the
+ * folded weight and bias into c->weight / c->bias (already pointing into
+ * the arena):  w' = w * g / sqrt(var + eps),  b' = (b - mean) * g /
+ * sqrt(var + eps) + beta.
+ */
+static mmsa_status
+load_folded_conv(safetensors_file *f, resnet_conv *c, const char *conv_name,
+				 const char *bn_name, float eps, mmsa_error *err)
+{
+	char		name[128];
+	int64_t		wshape[4] = {c->cout, c->cin, c->k, c->k};
+	int64_t		vshape[1] = {c->cout};
+	const float *w,
+			   *cb = NULL,
+			   *gamma,
+			   *beta,
+			   *mean,
+			   *var;
+	size_t		per_out = (size_t) c->cin * c->k * c->k;
+
+	snprintf(name, sizeof(name), "%s.weight", conv_name);
+	if ((w = safetensors_get_f32(f, name, 4, wshape, err)) == NULL)
+		return err ? err->status : MMSA_ERR_FORMAT;
+	snprintf(name, sizeof(name), "%s.bias", conv_name);
+	if (safetensors_find(f, name) != NULL &&
+		(cb = safetensors_get_f32(f, name, 1, vshape, err)) == NULL)
+		return err ? err->status : MMSA_ERR_FORMAT;
+	snprintf(name, sizeof(name), "%s.weight", bn_name);
+	if ((gamma = safetensors_get_f32(f, name, 1, vshape, err)) == NULL)
+		return err ? err->status : MMSA_ERR_FORMAT;
+	snprintf(name, sizeof(name), "%s.bias", bn_name);
+	if ((beta = safetensors_get_f32(f, name, 1, vshape, err)) == NULL)
+		return err ? err->status : MMSA_ERR_FORMAT;
+	snprintf(name, sizeof(name), "%s.running_mean", bn_name);
+	if ((mean = safetensors_get_f32(f, name, 1, vshape, err)) == NULL)
+		return err ? err->status : MMSA_ERR_FORMAT;
+	snprintf(name, sizeof(name), "%s.running_var", bn_name);
+	if ((var = safetensors_get_f32(f, name, 1, vshape, err)) == NULL)
+		return err ? err->status : MMSA_ERR_FORMAT;
+
+	for (int o = 0; o < c->cout; o++)
+	{
+		double		scale;
+
+		if (!(var[o] >= 0.0f) || !isfinite(var[o]))
+			return mmsa_set_error(err, MMSA_ERR_FORMAT,
+								  "tensor \"%s.running_var\" has a negative or non-finite value at %d",
+								  bn_name, o);
+		scale = gamma[o] / sqrt((double) var[o] + eps);
+		for (size_t i = 0; i < per_out; i++)
+			c->weight[o * per_out + i] = (float) (w[o * per_out + i] * scale);
+		c->bias[o] = (float) (((cb ? cb[o] : 0.0) - mean[o]) * scale + beta[o]);
+	}
+	return MMSA_OK;
+}
+
+/* Points c's weight and bias into the arena at *cursor and advances it. */
+static void
+place_conv(resnet_conv *c, float **cursor)
+{
+	c->weight = *cursor;
+	*cursor += (size_t) c->cout * c->cin * c->k * c->k;
+	c->bias = *cursor;
+	*cursor += c->cout;
+}
+
+/*
+ * Reads config.json: architecture, stride placement, BatchNorm epsilon,
+ * number of classes, the preprocessing object and the labels file name
+ * (copied into labels_file, empty when none).
+ */
+static mmsa_status
+load_config(const char *dir, resnet_model *m, char *labels_file,
+			size_t labels_size, mmsa_error *err)
+{
+	char		path[4096];
+	json_error_t jerr;
+	json_t	   *root,
+			   *v;
+	mmsa_status status = MMSA_OK;
+	const char *s;
+
+	labels_file[0] = '\0';
+	snprintf(path, sizeof(path), "%s/config.json", dir);
+	root = json_load_file(path, 0, &jerr);
+	if (root == NULL)
+	{
+		struct stat st;
+
+		if (stat(path, &st) != 0)
+			return mmsa_set_error(err, MMSA_ERR_IO, "could not read \"%s\": %s",
+								  path, strerror(errno));
+		return mmsa_set_error(err, MMSA_ERR_FORMAT, "\"%s\" is not valid JSON: %s (line %d)",
+							  path, jerr.text, jerr.line);
+	}
+	if (!json_is_object(root))
+	{
+		status = mmsa_set_error(err, MMSA_ERR_FORMAT, "\"%s\" is not a JSON object", path);
+		goto done;
+	}
+
+	v = json_object_get(root, "architecture");
+	if (!json_is_string(v) || strcmp(json_string_value(v), "resnet50") != 0)
+	{
+		status = mmsa_set_error(err, MMSA_ERR_FORMAT,
+								"\"%s\": \"architecture\" must be \"resnet50\"", path);
+		goto done;
+	}
+
+	v = json_object_get(root, "stride_on");
+	s = json_is_string(v) ? json_string_value(v) : "";
+	if (strcmp(s, "3x3") == 0)
+		m->stride_on = RESNET_STRIDE_ON_3X3;
+	else if (strcmp(s, "1x1") == 0)
+		m->stride_on = RESNET_STRIDE_ON_1X1;
+	else
+	{
+		status = mmsa_set_error(err, MMSA_ERR_FORMAT,
+								"\"%s\": \"stride_on\" must be \"3x3\" (torchvision) or \"1x1\" (Keras)", path);
+		goto done;
+	}
+
+	v = json_object_get(root, "batchnorm_eps");
+	if (!json_is_number(v) || !(json_number_value(v) > 0.0) || json_number_value(v) > 1.0)
+	{
+		status = mmsa_set_error(err, MMSA_ERR_FORMAT,
+								"\"%s\": \"batchnorm_eps\" must be a number in (0, 1]", path);
+		goto done;
+	}
+	m->bn_eps = (float) json_number_value(v);
+
+	v = json_object_get(root, "num_classes");
+	if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 100000)
+	{
+		status = mmsa_set_error(err, MMSA_ERR_FORMAT,
+								"\"%s\": \"num_classes\" must be an integer in 1..100000", path);
+		goto done;
+	}
+	m->num_classes = (int) json_integer_value(v);
+
+	v = json_object_get(root, "preprocess");
+	if (v != NULL)
+	{
+		if (!json_is_object(v))
+		{
+			status = mmsa_set_error(err, MMSA_ERR_FORMAT,
+									"\"%s\": \"preprocess\" must be an object", path);
+			goto done;
+		}
+		m->preprocess_json = json_dumps(v, JSON_COMPACT);
+		if (m->preprocess_json == NULL)
+		{
+			status = mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+			goto done;
+		}
+	}
+
+	v = json_object_get(root, "labels");
+	if (v != NULL)
+	{
+		if (!json_is_string(v) || json_string_length(v) == 0 ||
+			json_string_length(v) >= labels_size ||
+			strchr(json_string_value(v), '/') != NULL)
+		{
+			status = mmsa_set_error(err, MMSA_ERR_FORMAT,
+									"\"%s\": \"labels\" must be a file name in the model directory", path);
+			goto done;
+		}
+		strcpy(labels_file, json_string_value(v));
+	}
+
+done:
+	json_decref(root);
+	return status;
+}
+
+/* Reads num_classes lines of class names from dir/file. */
+static mmsa_status
+load_labels(const char *dir, const char *file, resnet_model *m, mmsa_error *err)
+{
+	char		path[4096];
+	FILE	   *fp;
+	char		line[1024];
+	int			n = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	fp = fopen(path, "r");
+	if (fp == NULL)
+		return mmsa_set_error(err, MMSA_ERR_IO, "could not open labels file \"%s\": %s",
+							  path, strerror(errno));
+	m->labels = calloc(m->num_classes, sizeof(char *));
+	if (m->labels == NULL)
+	{
+		fclose(fp);
+		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+	}
+	while (fgets(line, sizeof(line), fp) != NULL)
+	{
+		size_t		len = strcspn(line, "\r\n");
+
+		line[len] = '\0';
+		if (n >= m->num_classes)
+		{
+			n++;
+			break;
+		}
+		if ((m->labels[n] = strdup(line)) == NULL)
+		{
+			fclose(fp);
+			return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+		}
+		n++;
+	}
+	fclose(fp);
+	if (n != m->num_classes)
+		return mmsa_set_error(err, MMSA_ERR_FORMAT,
+							  "labels file \"%s\" has %s%d lines; expected %d (num_classes)",
+							  path, n > m->num_classes ? "more than " : "",
+							  n > m->num_classes ? m->num_classes : n, m->num_classes);
+	return MMSA_OK;
+}
+
+mmsa_status
+resnet_model_load(const char *dir, resnet_model **out, mmsa_error *err)
+{
+	resnet_model *m;
+	safetensors_file f;
+	char		path[4096];
+	char		labels_file[256];
+	char		conv_name[64],
+				bn_name[64];
+	size_t		total;
+	float	   *cursor;
+	mmsa_status status;
+	int64_t		fc_wshape[2],
+				fc_bshape[1];
+	const float *fc_w,
+			   *fc_b;
+
+	*out = NULL;
+	memset(&f, 0, sizeof(f));
+	m = calloc(1, sizeof(resnet_model));
+	if (m == NULL)
+		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+
+	if ((status = load_config(dir, m, labels_file, sizeof(labels_file), err)) != MMSA_OK)
+		goto fail;
+	if (labels_file[0] != '\0' &&
+		(status = load_labels(dir, labels_file, m, err)) != MMSA_OK)
+		goto fail;
+
+	resnet_plan(m);
+	total = conv_params(&m->stem);
+	for (int i = 0; i < 16; i++)
+	{
+		total += conv_params(&m->blocks[i].conv1) + conv_params(&m->blocks[i].conv2) +
+			conv_params(&m->blocks[i].conv3);
+		if (m->blocks[i].has_downsample)
+			total += conv_params(&m->blocks[i].downsample);
+	}
+	total += (size_t) m->num_classes * RESNET_FEATURES + m->num_classes;
+	m->arena = malloc(total * sizeof(float));
+	if (m->arena == NULL)
+	{
+		status = mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory for %zu weights", total);
+		goto fail;
+	}
+
+	snprintf(path, sizeof(path), "%s/model.safetensors", dir);
+	if ((status = safetensors_open(path, &f, err)) != MMSA_OK)
+		goto fail;
+
+	cursor = m->arena;
+	place_conv(&m->stem, &cursor);
+	if ((status = load_folded_conv(&f, &m->stem, "conv1", "bn1", m->bn_eps, err)) != MMSA_OK)
+		goto fail;
+	for (int s = 0, n = 0; s < 4; s++)
+		for (int i = 0; i < stage_blocks[s]; i++, n++)
+		{
+			resnet_block *b = &m->blocks[n];
+			resnet_conv *convs[3] = {&b->conv1, &b->conv2, &b->conv3};
+
+			for (int j = 0; j < 3; j++)
+			{
+				place_conv(convs[j], &cursor);
+				snprintf(conv_name, sizeof(conv_name), "layer%d.%d.conv%d", s + 1, i, j + 1);
+				snprintf(bn_name, sizeof(bn_name), "layer%d.%d.bn%d", s + 1, i, j + 1);
+				if ((status = load_folded_conv(&f, convs[j], conv_name, bn_name,
+											   m->bn_eps, err)) != MMSA_OK)
+					goto fail;
+			}
+			if (b->has_downsample)
+			{
+				place_conv(&b->downsample, &cursor);
+				snprintf(conv_name, sizeof(conv_name), "layer%d.%d.downsample.0", s + 1, i);
+				snprintf(bn_name, sizeof(bn_name), "layer%d.%d.downsample.1", s + 1, i);
+				if ((status = load_folded_conv(&f, &b->downsample, conv_name, bn_name,
+											   m->bn_eps, err)) != MMSA_OK)
+					goto fail;
+			}
+		}
+
+	fc_wshape[0] = m->num_classes;
+	fc_wshape[1] = RESNET_FEATURES;
+	fc_bshape[0] = m->num_classes;
+	if ((fc_w = safetensors_get_f32(&f, "fc.weight", 2, fc_wshape, err)) == NULL ||
+		(fc_b = safetensors_get_f32(&f, "fc.bias", 1, fc_bshape, err)) == NULL)
+	{
+		status = err ? err->status : MMSA_ERR_FORMAT;
+		goto fail;
+	}
+	m->fc_weight = cursor;
+	memcpy(m->fc_weight, fc_w, sizeof(float) * m->num_classes * RESNET_FEATURES);
+	cursor += (size_t) m->num_classes * RESNET_FEATURES;
+	m->fc_bias = cursor;
+	memcpy(m->fc_bias, fc_b, sizeof(float) * m->num_classes);
+
+	safetensors_close(&f);
+	*out = m;
+	return MMSA_OK;
+
+fail:
+	safetensors_close(&f);
+	resnet_model_free(m);
+	return status;
+}
+
+static void
+free_workspace(resnet_model *m)
+{
+	for (int i = 0; i < 4; i++)
+	{
+		free(m->act[i]);
+		m->act[i] = NULL;
+	}
+	free(m->col);
+	m->col = NULL;
+	m->ws_batch = 0;
+}
+
+void
+resnet_model_free(resnet_model *m)
+{
+	if (m == NULL)
+		return;
+	free_workspace(m);
+	if (m->labels)
+		for (int i = 0; i < m->num_classes; i++)
+			free(m->labels[i]);
+	free(m->labels);
+	free(m->preprocess_json);
+	free(m->arena);
+	free(m);
+}
+
+/*
+ * Sizes the work buffers for a batch of B: the four activation buffers
+ * hold the largest activation of the network, the im2col buffer the
+ * largest unfolded group of images.  Grown only, never shrunk.
+ */
+static mmsa_status
+ensure_workspace(resnet_model *m, int B, mmsa_error *err)
+{
+	size_t		act = (size_t) 3 * RESNET_IMAGE_SIZE * RESNET_IMAGE_SIZE;
+	size_t		col = 0;
+	int			H = RESNET_IMAGE_SIZE;
+
+	if (B <= m->ws_batch)
+		return MMSA_OK;
+
+	/* walk the network, tracking per-image activation and im2col sizes */
+	{
+		const resnet_conv *c = &m->stem;
+		size_t		per_image;
+		int			G;
+		int			Ho = conv_out_size(H, c->k, c->stride, c->pad);
+
+		per_image = conv2d_col_floats(c->cin, H, H, c->k, c->stride, c->pad, 1);
+		G = per_image ? (int) (RESNET_COL_CAP_FLOATS / per_image) : 1;
+		G = G < 1 ? 1 : (G > B ? B : G);
+		if (per_image * G > col)
+			col = per_image * G;
+		H = Ho;
+		if ((size_t) c->cout * H * H > act)
+			act = (size_t) c->cout * H * H;
+		H = conv_out_size(H, 3, 2, 1);	/* max pool */
+	}
+	for (int n = 0; n < 16; n++)
+	{
+		const resnet_block *b = &m->blocks[n];
+		const resnet_conv *convs[4] = {&b->conv1, &b->conv2, &b->conv3,
+		b->has_downsample ? &b->downsample : NULL};
+		int			Hin = H;
+		int			Hc = H;
+
+		for (int j = 0; j < 4; j++)
+		{
+			const resnet_conv *c = convs[j];
+			size_t		per_image;
+			int			G,
+						Hsrc = (j == 3) ? Hin : Hc,
+						Ho;
+
+			if (c == NULL)
+				continue;
+			Ho = conv_out_size(Hsrc, c->k, c->stride, c->pad);
+			per_image = conv2d_col_floats(c->cin, Hsrc, Hsrc, c->k, c->stride, c->pad, 1);
+			if (per_image > 0)
+			{
+				G = (int) (RESNET_COL_CAP_FLOATS / per_image);
+				G = G < 1 ? 1 : (G > B ? B : G);
+				if (per_image * G > col)
+					col = per_image * G;
+			}
+			if ((size_t) c->cout * Ho * Ho > act)
+				act = (size_t) c->cout * Ho * Ho;
+			if (j < 3)
+				Hc = Ho;
+		}
+		H = Hc;
+	}
+
+	free_workspace(m);
+	m->act_floats = act * B;
+	m->col_floats = col;
+	for (int i = 0; i < 4; i++)
+		if ((m->act[i] = malloc(sizeof(float) * m->act_floats)) == NULL)
+			goto nomem;
+	if (col > 0 && (m->col = malloc(sizeof(float) * col)) == NULL)
+		goto nomem;
+	m->ws_batch = B;
+	return MMSA_OK;
+
+nomem:
+	free_workspace(m);
+	return mmsa_set_error(err, MMSA_ERR_NOMEM,
+						  "out of memory for ResNet work buffers (batch %d)", B);
+}
+
+/* Runs one convolution of the model over (cin, B, H, W) into out. */
+static void
+run_conv(resnet_model *m, const resnet_conv *c, float *out, const float *inp,
+		 const float *residual, int relu, int B, int H)
+{
+	conv2d_forward(out, inp, c->weight, c->bias, residual, relu,
+				   B, c->cin, H, H, c->cout, c->k, c->stride, c->pad,
+				   m->col, m->col_floats);
+}
+
+mmsa_status
+resnet_forward(resnet_model *m, const float *images, int B,
+			   float *feature_map, float *pooled, float *logits,
+			   mmsa_error *err)
+{
+	mmsa_status status;
+	int			H = RESNET_IMAGE_SIZE;
+	int			cur;
+	int			C;
+
+	if (B < 1 || B > RESNET_MAX_BATCH)
+		return mmsa_set_error(err, MMSA_ERR_LIMIT, "batch of %d images; must be 1..%d",
+							  B, RESNET_MAX_BATCH);
+	if (images == NULL)
+		return mmsa_set_error(err, MMSA_ERR_INVALID, "no images");
+	if ((status = ensure_workspace(m, B, err)) != MMSA_OK)
+		return status;
+
+	/* stem: 7x7/2 convolution + ReLU, 3x3/2 max pool */
+	nchw_to_cbhw(m->act[0], images, B, 3, H * H);
+	run_conv(m, &m->stem, m->act[1], m->act[0], NULL, 1, B, H);
+	H = conv_out_size(H, 7, 2, 3);
+	maxpool2d_forward(m->act[0], m->act[1], 64, B, H, H, 3, 2, 1);
+	H = conv_out_size(H, 3, 2, 1);
+	cur = 0;
+	C = 64;
+
+	/* 16 bottleneck blocks; buffers: cur, t1 (also the shortcut), t2, out */
+	for (int n = 0; n < 16; n++)
+	{
+		const resnet_block *b = &m->blocks[n];
+		int			t1 = (cur + 1) % 4,
+					t2 = (cur + 2) % 4,
+					o = (cur + 3) % 4;
+		int			H1,
+					H2;
+		const float *shortcut;
+
+		if (mmsa_interrupted())
+			return mmsa_set_error(err, MMSA_ERR_CANCELED, "canceled");
+
+		run_conv(m, &b->conv1, m->act[t1], m->act[cur], NULL, 1, B, H);
+		H1 = conv_out_size(H, 1, b->conv1.stride, 0);
+		run_conv(m, &b->conv2, m->act[t2], m->act[t1], NULL, 1, B, H1);
+		H2 = conv_out_size(H1, 3, b->conv2.stride, 1);
+		if (b->has_downsample)
+		{
+			run_conv(m, &b->downsample, m->act[t1], m->act[cur], NULL, 0, B, H);
+			shortcut = m->act[t1];
+		}
+		else
+			shortcut = m->act[cur];
+		run_conv(m, &b->conv3, m->act[o], m->act[t2], shortcut, 1, B, H2);
+		H = H2;
+		C = b->conv3.cout;
+		cur = o;
+	}
+	if (mmsa_interrupted())
+		return mmsa_set_error(err, MMSA_ERR_CANCELED, "canceled");
+
+	/* act[cur]: (2048, B, 7*7) */
+	if (feature_map)
+		cbhw_to_token_major(feature_map, m->act[cur], C, B, H * H);
+	if (pooled || logits)
+	{
+		float	   *p = pooled ? pooled : m->act[(cur + 1) % 4];
+
+		global_avgpool_forward(p, m->act[cur], C, B, H * H);
+		if (logits)
+			linear_forward(logits, p, m->fc_weight, m->fc_bias, B, C, m->num_classes);
+	}
+	return MMSA_OK;
+}
+
+void
+resnet_softmax(float *x, int B, int n)
+{
+	for (int b = 0; b < B; b++)
+	{
+		float	   *row = x + (size_t) b * n;
+		float		mx = row[0];
+		double		sum = 0.0;
+
+		for (int i = 1; i < n; i++)
+			if (row[i] > mx)
+				mx = row[i];
+		for (int i = 0; i < n; i++)
+		{
+			row[i] = expf(row[i] - mx);
+			sum += row[i];
+		}
+		for (int i = 0; i < n; i++)
+			row[i] = (float) (row[i] / sum);
+	}
+}

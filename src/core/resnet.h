@@ -1,0 +1,109 @@
+/*
+ * resnet.h
+ *	  ResNet-50 v1 image encoder (inference).
+ *
+ * A model directory holds model.safetensors with torchvision's tensor
+ * names (conv1.weight, bn1.{weight,bias,running_mean,running_var},
+ * layerL.I.convJ.weight, layerL.I.bnJ.*, layerL.0.downsample.{0,1}.*,
+ * fc.weight, fc.bias; optionally a bias per convolution, *.convJ.bias,
+ * conv1.bias, layerL.0.downsample.0.bias, as Keras weights have), and
+ * config.json:
+ *
+ *   {"architecture": "resnet50",
+ *    "stride_on": "3x3" | "1x1",   (torchvision v1.5 | Keras/Caffe v1)
+ *    "batchnorm_eps": 1e-5,
+ *    "num_classes": 1000,
+ *    "preprocess": {"resize": 256, "crop": 224, "channel_order": "RGB",
+ *                   "scale": 0.00392156862745098, "mean": [..], "std": [..]},
+ *    "labels": "labels.txt"}       (optional, one class name a line)
+ *
+ * BatchNorm is folded into the convolution weights and biases at load
+ * time.  The forward pass takes a batch of preprocessed images
+ * (B, 3, 224, 224) and gives the 7x7x2048 map before pooling as 49 tokens
+ * (B, 49, 2048), the pooled vector (B, 2048) and the class logits.
+ *
+ * A model owns reusable work buffers: one forward pass at a time per model.
+ */
+#ifndef MMSA_RESNET_H
+#define MMSA_RESNET_H
+
+#include <stddef.h>
+
+#include "mmsa_error.h"
+
+#define RESNET_IMAGE_SIZE 224
+#define RESNET_TOKENS 49		/* 7 x 7 positions of the last feature map */
+#define RESNET_FEATURES 2048
+#define RESNET_CONVS 53			/* stem + 16 blocks x 3 + 4 shortcuts */
+
+typedef enum resnet_stride_on
+{
+	RESNET_STRIDE_ON_3X3,		/* torchvision v1.5 */
+	RESNET_STRIDE_ON_1X1		/* Keras / Caffe v1 */
+} resnet_stride_on;
+
+/* One convolution with its BatchNorm folded in. */
+typedef struct resnet_conv
+{
+	int			cin,
+				cout,
+				k,
+				stride,
+				pad;
+	float	   *weight;			/* (cout, cin, k, k), in the model's arena */
+	float	   *bias;			/* (cout) */
+} resnet_conv;
+
+typedef struct resnet_block
+{
+	resnet_conv conv1;			/* 1x1 */
+	resnet_conv conv2;			/* 3x3 */
+	resnet_conv conv3;			/* 1x1 */
+	int			has_downsample;
+	resnet_conv downsample;		/* 1x1 on the shortcut */
+} resnet_block;
+
+typedef struct resnet_model
+{
+	resnet_stride_on stride_on;
+	float		bn_eps;
+	int			num_classes;
+	resnet_conv stem;			/* 7x7/2 */
+	resnet_block blocks[16];
+	float	   *fc_weight;		/* (num_classes, 2048) */
+	float	   *fc_bias;		/* (num_classes) */
+	float	   *arena;			/* every folded weight */
+	char	   *preprocess_json;	/* the "preprocess" object as JSON, or NULL */
+	char	  **labels;			/* num_classes names, or NULL */
+
+	/* work buffers, grown to the largest batch seen */
+	int			ws_batch;
+	size_t		act_floats;		/* per buffer */
+	size_t		col_floats;
+	float	   *act[4];
+	float	   *col;
+} resnet_model;
+
+/*
+ * Loads dir/config.json and dir/model.safetensors (and the labels file
+ * when named).  A missing file gives MMSA_ERR_IO; a missing tensor, a
+ * wrong shape or a bad config gives MMSA_ERR_FORMAT.
+ */
+mmsa_status resnet_model_load(const char *dir, resnet_model **out, mmsa_error *err);
+
+void		resnet_model_free(resnet_model *m);
+
+/*
+ * images: (B, 3, 224, 224) preprocessed.  Any of feature_map (B, 49, 2048),
+ * pooled (B, 2048) and logits (B, num_classes) may be NULL.  Returns
+ * MMSA_ERR_CANCELED when interrupted, MMSA_ERR_NOMEM when work buffers
+ * cannot be grown.
+ */
+mmsa_status resnet_forward(resnet_model *m, const float *images, int B,
+						   float *feature_map, float *pooled, float *logits,
+						   mmsa_error *err);
+
+/* Softmax over each row of x: (B, n), in place. */
+void		resnet_softmax(float *x, int B, int n);
+
+#endif
