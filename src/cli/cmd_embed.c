@@ -4,12 +4,21 @@
  *
  *	  mmsa embed --model DIR --inputs IN.safetensors --output OUT.safetensors
  *	             [--all-layers] [--threads N]
+ *	  mmsa embed --model DIR --text TEXT [--text TEXT ...] [--vocab VOCAB]
+ *	             [--max-len N] [--output OUT.safetensors] [--all-layers]
+ *	             [--threads N]
  *
  * IN holds "input_ids" (B,T) and optionally "attention_mask" (B,T) and
  * "token_type_ids" (B,T), as I32 or I64 (what a Python script writes).
  * OUT gets "last_hidden_state" (B,T,C), "pooler_output" (B,C) when the model
  * has a pooler, and with --all-layers "hidden_states.0" (the embedding
  * output) .. "hidden_states.L" (B,T,C) as Hugging Face hidden_states.
+ *
+ * With --text, the texts are tokenized (WordPiece, VOCAB defaulting to
+ * DIR/vocab.txt, at most N tokens with [CLS] and [SEP], default the model's
+ * max_position_embeddings) into one batch padded to the longest; without
+ * --output each text's pooler output is printed as a JSON array, one line
+ * per text.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +29,7 @@
 #include "bert.h"
 #include "cli.h"
 #include "safetensors.h"
+#include "tokenizer.h"
 
 static void
 embed_usage(FILE *out)
@@ -27,10 +37,75 @@ embed_usage(FILE *out)
 	fprintf(out,
 			"usage: mmsa embed --model DIR --inputs IN.safetensors --output OUT.safetensors\n"
 			"                  [--all-layers] [--threads N]\n"
+			"       mmsa embed --model DIR --text TEXT [--text TEXT ...] [--vocab VOCAB]\n"
+			"                  [--max-len N] [--output OUT.safetensors] [--all-layers]\n"
+			"                  [--threads N]\n"
 			"  DIR holds config.json and model.safetensors (Hugging Face BertModel).\n"
 			"  IN holds input_ids (B,T) and optionally attention_mask, token_type_ids\n"
 			"  (I32 or I64).  OUT gets last_hidden_state (B,T,C), pooler_output (B,C)\n"
-			"  and, with --all-layers, hidden_states.0 .. hidden_states.L (B,T,C).\n");
+			"  and, with --all-layers, hidden_states.0 .. hidden_states.L (B,T,C).\n"
+			"  --text: texts tokenized with VOCAB (default DIR/vocab.txt) into one batch\n"
+			"  padded to the longest; without --output, prints each pooler output as a\n"
+			"  JSON array, one line per text.\n");
+}
+
+/*
+ * Tokenizes the n texts into one batch (B = n, T = the longest, at most
+ * max_len) of ids and attention mask.
+ */
+static mmsa_status
+tokenize_texts(const char *vocab_path, char **texts, int n, int max_len,
+			   int *T, int32_t **ids_out, int32_t **mask_out, mmsa_error *err)
+{
+	bert_tokenizer *tok = NULL;
+	int32_t    *ids = NULL,
+			   *mask = NULL;
+	int			longest = 1;
+	mmsa_status status;
+
+	*ids_out = *mask_out = NULL;
+	if (max_len < 2)
+		return mmsa_set_error(err, MMSA_ERR_INVALID, "--max-len must be at least 2");
+	if ((status = bert_tokenizer_load(vocab_path, &tok, err)) != MMSA_OK)
+		return status;
+	ids = malloc((size_t) n * max_len * sizeof(int32_t));
+	mask = malloc((size_t) n * max_len * sizeof(int32_t));
+	if (ids == NULL || mask == NULL)
+	{
+		status = mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+		goto fail;
+	}
+	for (int b = 0; b < n; b++)
+	{
+		int			len;
+
+		status = bert_tokenize_padded(tok, texts[b], strlen(texts[b]), max_len,
+									  ids + (size_t) b * max_len,
+									  mask + (size_t) b * max_len, &len, err);
+		if (status != MMSA_OK)
+			goto fail;
+		if (len > longest)
+			longest = len;
+	}
+	/* keep the first `longest` columns of each row */
+	for (int b = 0; b < n; b++)
+	{
+		memmove(ids + (size_t) b * longest, ids + (size_t) b * max_len,
+				longest * sizeof(int32_t));
+		memmove(mask + (size_t) b * longest, mask + (size_t) b * max_len,
+				longest * sizeof(int32_t));
+	}
+	bert_tokenizer_free(tok);
+	*T = longest;
+	*ids_out = ids;
+	*mask_out = mask;
+	return MMSA_OK;
+
+fail:
+	bert_tokenizer_free(tok);
+	free(ids);
+	free(mask);
+	return status;
 }
 
 /*
@@ -95,6 +170,11 @@ cmd_embed(int argc, char **argv)
 	const char *model_dir = NULL;
 	const char *inputs_path = NULL;
 	const char *output_path = NULL;
+	const char *vocab_path = NULL;
+	char		vocab_default[4096];
+	char	  **texts = NULL;
+	int			n_texts = 0;
+	int			max_len = 0;
 	int			all_layers = 0;
 	int			threads = 0;
 	mmsa_error	err;
@@ -117,11 +197,18 @@ cmd_embed(int argc, char **argv)
 
 	memset(&in, 0, sizeof(in));
 	mmsa_clear_error(&err);
+	texts = calloc(argc, sizeof(char *));
+	if (texts == NULL)
+	{
+		fprintf(stderr, "mmsa embed: out of memory\n");
+		return 1;
+	}
 	for (int i = 1; i < argc; i++)
 	{
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
 		{
 			embed_usage(stdout);
+			free(texts);
 			return 0;
 		}
 		else if (strcmp(argv[i], "--all-layers") == 0)
@@ -134,28 +221,54 @@ cmd_embed(int argc, char **argv)
 			output_path = argv[++i];
 		else if (i + 1 < argc && strcmp(argv[i], "--threads") == 0)
 			threads = atoi(argv[++i]);
+		else if (i + 1 < argc && strcmp(argv[i], "--text") == 0)
+			texts[n_texts++] = argv[++i];
+		else if (i + 1 < argc && strcmp(argv[i], "--vocab") == 0)
+			vocab_path = argv[++i];
+		else if (i + 1 < argc && strcmp(argv[i], "--max-len") == 0)
+			max_len = atoi(argv[++i]);
 		else
 		{
 			fprintf(stderr, "mmsa embed: unknown or incomplete option \"%s\"\n", argv[i]);
 			embed_usage(stderr);
+			free(texts);
 			return 2;
 		}
 	}
-	if (model_dir == NULL || inputs_path == NULL || output_path == NULL)
+	if (model_dir == NULL || (inputs_path == NULL) == (n_texts == 0) ||
+		(inputs_path != NULL && output_path == NULL))
 	{
 		embed_usage(stderr);
+		free(texts);
 		return 2;
 	}
 	if (threads > 0)
 		openblas_set_num_threads(threads);
 
-	if (safetensors_open(inputs_path, &in, &err) != MMSA_OK ||
-		read_int_tensor(&in, "input_ids", 1, &B, &T, &ids, &err) != MMSA_OK ||
-		read_int_tensor(&in, "attention_mask", 0, &B, &T, &mask, &err) != MMSA_OK ||
-		read_int_tensor(&in, "token_type_ids", 0, &B, &T, &types, &err) != MMSA_OK)
-		goto done;
 	if (bert_model_load(model_dir, &model, &err) != MMSA_OK)
 		goto done;
+	if (inputs_path != NULL)
+	{
+		if (safetensors_open(inputs_path, &in, &err) != MMSA_OK ||
+			read_int_tensor(&in, "input_ids", 1, &B, &T, &ids, &err) != MMSA_OK ||
+			read_int_tensor(&in, "attention_mask", 0, &B, &T, &mask, &err) != MMSA_OK ||
+			read_int_tensor(&in, "token_type_ids", 0, &B, &T, &types, &err) != MMSA_OK)
+			goto done;
+	}
+	else
+	{
+		if (vocab_path == NULL)
+		{
+			snprintf(vocab_default, sizeof(vocab_default), "%s/vocab.txt", model_dir);
+			vocab_path = vocab_default;
+		}
+		if (max_len <= 0)
+			max_len = model->config.max_position_embeddings;
+		B = n_texts;
+		if (tokenize_texts(vocab_path, texts, n_texts, max_len, &T, &ids, &mask,
+						   &err) != MMSA_OK)
+			goto done;
+	}
 	L = model->config.num_hidden_layers;
 	C = model->config.hidden_size;
 
@@ -197,7 +310,23 @@ cmd_embed(int argc, char **argv)
 			names[l], ST_F32, 3, {B, T, C}, all_hidden + (size_t) l * B * T * C
 		};
 	}
-	if (safetensors_write(output_path, outs, n_out, NULL, NULL, 0, &err) != MMSA_OK)
+	if (output_path == NULL)
+	{
+		/* --text without --output: one JSON array per text */
+		if (model->pool_w == NULL)
+		{
+			mmsa_set_error(&err, MMSA_ERR_UNSUPPORTED,
+						   "the model has no pooler; use --output for the hidden states");
+			goto done;
+		}
+		for (int b = 0; b < B; b++)
+		{
+			for (int i = 0; i < C; i++)
+				printf("%s%.7g", i == 0 ? "[" : ", ", pooled[(size_t) b * C + i]);
+			printf("]\n");
+		}
+	}
+	else if (safetensors_write(output_path, outs, n_out, NULL, NULL, 0, &err) != MMSA_OK)
 		goto done;
 	rc = 0;
 
@@ -207,6 +336,7 @@ done:
 	for (int l = 0; names && l <= L; l++)
 		free(names[l]);
 	free(names);
+	free(texts);
 	free(outs);
 	free(all_hidden);
 	free(hidden);

@@ -17,6 +17,7 @@ import sys
 import tempfile
 
 import numpy as np
+import torch
 
 ROOT = os.environ.get("MMSA_ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CLI = os.environ.get("MMSA_CLI") or os.path.join(ROOT, "build", "mmsa")
@@ -95,6 +96,53 @@ def check_mask_matters():
     ok(diff_padded > 100 * TOL and diff_full <= TOL,
        "without the attention mask, the padded row differs by %.3g, the unpadded by %.3g"
        % (diff_padded, diff_full))
+
+
+def check_text_mode():
+    """mmsa embed --text: the texts tokenized by the C tokenizer (ids as
+    `mmsa tokenize` prints them), padded into one batch, through the
+    bert-base-shaped checkpoint; pooler outputs against PyTorch."""
+    vocab = os.environ.get("MMSA_VOCAB") or os.path.join(ROOT, "weights", "vocab.txt")
+    label = "embed --text: pooled outputs of a padded batch of 3 texts"
+    if not os.path.exists(vocab):
+        count_skip(label, "no vocab.txt (src/tools fetches it)")
+        return
+    texts = ["Hello, world!", "A much longer sentence, with commas; and punctuation...", "ok"]
+    base = os.path.join(WORK, "base")
+    tok = subprocess.run([CLI, "tokenize", "--vocab", vocab, *texts], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, timeout=60)
+    emb = subprocess.run([CLI, "embed", "--model", base, "--vocab", vocab, "--threads", "2",
+                          *sum((["--text", t] for t in texts), [])],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
+    if tok.returncode != 0 or emb.returncode != 0:
+        ok(False, label)
+        diag(tok.stderr + emb.stderr)
+        return
+    rows = [[int(x) for x in line.split()] for line in tok.stdout.splitlines()]
+    T = max(len(r) for r in rows)
+    ids = torch.zeros(len(rows), T, dtype=torch.int64)
+    mask = torch.zeros(len(rows), T, dtype=torch.int64)
+    for b, r in enumerate(rows):
+        ids[b, :len(r)] = torch.tensor(r)
+        mask[b, :len(r)] = 1
+    with open(os.path.join(base, "config.json")) as f:
+        model = ref.BertModel(json.load(f))
+    weights = ref.read_safetensors(os.path.join(base, "model.safetensors"))
+    model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in weights.items()})
+    with torch.inference_mode():
+        _, pooled = model.eval()(ids, mask)
+    got = np.array([json.loads(line) for line in emb.stdout.splitlines()], dtype=np.float64)
+    if got.shape != tuple(pooled.shape):
+        ok(False, label + " (shape %s, expected %s)" % (got.shape, tuple(pooled.shape)))
+        return
+    diff = float(np.max(np.abs(got - pooled.numpy())))
+    ok(diff <= TOL, "%s max abs diff %.3g <= %g" % (label, diff, TOL))
+
+
+def count_skip(name, why):
+    global count
+    count += 1
+    print("ok %d - %s # SKIP %s" % (count, name, why), flush=True)
 
 
 # ---- bad checkpoints, configs and inputs ---------------------------------
@@ -246,6 +294,7 @@ def main():
     check_case("small_padded", "small_legacy", "small, bert. prefix + LayerNorm gamma/beta")
     check_case("base_padded", "base", "bert-base shape (12x768, 12 heads), padded", ("--threads", "2"))
     check_mask_matters()
+    check_text_mode()
     check_bad_inputs()
     shutil.rmtree(os.path.join(WORK, "base"), ignore_errors=True)  # 440 MB
     print("1..%d" % count)
