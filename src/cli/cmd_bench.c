@@ -157,6 +157,12 @@ bench_bert(const bench_options *o)
 
 /* ---- dispatch --------------------------------------------------------- */
 
+/*
+ * Models with their own option parsing (argv[0] = the model's name), in
+ * their own files; weak, so that the tool links while one is missing.
+ */
+int			bench_resnet(int argc, char **argv) __attribute__((weak));
+
 static const struct
 {
 	const char *name;
@@ -171,7 +177,7 @@ bench_usage(FILE *out)
 	fprintf(out,
 			"usage: mmsa bench MODEL --model DIR [--batch B] [--seq T] [--threads N]\n"
 			"                  [--runs R] [--warmup W]\n"
-			"  MODEL: bert.  Defaults: batch 1, seq 64, threads 2, runs 20, warmup 3.\n"
+			"  MODEL: bert (or resnet, see mmsa bench resnet --help).  Defaults: batch 1, seq 64, threads 2, runs 20, warmup 3.\n"
 			"  Prints the median and minimum milliseconds per batch.\n");
 }
 
@@ -185,6 +191,8 @@ cmd_bench(int argc, char **argv)
 		bench_usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}
+	if (strcmp(argv[1], "resnet") == 0 && bench_resnet != NULL)
+		return bench_resnet(argc - 1, argv + 1);
 	for (int i = 2; i < argc; i++)
 	{
 		if (i + 1 < argc && strcmp(argv[i], "--model") == 0)
