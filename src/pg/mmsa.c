@@ -25,15 +25,18 @@ int			mmsa_threads = 1;
 void		_PG_init(void);
 
 /*
- * The core's cancellation hook: an interrupt (query cancel, statement
- * timeout, termination) is pending.  The core unwinds and returns
- * MMSA_ERR_CANCELED; mmsa_report_error then lets CHECK_FOR_INTERRUPTS()
- * raise the proper error.
+ * The core's cancellation hook: a query cancel, statement timeout or
+ * termination is pending and may be processed now.  The core unwinds and
+ * returns MMSA_ERR_CANCELED; mmsa_report_error then lets
+ * CHECK_FOR_INTERRUPTS() raise the proper error.  Other interrupts (such
+ * as messages from parallel workers, which also set InterruptPending) do
+ * not stop inference.
  */
 static int
 mmsa_interrupt_pending(void)
 {
-	return InterruptPending != 0;
+	return InterruptPending && (QueryCancelPending || ProcDiePending) &&
+		INTERRUPTS_CAN_BE_PROCESSED();
 }
 
 /*
