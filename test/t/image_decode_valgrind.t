@@ -1,0 +1,69 @@
+#!/bin/bash
+# The image decoder under valgrind memcheck: the generated test images (good
+# and hostile, test/reference/make_test_images.py) decoded and preprocessed
+# by `mmsa decode`, and the C unit test (every truncation, bit flips, ...),
+# must run without invalid reads/writes, uses of uninitialised memory or
+# leaks (--error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect).
+# The hostile files must still be refused with the right status.
+set -u
+ROOT=${MMSA_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+CLI=${MMSA_CLI:-$ROOT/build/mmsa}
+TMP=${MMSA_TMP:-/tmp/mmsa_test}
+DIR=$TMP/image_decode_valgrind
+n=0
+fail=0
+ok() {
+	n=$((n + 1))
+	if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi
+}
+
+if ! command -v valgrind >/dev/null 2>&1; then
+	echo "1..0 # SKIP valgrind not installed"
+	exit 0
+fi
+if [ ! -x "$CLI" ] || [ ! -x "$ROOT/build/unit/test_image_decode" ]; then
+	ok 1 "mmsa and build/unit/test_image_decode built (run make)"
+	echo "1..$n"
+	exit 1
+fi
+mkdir -p "$DIR"
+/usr/bin/python3 "$ROOT/test/reference/make_test_images.py" "$DIR"
+ok $? "test images generated"
+cat > "$DIR/tv.json" <<'EOF'
+{"resize":256,"crop":224,"channel_order":"RGB","scale":0.00392156862745098,"mean":[0.485,0.456,0.406],"std":[0.229,0.224,0.225]}
+EOF
+
+VG="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect"
+
+# expected status of each file, from the manifest: name<TAB>expect
+/usr/bin/python3 -c '
+import json, sys
+for k, v in sorted(json.load(open(sys.argv[1])).items()):
+    print(k + "\t" + v["expect"])' "$DIR/manifest.json" > "$DIR/expect.tsv"
+
+while IFS=$'\t' read -r name expect; do
+	case $name in large_*) continue ;; esac	# 12 MP under memcheck: slow, covered by the reference test
+	$VG "$CLI" decode --preprocess "$DIR/tv.json" -o "$DIR/out.f32" "$DIR/$name" >"$DIR/out.txt" 2>"$DIR/err.txt"
+	rc=$?
+	case $expect in
+	ok) want_rc=0; want_msg="" ;;
+	FORMAT) want_rc=1; want_msg="format error" ;;
+	LIMIT) want_rc=1; want_msg="limit exceeded" ;;
+	UNSUPPORTED) want_rc=1; want_msg="unsupported" ;;
+	INVALID) want_rc=1; want_msg="invalid input" ;;
+	esac
+	if [ $rc -eq 99 ]; then
+		ok 1 "$name: valgrind errors: $(head -c 600 "$DIR/err.txt")"
+	elif [ $rc -ne $want_rc ] || { [ -n "$want_msg" ] && ! grep -q "$want_msg" "$DIR/err.txt"; }; then
+		ok 1 "$name: expected $expect, got rc $rc: $(head -c 300 "$DIR/err.txt")"
+	else
+		ok 0 "$name: $expect under valgrind, clean$( [ $rc -ne 0 ] && echo " ($(sed 's/^mmsa decode: [^:]*: //' "$DIR/err.txt" | head -c 120))")"
+	fi
+done < "$DIR/expect.tsv"
+
+$VG "$ROOT/build/unit/test_image_decode" >"$DIR/unit.txt" 2>"$DIR/unit_err.txt"
+rc=$?
+ok $rc "unit test test_image_decode under valgrind: rc $rc, $(grep -c '^ok' "$DIR/unit.txt") tests ok$( [ $rc -ne 0 ] && head -c 600 "$DIR/unit_err.txt")"
+
+echo "1..$n"
+exit $fail
