@@ -257,3 +257,166 @@ linear_forward(float *out, const float *inp, const float *weight,
 			for (int o = 0; o < OC; o++)
 				out[(size_t) b * OC + o] += bias[o];
 }
+
+/*
+ * Winograd F(2x2, 3x3) weight transform: U[p] (Cout, Cin) for the 16
+ * positions p = 4*i + j of G g G^T, G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1].
+ */
+void
+winograd_weight_transform(float *U, const float *w, int Cout, int Cin)
+{
+	static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+
+	for (int o = 0; o < Cout; o++)
+		for (int c = 0; c < Cin; c++)
+		{
+			const float *g = w + ((size_t) o * Cin + c) * 9;
+			double		Gg[4][3];
+
+			for (int i = 0; i < 4; i++)
+				for (int j = 0; j < 3; j++)
+					Gg[i][j] = G[i][0] * g[0 * 3 + j] + G[i][1] * g[1 * 3 + j] + G[i][2] * g[2 * 3 + j];
+			for (int i = 0; i < 4; i++)
+				for (int j = 0; j < 4; j++)
+					U[((size_t) (i * 4 + j) * Cout + o) * Cin + c] =
+						(float) (Gg[i][0] * G[j][0] + Gg[i][1] * G[j][1] + Gg[i][2] * G[j][2]);
+		}
+}
+
+size_t
+winograd_floats(int C, int B, int H, int W)
+{
+	return (size_t) 16 * C * B * ((H + 1) / 2) * ((W + 1) / 2);
+}
+
+/*
+ * Winograd F(2x2, 3x3) convolution (see conv.h).  Tiles are numbered
+ * t = (b * th + ty) * tw + tx; V: (16, Cin, T), M: (16, Cout, T).
+ */
+void
+conv2d_winograd_forward(float *out, const float *inp, const float *U,
+						const float *bias, const float *residual, int relu,
+						int B, int Cin, int H, int W, int Cout,
+						float *V, float *M)
+{
+	int			th = (H + 1) / 2,
+				tw = (W + 1) / 2;
+	size_t		T = (size_t) B * th * tw;
+	size_t		HW = (size_t) H * W;
+
+	/* input transform: V[p][c][t] = (B^T d B)[p] */
+	for (int c = 0; c < Cin; c++)
+		for (int b = 0; b < B; b++)
+		{
+			const float *plane = inp + ((size_t) c * B + b) * HW;
+
+			for (int ty = 0; ty < th; ty++)
+				for (int tx = 0; tx < tw; tx++)
+				{
+					size_t		t = ((size_t) b * th + ty) * tw + tx;
+					int			y0 = 2 * ty - 1,
+								x0 = 2 * tx - 1;
+					float		d[4][4],
+								r[4][4];
+
+					if (y0 >= 0 && x0 >= 0 && y0 + 3 < H && x0 + 3 < W)
+					{
+						for (int i = 0; i < 4; i++)
+							for (int j = 0; j < 4; j++)
+								d[i][j] = plane[(size_t) (y0 + i) * W + x0 + j];
+					}
+					else
+					{
+						for (int i = 0; i < 4; i++)
+							for (int j = 0; j < 4; j++)
+							{
+								int			y = y0 + i,
+											x = x0 + j;
+
+								d[i][j] = (y >= 0 && y < H && x >= 0 && x < W) ?
+									plane[(size_t) y * W + x] : 0.0f;
+							}
+					}
+					/* rows: B^T d */
+					for (int j = 0; j < 4; j++)
+					{
+						r[0][j] = d[0][j] - d[2][j];
+						r[1][j] = d[1][j] + d[2][j];
+						r[2][j] = d[2][j] - d[1][j];
+						r[3][j] = d[1][j] - d[3][j];
+					}
+					/* columns: (B^T d) B */
+					for (int i = 0; i < 4; i++)
+					{
+						float	   *v = V + ((size_t) (i * 4) * Cin + c) * T + t;
+						size_t		step = (size_t) Cin * T;
+
+						v[0] = r[i][0] - r[i][2];
+						v[step] = r[i][1] + r[i][2];
+						v[2 * step] = r[i][2] - r[i][1];
+						v[3 * step] = r[i][1] - r[i][3];
+					}
+				}
+		}
+
+	/* 16 products: M[p] (Cout, T) = U[p] (Cout, Cin) x V[p] (Cin, T) */
+	for (int p = 0; p < 16; p++)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+					Cout, (int) T, Cin, 1.0f, U + (size_t) p * Cout * Cin, Cin,
+					V + (size_t) p * Cin * T, (int) T,
+					0.0f, M + (size_t) p * Cout * T, (int) T);
+
+	/* output transform A^T m A, A^T = [1 1 1 0; 0 1 -1 -1], + bias, residual, ReLU */
+	for (int o = 0; o < Cout; o++)
+	{
+		float		bo = bias ? bias[o] : 0.0f;
+
+		for (int b = 0; b < B; b++)
+		{
+			float	   *oplane = out + ((size_t) o * B + b) * HW;
+			const float *rplane = residual ? residual + ((size_t) o * B + b) * HW : NULL;
+
+			for (int ty = 0; ty < th; ty++)
+				for (int tx = 0; tx < tw; tx++)
+				{
+					size_t		t = ((size_t) b * th + ty) * tw + tx;
+					const float *mp = M + (size_t) o * T + t;
+					size_t		step = (size_t) Cout * T;
+					float		m[16],
+								s[2][4],
+								y[2][2];
+
+					for (int p = 0; p < 16; p++)
+						m[p] = mp[p * step];
+					for (int j = 0; j < 4; j++)
+					{
+						s[0][j] = m[j] + m[4 + j] + m[8 + j];
+						s[1][j] = m[4 + j] - m[8 + j] - m[12 + j];
+					}
+					for (int i = 0; i < 2; i++)
+					{
+						y[i][0] = s[i][0] + s[i][1] + s[i][2];
+						y[i][1] = s[i][1] - s[i][2] - s[i][3];
+					}
+					for (int i = 0; i < 2; i++)
+					{
+						int			yy = 2 * ty + i;
+
+						if (yy >= H)
+							break;
+						for (int j = 0; j < 2; j++)
+						{
+							int			xx = 2 * tx + j;
+							size_t		idx = (size_t) yy * W + xx;
+							float		v;
+
+							if (xx >= W)
+								break;
+							v = y[i][j] + bo + (rplane ? rplane[idx] : 0.0f);
+							oplane[idx] = (relu && v < 0.0f) ? 0.0f : v;
+						}
+					}
+				}
+		}
+	}
+}

@@ -44,6 +44,31 @@ void		conv2d_forward(float *out, const float *inp, const float *weight,
 						   float *col, size_t col_floats);
 
 /*
+ * Winograd F(2x2, 3x3) for 3x3 stride-1 pad-1 convolutions: each 4x4 input
+ * tile (stride 2) is transformed (V = B^T d B), the 16 transformed
+ * positions are 16 matrix products M = U (Cout, Cin) x V (Cin, tiles), and
+ * each 2x2 output tile is A^T M A: 16 multiplications per 2x2 outputs
+ * instead of 36.
+ *
+ * winograd_weight_transform: U: (16, Cout, Cin) = G g G^T of w: (Cout, Cin, 3, 3).
+ * winograd_floats: floats of one transformed tensor (16, C, tiles) for a
+ * batch of B images of H x W.
+ */
+void		winograd_weight_transform(float *U, const float *w, int Cout, int Cin);
+size_t		winograd_floats(int C, int B, int H, int W);
+
+/*
+ * out: (Cout, B, H, W) = act(conv3x3(inp) + bias [+ residual]), stride 1,
+ * zero padding 1, with U from winograd_weight_transform.  V must hold
+ * winograd_floats(Cin, B, H, W) floats and M winograd_floats(Cout, B, H, W);
+ * neither may overlap inp, out or residual.
+ */
+void		conv2d_winograd_forward(float *out, const float *inp, const float *U,
+									const float *bias, const float *residual,
+									int relu, int B, int Cin, int H, int W,
+									int Cout, float *V, float *M);
+
+/*
  * out: (C, B, Ho, Wo) = max over k x k windows of inp: (C, B, H, W), with
  * stride and padding; padded cells never win (-inf padding, as PyTorch).
  * On inputs >= 0 (after a ReLU) this equals Keras' ZeroPadding2D followed

@@ -32,6 +32,7 @@ set_conv_shape(resnet_conv *c, int cin, int cout, int k, int stride, int pad)
 	c->k = k;
 	c->stride = stride;
 	c->pad = pad;
+	c->winograd = (k == 3 && stride == 1 && pad == 1);
 	c->weight = NULL;
 	c->bias = NULL;
 }
@@ -68,10 +69,17 @@ resnet_plan(resnet_model *m)
 		}
 }
 
+/* Floats of a convolution's weights as stored (Winograd: 16 per pair). */
+static size_t
+conv_weight_floats(const resnet_conv *c)
+{
+	return (size_t) c->cout * c->cin * (c->winograd ? 16 : c->k * c->k);
+}
+
 static size_t
 conv_params(const resnet_conv *c)
 {
-	return (size_t) c->cout * c->cin * c->k * c->k + c->cout;
+	return conv_weight_floats(c) + c->cout;
 }
 
 /*
@@ -95,6 +103,7 @@ load_folded_conv(safetensors_file *f, resnet_conv *c, const char *conv_name,
 			   *mean,
 			   *var;
 	size_t		per_out = (size_t) c->cin * c->k * c->k;
+	float	   *folded;
 
 	snprintf(name, sizeof(name), "%s.weight", conv_name);
 	if ((w = safetensors_get_f32(f, name, 4, wshape, err)) == NULL)
@@ -116,18 +125,31 @@ load_folded_conv(safetensors_file *f, resnet_conv *c, const char *conv_name,
 	if ((var = safetensors_get_f32(f, name, 1, vshape, err)) == NULL)
 		return err ? err->status : MMSA_ERR_FORMAT;
 
+	/* Winograd convolutions fold into a scratch copy, then transform */
+	folded = c->winograd ? malloc(sizeof(float) * per_out * c->cout) : c->weight;
+	if (folded == NULL)
+		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
 	for (int o = 0; o < c->cout; o++)
 	{
 		double		scale;
 
 		if (!(var[o] >= 0.0f) || !isfinite(var[o]))
+		{
+			if (folded != c->weight)
+				free(folded);
 			return mmsa_set_error(err, MMSA_ERR_FORMAT,
 								  "tensor \"%s.running_var\" has a negative or non-finite value at %d",
 								  bn_name, o);
+		}
 		scale = gamma[o] / sqrt((double) var[o] + eps);
 		for (size_t i = 0; i < per_out; i++)
-			c->weight[o * per_out + i] = (float) (w[o * per_out + i] * scale);
+			folded[o * per_out + i] = (float) (w[o * per_out + i] * scale);
 		c->bias[o] = (float) (((cb ? cb[o] : 0.0) - mean[o]) * scale + beta[o]);
+	}
+	if (c->winograd)
+	{
+		winograd_weight_transform(c->weight, folded, c->cout, c->cin);
+		free(folded);
 	}
 	return MMSA_OK;
 }
@@ -137,7 +159,7 @@ static void
 place_conv(resnet_conv *c, float **cursor)
 {
 	c->weight = *cursor;
-	*cursor += (size_t) c->cout * c->cin * c->k * c->k;
+	*cursor += conv_weight_floats(c);
 	c->bias = *cursor;
 	*cursor += c->cout;
 }
@@ -482,7 +504,17 @@ ensure_workspace(resnet_model *m, int B, mmsa_error *err)
 			if (c == NULL)
 				continue;
 			Ho = conv_out_size(Hsrc, c->k, c->stride, c->pad);
-			per_image = conv2d_col_floats(c->cin, Hsrc, Hsrc, c->k, c->stride, c->pad, 1);
+			if (c->winograd)
+			{
+				/* V in the col buffer, M in a free activation buffer */
+				if (winograd_floats(c->cin, B, Hsrc, Hsrc) > col)
+					col = winograd_floats(c->cin, B, Hsrc, Hsrc);
+				if (winograd_floats(c->cout, 1, Hsrc, Hsrc) > act)
+					act = winograd_floats(c->cout, 1, Hsrc, Hsrc);
+				per_image = 0;
+			}
+			else
+				per_image = conv2d_col_floats(c->cin, Hsrc, Hsrc, c->k, c->stride, c->pad, 1);
 			if (per_image > 0)
 			{
 				G = (int) (RESNET_COL_CAP_FLOATS / per_image);
@@ -515,14 +547,22 @@ nomem:
 						  "out of memory for ResNet work buffers (batch %d)", B);
 }
 
-/* Runs one convolution of the model over (cin, B, H, W) into out. */
+/*
+ * Runs one convolution of the model over (cin, B, H, W) into out.
+ * scratch: a free activation buffer (Winograd's products), or NULL when
+ * the convolution is not a Winograd one.
+ */
 static void
 run_conv(resnet_model *m, const resnet_conv *c, float *out, const float *inp,
-		 const float *residual, int relu, int B, int H)
+		 const float *residual, int relu, int B, int H, float *scratch)
 {
-	conv2d_forward(out, inp, c->weight, c->bias, residual, relu,
-				   B, c->cin, H, H, c->cout, c->k, c->stride, c->pad,
-				   m->col, m->col_floats);
+	if (c->winograd)
+		conv2d_winograd_forward(out, inp, c->weight, c->bias, residual, relu,
+								B, c->cin, H, H, c->cout, m->col, scratch);
+	else
+		conv2d_forward(out, inp, c->weight, c->bias, residual, relu,
+					   B, c->cin, H, H, c->cout, c->k, c->stride, c->pad,
+					   m->col, m->col_floats);
 }
 
 mmsa_status
@@ -545,7 +585,7 @@ resnet_forward(resnet_model *m, const float *images, int B,
 
 	/* stem: 7x7/2 convolution + ReLU, 3x3/2 max pool */
 	nchw_to_cbhw(m->act[0], images, B, 3, H * H);
-	run_conv(m, &m->stem, m->act[1], m->act[0], NULL, 1, B, H);
+	run_conv(m, &m->stem, m->act[1], m->act[0], NULL, 1, B, H, NULL);
 	H = conv_out_size(H, 7, 2, 3);
 	maxpool2d_forward(m->act[0], m->act[1], 64, B, H, H, 3, 2, 1);
 	H = conv_out_size(H, 3, 2, 1);
@@ -566,18 +606,18 @@ resnet_forward(resnet_model *m, const float *images, int B,
 		if (mmsa_interrupted())
 			return mmsa_set_error(err, MMSA_ERR_CANCELED, "canceled");
 
-		run_conv(m, &b->conv1, m->act[t1], m->act[cur], NULL, 1, B, H);
+		run_conv(m, &b->conv1, m->act[t1], m->act[cur], NULL, 1, B, H, NULL);
 		H1 = conv_out_size(H, 1, b->conv1.stride, 0);
-		run_conv(m, &b->conv2, m->act[t2], m->act[t1], NULL, 1, B, H1);
+		run_conv(m, &b->conv2, m->act[t2], m->act[t1], NULL, 1, B, H1, m->act[o]);
 		H2 = conv_out_size(H1, 3, b->conv2.stride, 1);
 		if (b->has_downsample)
 		{
-			run_conv(m, &b->downsample, m->act[t1], m->act[cur], NULL, 0, B, H);
+			run_conv(m, &b->downsample, m->act[t1], m->act[cur], NULL, 0, B, H, NULL);
 			shortcut = m->act[t1];
 		}
 		else
 			shortcut = m->act[cur];
-		run_conv(m, &b->conv3, m->act[o], m->act[t2], shortcut, 1, B, H2);
+		run_conv(m, &b->conv3, m->act[o], m->act[t2], shortcut, 1, B, H2, NULL);
 		H = H2;
 		C = b->conv3.cout;
 		cur = o;

@@ -50,6 +50,7 @@ typedef struct resnet_conv
 				k,
 				stride,
 				pad;
+	int			winograd;		/* 3x3 stride 1: weight holds U (16, cout, cin) */
 	float	   *weight;			/* (cout, cin, k, k), in the model's arena */
 	float	   *bias;			/* (cout) */
 } resnet_conv;

@@ -124,6 +124,53 @@ test_conv_layers(void)
 		free(col);
 	}
 
+	/* Winograd F(2x2,3x3) against direct loops, odd and even sizes */
+	for (int t = 0; t < 3; t++)
+	{
+		int			B = 2,
+					Cin = 6,
+					Cout = 5,
+					H = (t == 0) ? 7 : (t == 1 ? 8 : 5),
+					W = (t == 2) ? 9 : H;
+		size_t		nin = (size_t) Cin * B * H * W,
+					nout = (size_t) Cout * B * H * W;
+		float	   *inp = malloc(sizeof(float) * nin),
+				   *w = malloc(sizeof(float) * Cout * Cin * 9),
+				   *U = malloc(sizeof(float) * Cout * Cin * 16),
+				   *bias = malloc(sizeof(float) * Cout),
+				   *res = malloc(sizeof(float) * nout),
+				   *want = malloc(sizeof(float) * nout),
+				   *got = malloc(sizeof(float) * nout),
+				   *V = malloc(sizeof(float) * winograd_floats(Cin, B, H, W)),
+				   *M = malloc(sizeof(float) * winograd_floats(Cout, B, H, W));
+		char		name[96];
+
+		for (size_t i = 0; i < nin; i++)
+			inp[i] = frand(&seed);
+		for (int i = 0; i < Cout * Cin * 9; i++)
+			w[i] = frand(&seed);
+		for (int i = 0; i < Cout; i++)
+			bias[i] = frand(&seed);
+		for (size_t i = 0; i < nout; i++)
+			res[i] = frand(&seed);
+		conv_direct(want, inp, w, bias, B, Cin, H, W, Cout, 3, 1, 1);
+		for (size_t i = 0; i < nout; i++)
+			want[i] = want[i] + res[i] > 0.0f ? want[i] + res[i] : 0.0f;
+		winograd_weight_transform(U, w, Cout, Cin);
+		conv2d_winograd_forward(got, inp, U, bias, res, 1, B, Cin, H, W, Cout, V, M);
+		snprintf(name, sizeof(name), "conv2d_winograd_forward %dx%d + residual + ReLU vs direct loops", H, W);
+		tap_close_within(want, got, (long) nout, 1e-5, name);
+		free(inp);
+		free(w);
+		free(U);
+		free(bias);
+		free(res);
+		free(want);
+		free(got);
+		free(V);
+		free(M);
+	}
+
 	/* max pool 3x3/2 pad 1 against direct loops (padding never wins) */
 	{
 		int			C = 2,

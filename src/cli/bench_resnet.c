@@ -1,0 +1,150 @@
+/*
+ * bench_resnet.c
+ *	  `mmsa bench resnet`: times ResNet-50 forward passes at 224 x 224.
+ *
+ *	  mmsa bench resnet --model DIR [--batch B] [--threads N] [--runs R]
+ *	                    [--warmup W]
+ *
+ * The inputs are fixed pseudo-random images; each timed pass computes the
+ * 49-token map, the pooled features and the logits, as the image encoder
+ * does.  Prints one line: the median and minimum milliseconds per batch
+ * over R timed runs after W warm-up runs, the median per image, and the
+ * OpenBLAS kernel in use.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cblas.h>
+
+#include "bench_resnet.h"
+#include "resnet.h"
+
+static double
+resnet_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int
+resnet_compare_doubles(const void *a, const void *b)
+{
+	double		x = *(const double *) a,
+				y = *(const double *) b;
+
+	return (x > y) - (x < y);
+}
+
+static void
+bench_resnet_usage(FILE *out)
+{
+	fprintf(out,
+			"usage: mmsa bench resnet --model DIR [--batch B] [--threads N] [--runs R] [--warmup W]\n"
+			"  Defaults: batch 1, threads 2, runs 20, warmup 3.\n"
+			"  Prints the median and minimum milliseconds per batch.\n");
+}
+
+int
+bench_resnet(int argc, char **argv)
+{
+	const char *model_dir = NULL;
+	int			batch = 1,
+				threads = 2,
+				runs = 20,
+				warmup = 3;
+	resnet_model *m = NULL;
+	mmsa_error	err;
+	float	   *images = NULL,
+			   *tokens = NULL,
+			   *pooled = NULL,
+			   *logits = NULL;
+	double	   *ms = NULL;
+	size_t		n_in;
+	unsigned	seed = 12345;
+	int			rc = 1;
+
+	for (int i = 1; i < argc; i++)
+	{
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+		{
+			bench_resnet_usage(stdout);
+			return 0;
+		}
+		else if (i + 1 < argc && strcmp(argv[i], "--model") == 0)
+			model_dir = argv[++i];
+		else if (i + 1 < argc && strcmp(argv[i], "--batch") == 0)
+			batch = atoi(argv[++i]);
+		else if (i + 1 < argc && strcmp(argv[i], "--threads") == 0)
+			threads = atoi(argv[++i]);
+		else if (i + 1 < argc && strcmp(argv[i], "--runs") == 0)
+			runs = atoi(argv[++i]);
+		else if (i + 1 < argc && strcmp(argv[i], "--warmup") == 0)
+			warmup = atoi(argv[++i]);
+		else
+		{
+			fprintf(stderr, "mmsa bench resnet: unknown or incomplete option \"%s\"\n", argv[i]);
+			bench_resnet_usage(stderr);
+			return 2;
+		}
+	}
+	if (model_dir == NULL || batch < 1 || batch > 256 || threads < 1 || runs < 1 || warmup < 0)
+	{
+		bench_resnet_usage(stderr);
+		return 2;
+	}
+	openblas_set_num_threads(threads);
+	if (resnet_model_load(model_dir, &m, &err) != MMSA_OK)
+	{
+		fprintf(stderr, "mmsa bench resnet: %s\n", err.message);
+		return 1;
+	}
+	n_in = (size_t) batch * 3 * RESNET_IMAGE_SIZE * RESNET_IMAGE_SIZE;
+	images = malloc(n_in * sizeof(float));
+	tokens = malloc((size_t) batch * RESNET_TOKENS * RESNET_FEATURES * sizeof(float));
+	pooled = malloc((size_t) batch * RESNET_FEATURES * sizeof(float));
+	logits = malloc((size_t) batch * m->num_classes * sizeof(float));
+	ms = malloc(runs * sizeof(double));
+	if (!images || !tokens || !pooled || !logits || !ms)
+	{
+		fprintf(stderr, "mmsa bench resnet: out of memory\n");
+		goto done;
+	}
+	for (size_t i = 0; i < n_in; i++)
+	{
+		seed = seed * 1103515245u + 12345u;
+		images[i] = ((seed >> 8) & 0xffff) / 32768.0f - 1.0f;
+	}
+	for (int i = 0; i < warmup + runs; i++)
+	{
+		double		t0 = resnet_now_ms();
+
+		if (resnet_forward(m, images, batch, tokens, pooled, logits, &err) != MMSA_OK)
+		{
+			fprintf(stderr, "mmsa bench resnet: %s\n", err.message);
+			goto done;
+		}
+		if (i >= warmup)
+			ms[i - warmup] = resnet_now_ms() - t0;
+	}
+	qsort(ms, runs, sizeof(double), resnet_compare_doubles);
+	{
+		double		median = runs % 2 ? ms[runs / 2] : 0.5 * (ms[runs / 2 - 1] + ms[runs / 2]);
+
+		printf("resnet batch=%d threads=%d runs=%d median_ms=%.3f min_ms=%.3f ms_per_image=%.3f corename=%s\n",
+			   batch, threads, runs, median, ms[0], median / batch, openblas_get_corename());
+	}
+	rc = 0;
+
+done:
+	free(images);
+	free(tokens);
+	free(pooled);
+	free(logits);
+	free(ms);
+	resnet_model_free(m);
+	return rc;
+}
