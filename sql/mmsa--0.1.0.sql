@@ -28,3 +28,18 @@ CREATE FUNCTION mmsa_wordpieces(body text) RETURNS text[]
 
 COMMENT ON FUNCTION mmsa_wordpieces(text) IS
 'WordPiece tokens behind mmsa_tokenize, as strings (## marks a word continuation): what the text encoder reads';
+
+CREATE FUNCTION mmsa_image_embedding(image bytea) RETURNS real[]
+	AS 'MODULE_PATHNAME', 'mmsa_image_embedding'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION mmsa_image_embedding(bytea) IS
+'Pooled vector (F_I, 2048 values) of a JPEG or PNG image from the installed model''s ResNet-50 image encoder';
+
+CREATE FUNCTION mmsa_image_classes(image bytea, k int DEFAULT 5)
+	RETURNS TABLE (rank int, label text, probability real)
+	AS 'MODULE_PATHNAME', 'mmsa_image_classes'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE ROWS 5;
+
+COMMENT ON FUNCTION mmsa_image_classes(bytea, int) IS
+'The k most probable ImageNet classes of a JPEG or PNG image according to the installed ResNet-50, with their probabilities';

@@ -36,7 +36,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <jansson.h>
+/* jansson's object type, declared here so that users of this header need not
+ * include <jansson.h> (whose json_object clashes with PostgreSQL's). */
+typedef struct json_t json_t;
 
 #include "mmsa_error.h"
 

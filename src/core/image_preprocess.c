@@ -16,6 +16,8 @@
  */
 #include "image.h"
 
+#include <jansson.h>
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>

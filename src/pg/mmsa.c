@@ -6,10 +6,13 @@
  *	 mmsa.model_dir  where the installed model lives (superuser only, so that
  *					 no SQL function becomes a way to read arbitrary files)
  *	 mmsa.threads	 OpenBLAS threads used by one backend's inference
+ *	 mmsa.max_image_pixels  larger images are refused before decoding
+ *					 (superuser only: it bounds a backend's memory)
  */
 #include "postgres.h"
 
 #include <cblas.h>
+#include <limits.h>
 
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -21,6 +24,7 @@ PG_MODULE_MAGIC;
 
 char	   *mmsa_model_dir = NULL;
 int			mmsa_threads = 1;
+int			mmsa_max_image_pixels = 50 * 1000 * 1000;
 
 void		_PG_init(void);
 
@@ -71,6 +75,17 @@ _PG_init(void)
 							&mmsa_threads,
 							1, 1, 64,
 							PGC_USERSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("mmsa.max_image_pixels",
+							"Largest image (width x height) that mmsa decodes.",
+							"Larger images are refused from their header, before any "
+							"large allocation. JPEGs are checked at the reduced size "
+							"that DCT scaling decodes them at.",
+							&mmsa_max_image_pixels,
+							50 * 1000 * 1000, 1, INT_MAX,
+							PGC_SUSET,
 							0,
 							NULL, NULL, NULL);
 

@@ -8,12 +8,15 @@
 #include "postgres.h"
 
 #include "bert.h"
+#include "image.h"
+#include "resnet.h"
 #include "mmsa_error.h"
 #include "tokenizer.h"
 
 /* GUC variables (mmsa.c) */
 extern char *mmsa_model_dir;
 extern int	mmsa_threads;
+extern int	mmsa_max_image_pixels;
 
 /*
  * Where an error came from decides its SQLSTATE: a bad model file is the
@@ -46,5 +49,18 @@ typedef struct mmsa_text_encoder
 
 mmsa_text_encoder *mmsa_text_encoder_get(void);
 bert_model *mmsa_text_encoder_weights(mmsa_text_encoder *enc);
+
+/*
+ * The image encoder of the installed model (<mmsa.model_dir>/image), loaded
+ * once per backend (model_cache.c), with its preprocessing configuration.
+ */
+typedef struct mmsa_image_encoder
+{
+	char	   *dir;			/* <mmsa.model_dir>/image */
+	resnet_model *resnet;
+	image_preprocess_config preprocess;
+} mmsa_image_encoder;
+
+mmsa_image_encoder *mmsa_image_encoder_get(void);
 
 #endif

@@ -16,7 +16,10 @@
 
 #include "mmsa_pg.h"
 
+#include <jansson.h>
+
 static mmsa_text_encoder text_encoder;
+static mmsa_image_encoder image_encoder;
 
 /* Frees whatever the cache holds. */
 static void
@@ -90,4 +93,64 @@ mmsa_text_encoder_weights(mmsa_text_encoder *enc)
 		enc->bert = bert;
 	}
 	return enc->bert;
+}
+
+/* Frees whatever the image encoder cache holds. */
+static void
+image_encoder_reset(void)
+{
+	if (image_encoder.resnet != NULL)
+		resnet_model_free(image_encoder.resnet);
+	if (image_encoder.dir != NULL)
+		pfree(image_encoder.dir);
+	memset(&image_encoder, 0, sizeof(image_encoder));
+}
+
+/*
+ * Returns the image encoder of the installed model: ResNet-50 from
+ * <mmsa.model_dir>/image (config.json, model.safetensors, labels), with the
+ * preprocessing its config.json records (torchvision's when it records
+ * none).
+ */
+mmsa_image_encoder *
+mmsa_image_encoder_get(void)
+{
+	char		dir[MAXPGPATH];
+	mmsa_error	err;
+	resnet_model *resnet = NULL;
+	image_preprocess_config preprocess;
+
+	snprintf(dir, sizeof(dir), "%s/image", mmsa_model_dir ? mmsa_model_dir : "");
+	if (image_encoder.dir != NULL && strcmp(image_encoder.dir, dir) == 0)
+		return &image_encoder;
+	image_encoder_reset();
+
+	if (resnet_model_load(dir, &resnet, &err) != MMSA_OK)
+		mmsa_report_error(&err, MMSA_ORIGIN_MODEL);
+
+	image_preprocess_config_torchvision(&preprocess);
+	if (resnet->preprocess_json != NULL)
+	{
+		json_error_t jerr;
+		json_t	   *obj = json_loads(resnet->preprocess_json, 0, &jerr);
+		mmsa_status status;
+
+		if (obj == NULL)
+			status = mmsa_set_error(&err, MMSA_ERR_FORMAT, "bad preprocessing object in %s/config.json: %s",
+									dir, jerr.text);
+		else
+		{
+			status = image_preprocess_config_from_json(obj, &preprocess, &err);
+			json_decref(obj);
+		}
+		if (status != MMSA_OK)
+		{
+			resnet_model_free(resnet);
+			mmsa_report_error(&err, MMSA_ORIGIN_MODEL);
+		}
+	}
+	image_encoder.resnet = resnet;
+	image_encoder.preprocess = preprocess;
+	image_encoder.dir = MemoryContextStrdup(TopMemoryContext, dir);
+	return &image_encoder;
 }

@@ -13,6 +13,7 @@
 #include <jpeglib.h>
 #include <png.h>
 #include <zlib.h>
+#include <jansson.h>
 
 #include "image.h"
 #include "tap.h"
