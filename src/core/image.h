@@ -135,8 +135,10 @@ void		image_resize_output_size(int width, int height, int resize,
  */
 typedef struct image_workspace
 {
-	void	   *buf;
+	void	   *buf;			/* resampling coefficients and intermediate rows */
 	size_t		cap;
+	uint8_t    *crop;			/* the cropped uint8 pixels, (crop,crop,3) */
+	size_t		crop_cap;
 } image_workspace;
 
 void		image_workspace_free(image_workspace *ws);

@@ -384,7 +384,8 @@ jpeg_decode_rgb(const uint8_t *data, size_t len, const image_decode_options *opt
 	if (status != MMSA_OK)
 		goto done;
 	/* libjpeg's own allocations (progressive coefficient buffers) stay bounded */
-	cinfo.mem->max_memory_to_use = (long) (opt->max_pixels * 10 + (64L << 20));
+	if (opt->max_pixels <= ((int64_t) LONG_MAX - (64L << 20)) / 10)
+		cinfo.mem->max_memory_to_use = (long) (opt->max_pixels * 10 + (64L << 20));
 
 	if (cinfo.num_components == 4)
 		cinfo.out_color_space = JCS_CMYK;	/* CMYK or YCCK: libjpeg gives CMYK */

@@ -196,6 +196,9 @@ image_workspace_free(image_workspace *ws)
 	free(ws->buf);
 	ws->buf = NULL;
 	ws->cap = 0;
+	free(ws->crop);
+	ws->crop = NULL;
+	ws->crop_cap = 0;
 }
 
 /* ---- Pillow's bilinear resampling --------------------------------------- */
@@ -520,10 +523,19 @@ image_preprocess(const mmsa_image *img, const image_preprocess_config *cfg,
 		top = center_offset(rh, c);
 	}
 
-	/* the crop's uint8 pixels live in a separate buffer: the workspace is the resizer's */
-	region = malloc((size_t) c * c * 3);
-	if (region == NULL)
-		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory preprocessing");
+	if (use->crop_cap < (size_t) c * c * 3)
+	{
+		free(use->crop);
+		use->crop_cap = 0;
+		use->crop = malloc((size_t) c * c * 3);
+		if (use->crop == NULL)
+		{
+			image_workspace_free(&local);
+			return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory preprocessing");
+		}
+		use->crop_cap = (size_t) c * c * 3;
+	}
+	region = use->crop;
 	status = resize_region(img->rgb, img->width, img->height, rw, rh, left, top, c, c,
 						   region, use, err);
 	if (status == MMSA_OK)
@@ -541,7 +553,6 @@ image_preprocess(const mmsa_image *img, const image_preprocess_config *cfg,
 				o[i] = lut[oc][region[3 * i + sc]];
 		}
 	}
-	free(region);
 	image_workspace_free(&local);
 	return status;
 }
