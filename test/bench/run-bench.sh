@@ -1,0 +1,96 @@
+#!/bin/bash
+# run-bench.sh (make bench): the BERT encoder forward pass, bert-base shape,
+# seq 64, batch 1 and 16, 2 threads: the C core (mmsa bench bert) against
+# ONNX Runtime (onnxruntime-node, graph optimizations on) and PyTorch
+# (test/reference/bert_reference.py, inference_mode).
+#
+# Random bert-base weights (test/reference/bert_reference.py model), their
+# ONNX export (opset 14) and onnxruntime-node (pinned, installed with
+# --ignore-scripts) go to build/bench and are reused by later runs.
+# The three are interleaved over several rounds, so that load from other
+# processes hits them alike; each round gives a median of RUNS timed runs
+# after warm-up, and the table shows the best round's median per tool.
+#
+# Environment: MMSA_BENCH_THREADS (2), MMSA_BENCH_RUNS (10), MMSA_BENCH_ROUNDS
+# (3), MMSA_BENCH_BATCHES ("1 16"), and OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE
+# (passed through to OpenBLAS when set).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BENCH="$ROOT/build/bench"
+CLI="$ROOT/build/mmsa"
+PY=/usr/bin/python3
+ORT_VERSION=1.30.0
+THREADS=${MMSA_BENCH_THREADS:-2}
+RUNS=${MMSA_BENCH_RUNS:-10}
+ROUNDS=${MMSA_BENCH_ROUNDS:-3}
+BATCHES=${MMSA_BENCH_BATCHES:-"1 16"}
+SEQ=64
+WARMUP=2
+MODEL="$BENCH/bert-base"
+ONNX="$BENCH/bert-base.onnx"
+
+[ -x "$CLI" ] || { echo "run-bench.sh: $CLI not built (run make)" >&2; exit 1; }
+mkdir -p "$BENCH"
+
+if [ ! -f "$MODEL/model.safetensors" ] || [ ! -f "$ONNX" ]; then
+	echo "== random bert-base weights and ONNX export -> $BENCH"
+	"$PY" "$ROOT/test/reference/bert_reference.py" model "$MODEL" --shape base --seed 0 \
+		--onnx "$ONNX" --seq "$SEQ" 2>&1 | grep -v -i "warn" || true
+	[ -f "$ONNX" ] || { echo "run-bench.sh: ONNX export failed" >&2; exit 1; }
+fi
+
+installed=$(node -p "require('$BENCH/node_modules/onnxruntime-node/package.json').version" 2>/dev/null || true)
+if [ "$installed" != "$ORT_VERSION" ]; then
+	echo "== npm install onnxruntime-node@$ORT_VERSION -> $BENCH"
+	[ -f "$BENCH/package.json" ] || echo '{"name": "mmsa-bench", "private": true}' > "$BENCH/package.json"
+	(cd "$BENCH" && npm install --ignore-scripts --no-audit --no-fund --save-exact \
+		"onnxruntime-node@$ORT_VERSION" >/dev/null)
+fi
+
+# median_ms=... from a bench line
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
+best() { sort -g | head -1; }
+
+declare -A RESULT
+corename=""
+for B in $BATCHES; do
+	c_all=""; ort_all=""; torch_all=""
+	for r in $(seq "$ROUNDS"); do
+		line=$("$CLI" bench bert --model "$MODEL" --batch "$B" --seq "$SEQ" \
+			--threads "$THREADS" --runs "$RUNS" --warmup "$WARMUP")
+		echo "  round $r: $line"
+		c_all+="$(echo "$line" | field median_ms)"$'\n'
+		corename=$(echo "$line" | field corename)
+		line=$(node "$ROOT/test/bench/bench_ort.js" "$BENCH/node_modules" "$ONNX" \
+			"$B" "$SEQ" "$THREADS" "$RUNS" "$WARMUP")
+		echo "  round $r: $line"
+		ort_all+="$(echo "$line" | field median_ms)"$'\n'
+		line=$("$PY" "$ROOT/test/bench/bench_torch.py" "$MODEL" "$B" "$SEQ" "$THREADS" \
+			"$RUNS" "$WARMUP")
+		echo "  round $r: $line"
+		torch_all+="$(echo "$line" | field median_ms)"$'\n'
+	done
+	RESULT[c$B]=$(printf '%s' "$c_all" | best)
+	RESULT[ort$B]=$(printf '%s' "$ort_all" | best)
+	RESULT[torch$B]=$(printf '%s' "$torch_all" | best)
+done
+
+echo
+echo "BERT encoder forward, bert-base shape (12 x 768, 12 heads), seq $SEQ, $THREADS threads"
+echo "ms per batch: best of $ROUNDS rounds of the median of $RUNS runs (after $WARMUP warm-up)"
+printf '%-7s %12s %12s %12s %8s %10s\n' batch "C (mmsa)" "ORT $ORT_VERSION" PyTorch "C/ORT" "C/PyTorch"
+for B in $BATCHES; do
+	awk -v b="$B" -v c="${RESULT[c$B]}" -v o="${RESULT[ort$B]}" -v t="${RESULT[torch$B]}" \
+		'BEGIN { printf "%-7s %12.1f %12.1f %12.1f %8.2f %10.3f\n", b, c, o, t, c / o, c / t }'
+done
+echo "OpenBLAS kernel: $corename; OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(unset: auto-detected)};" \
+	"OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-(unset: auto-detected)}"
+echo "CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) cores;" \
+	"load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# other models' benchmarks, when present
+if [ -x "$ROOT/test/bench/bench_resnet.sh" ]; then
+	echo
+	"$ROOT/test/bench/bench_resnet.sh"
+fi
