@@ -25,11 +25,15 @@
  *	  literal text ("[", "cl", "##s", "]"), like Hugging Face with
  *	  split_special_tokens=True: user text cannot inject control tokens.
  *
- *	  Unicode data comes from utf8proc (Unicode 15.0 for utf8proc 2.8; the
- *	  same as Python 3.12's unicodedata).  Known limits against Python:
- *	  the Cased / Case_Ignorable properties used by the final-sigma rule
- *	  are derived from general categories plus small tables (see
- *	  tokenizer.c).
+ *	  Unicode data comes from utf8proc (Unicode 15.0 for utf8proc 2.8, as
+ *	  Python 3.12's unicodedata).  Hugging Face under an older Python (3.11:
+ *	  Unicode 14.0) differs on characters added since: it drops them as
+ *	  unassigned (category Cn) where this tokenizer keeps them (mostly as
+ *	  [UNK]).  The Cased and Case_Ignorable properties behind the final-sigma
+ *	  rule are derived from general categories plus a small table, checked
+ *	  against Python's str.lower() for every code point.
+ *	  test/t/tokenizer_agreement.t compares the whole tweet corpus and
+ *	  20,000 synthetic Unicode texts with test/reference/bert_tokenizer_ref.py.
  *
  *	  The tokenizer object is immutable after loading: any number of threads
  *	  may call bert_tokenize() on one tokenizer at the same time.
