@@ -44,7 +44,8 @@ bench_resnet_usage(FILE *out)
 {
 	fprintf(out,
 			"usage: mmsa bench resnet --model DIR [--batch B] [--threads N] [--runs R] [--warmup W]\n"
-			"  Defaults: batch 1, threads 2, runs 20, warmup 3.\n"
+			"                         [--sub-batch S]\n"
+			"  Defaults: batch 1, threads 2, runs 20, warmup 3, sub-batch: the model's.\n"
 			"  Prints the median and minimum milliseconds per batch.\n");
 }
 
@@ -55,7 +56,8 @@ bench_resnet(int argc, char **argv)
 	int			batch = 1,
 				threads = 2,
 				runs = 20,
-				warmup = 3;
+				warmup = 3,
+				sub_batch = 0;
 	resnet_model *m = NULL;
 	mmsa_error	err;
 	float	   *images = NULL,
@@ -84,6 +86,8 @@ bench_resnet(int argc, char **argv)
 			runs = atoi(argv[++i]);
 		else if (i + 1 < argc && strcmp(argv[i], "--warmup") == 0)
 			warmup = atoi(argv[++i]);
+		else if (i + 1 < argc && strcmp(argv[i], "--sub-batch") == 0)
+			sub_batch = atoi(argv[++i]);
 		else
 		{
 			fprintf(stderr, "mmsa bench resnet: unknown or incomplete option \"%s\"\n", argv[i]);
@@ -102,6 +106,8 @@ bench_resnet(int argc, char **argv)
 		fprintf(stderr, "mmsa bench resnet: %s\n", err.message);
 		return 1;
 	}
+	if (sub_batch > 0)
+		m->sub_batch = sub_batch;
 	n_in = (size_t) batch * 3 * RESNET_IMAGE_SIZE * RESNET_IMAGE_SIZE;
 	images = malloc(n_in * sizeof(float));
 	tokens = malloc((size_t) batch * RESNET_TOKENS * RESNET_FEATURES * sizeof(float));
@@ -134,8 +140,8 @@ bench_resnet(int argc, char **argv)
 	{
 		double		median = runs % 2 ? ms[runs / 2] : 0.5 * (ms[runs / 2 - 1] + ms[runs / 2]);
 
-		printf("resnet batch=%d threads=%d runs=%d median_ms=%.3f min_ms=%.3f ms_per_image=%.3f corename=%s\n",
-			   batch, threads, runs, median, ms[0], median / batch, openblas_get_corename());
+		printf("resnet batch=%d sub_batch=%d threads=%d runs=%d median_ms=%.3f min_ms=%.3f ms_per_image=%.3f corename=%s\n",
+			   batch, m->sub_batch, threads, runs, median, ms[0], median / batch, openblas_get_corename());
 	}
 	rc = 0;
 

@@ -8,7 +8,75 @@
 
 #include <cblas.h>
 #include <float.h>
+#include <pthread.h>
 #include <string.h>
+
+/* ---- a small parallel loop for the memory-bound passes ---------------- */
+
+#define CONV_MAX_THREADS 16
+
+typedef void (*range_fn) (const void *args, int begin, int end);
+
+typedef struct range_task
+{
+	range_fn	fn;
+	const void *args;
+	int			begin,
+				end;
+} range_task;
+
+static void *
+range_thread(void *p)
+{
+	range_task *t = p;
+
+	t->fn(t->args, t->begin, t->end);
+	return NULL;
+}
+
+/*
+ * Runs fn(args, begin, end) over [0, n) split into as many parts as
+ * OpenBLAS has threads, so that the passes between matrix products (im2col,
+ * Winograd transforms, bias/ReLU, pooling) use the same cores.  Work of
+ * less than min_units * work_per_item stays on the calling thread; if a
+ * thread cannot be started its part runs on the calling thread.
+ */
+static void
+parallel_for(int n, size_t work_per_item, range_fn fn, const void *args)
+{
+	int			nt = openblas_get_num_threads();
+	pthread_t	th[CONV_MAX_THREADS];
+	range_task	task[CONV_MAX_THREADS];
+	int			started[CONV_MAX_THREADS];
+
+	if (nt > CONV_MAX_THREADS)
+		nt = CONV_MAX_THREADS;
+	if (nt > n)
+		nt = n;
+	if (nt <= 1 || (size_t) n * work_per_item < 65536)
+	{
+		if (n > 0)
+			fn(args, 0, n);
+		return;
+	}
+	for (int i = 0; i < nt; i++)
+	{
+		task[i].fn = fn;
+		task[i].args = args;
+		task[i].begin = (int) ((long) n * i / nt);
+		task[i].end = (int) ((long) n * (i + 1) / nt);
+	}
+	for (int i = 1; i < nt; i++)
+		started[i] = pthread_create(&th[i], NULL, range_thread, &task[i]) == 0;
+	fn(args, task[0].begin, task[0].end);
+	for (int i = 1; i < nt; i++)
+	{
+		if (started[i])
+			pthread_join(th[i], NULL);
+		else
+			fn(args, task[i].begin, task[i].end);
+	}
+}
 
 size_t
 conv2d_col_floats(int Cin, int H, int W, int k, int stride, int pad, int images)
@@ -27,14 +95,42 @@ conv2d_col_floats(int Cin, int H, int W, int k, int stride, int pad, int images)
  * position, the input pixel under kernel tap (ki, kj) of channel c, or 0
  * where the tap falls into the padding.
  */
-static void
-im2col_cbhw(float *col, const float *inp, int B, int b0, int G,
-			int Cin, int H, int W, int k, int stride, int pad, int Ho, int Wo)
+typedef struct im2col_args
 {
+	float	   *col;
+	const float *inp;
+	int			B,
+				b0,
+				G,
+				H,
+				W,
+				k,
+				stride,
+				pad,
+				Ho,
+				Wo;
+} im2col_args;
+
+static void
+im2col_range(const void *args, int c_begin, int c_end)
+{
+	const im2col_args *a = args;
+	float	   *col = a->col;
+	const float *inp = a->inp;
+	int			B = a->B,
+				b0 = a->b0,
+				G = a->G,
+				H = a->H,
+				W = a->W,
+				k = a->k,
+				stride = a->stride,
+				pad = a->pad,
+				Ho = a->Ho,
+				Wo = a->Wo;
 	size_t		HoWo = (size_t) Ho * Wo;
 	size_t		ncols = (size_t) G * HoWo;
 
-	for (int c = 0; c < Cin; c++)
+	for (int c = c_begin; c < c_end; c++)
 		for (int ki = 0; ki < k; ki++)
 			for (int kj = 0; kj < k; kj++)
 			{
@@ -84,14 +180,35 @@ im2col_cbhw(float *col, const float *inp, int B, int b0, int G,
 			}
 }
 
-/*
- * Adds bias (and residual), then applies the ReLU, over out: (Cout, N).
- */
 static void
-bias_residual_relu(float *out, const float *bias, const float *residual,
-				   int relu, int Cout, size_t N)
+im2col_cbhw(float *col, const float *inp, int B, int b0, int G,
+			int Cin, int H, int W, int k, int stride, int pad, int Ho, int Wo)
 {
-	for (int c = 0; c < Cout; c++)
+	im2col_args a = {col, inp, B, b0, G, H, W, k, stride, pad, Ho, Wo};
+
+	parallel_for(Cin, (size_t) k * k * G * Ho * Wo, im2col_range, &a);
+}
+
+typedef struct epilogue_args
+{
+	float	   *out;
+	const float *bias;
+	const float *residual;
+	int			relu;
+	size_t		N;
+} epilogue_args;
+
+static void
+epilogue_range(const void *args, int c_begin, int c_end)
+{
+	const epilogue_args *a = args;
+	float	   *out = a->out;
+	const float *bias = a->bias,
+			   *residual = a->residual;
+	int			relu = a->relu;
+	size_t		N = a->N;
+
+	for (int c = c_begin; c < c_end; c++)
 	{
 		float	   *row = out + (size_t) c * N;
 		const float *res = residual ? residual + (size_t) c * N : NULL;
@@ -107,6 +224,18 @@ bias_residual_relu(float *out, const float *bias, const float *residual,
 			for (size_t i = 0; i < N; i++)
 				row[i] = row[i] > 0.0f ? row[i] : 0.0f;
 	}
+}
+
+/*
+ * Adds bias (and residual), then applies the ReLU, over out: (Cout, N).
+ */
+static void
+bias_residual_relu(float *out, const float *bias, const float *residual,
+				   int relu, int Cout, size_t N)
+{
+	epilogue_args a = {out, bias, residual, relu, N};
+
+	parallel_for(Cout, N, epilogue_range, &a);
 }
 
 /*
@@ -159,15 +288,32 @@ conv2d_forward(float *out, const float *inp, const float *weight,
 /*
  * Max pooling (see conv.h): each (channel, image) plane separately.
  */
-void
-maxpool2d_forward(float *out, const float *inp, int C, int B,
-				  int H, int W, int k, int stride, int pad)
+typedef struct maxpool_args
 {
+	float	   *out;
+	const float *inp;
+	int			H,
+				W,
+				k,
+				stride,
+				pad;
+} maxpool_args;
+
+static void
+maxpool_range(const void *args, int p_begin, int p_end)
+{
+	const maxpool_args *a = args;
+	float	   *out = a->out;
+	const float *inp = a->inp;
+	int			H = a->H,
+				W = a->W,
+				k = a->k,
+				stride = a->stride,
+				pad = a->pad;
 	int			Ho = conv_out_size(H, k, stride, pad);
 	int			Wo = conv_out_size(W, k, stride, pad);
-	size_t		planes = (size_t) C * B;
 
-	for (size_t p = 0; p < planes; p++)
+	for (size_t p = p_begin; p < (size_t) p_end; p++)
 	{
 		const float *src = inp + p * H * W;
 		float	   *dst = out + p * Ho * Wo;
@@ -194,6 +340,15 @@ maxpool2d_forward(float *out, const float *inp, int C, int B,
 				dst[oy * Wo + ox] = m;
 			}
 	}
+}
+
+void
+maxpool2d_forward(float *out, const float *inp, int C, int B,
+				  int H, int W, int k, int stride, int pad)
+{
+	maxpool_args a = {out, inp, H, W, k, stride, pad};
+
+	parallel_for(C * B, (size_t) H * W * 2, maxpool_range, &a);
 }
 
 /*
@@ -289,23 +444,39 @@ winograd_floats(int C, int B, int H, int W)
 	return (size_t) 16 * C * B * ((H + 1) / 2) * ((W + 1) / 2);
 }
 
-/*
- * Winograd F(2x2, 3x3) convolution (see conv.h).  Tiles are numbered
- * t = (b * th + ty) * tw + tx; V: (16, Cin, T), M: (16, Cout, T).
- */
-void
-conv2d_winograd_forward(float *out, const float *inp, const float *U,
-						const float *bias, const float *residual, int relu,
-						int B, int Cin, int H, int W, int Cout,
-						float *V, float *M)
+typedef struct winograd_args
 {
+	float	   *out;
+	const float *inp;
+	const float *bias;
+	const float *residual;
+	int			relu,
+				B,
+				Cin,
+				H,
+				W,
+				Cout;
+	float	   *V;
+	const float *M;
+} winograd_args;
+
+/* Input transform of channels [c_begin, c_end): V[p][c][t] = (B^T d B)[p] */
+static void
+winograd_input_range(const void *args, int c_begin, int c_end)
+{
+	const winograd_args *a = args;
+	const float *inp = a->inp;
+	float	   *V = a->V;
+	int			B = a->B,
+				Cin = a->Cin,
+				H = a->H,
+				W = a->W;
 	int			th = (H + 1) / 2,
 				tw = (W + 1) / 2;
 	size_t		T = (size_t) B * th * tw;
 	size_t		HW = (size_t) H * W;
 
-	/* input transform: V[p][c][t] = (B^T d B)[p] */
-	for (int c = 0; c < Cin; c++)
+	for (int c = c_begin; c < c_end; c++)
 		for (int b = 0; b < B; b++)
 		{
 			const float *plane = inp + ((size_t) c * B + b) * HW;
@@ -358,16 +529,31 @@ conv2d_winograd_forward(float *out, const float *inp, const float *U,
 					}
 				}
 		}
+}
 
-	/* 16 products: M[p] (Cout, T) = U[p] (Cout, Cin) x V[p] (Cin, T) */
-	for (int p = 0; p < 16; p++)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-					Cout, (int) T, Cin, 1.0f, U + (size_t) p * Cout * Cin, Cin,
-					V + (size_t) p * Cin * T, (int) T,
-					0.0f, M + (size_t) p * Cout * T, (int) T);
+/*
+ * Output transform of channels [o_begin, o_end): A^T m A with
+ * A^T = [1 1 1 0; 0 1 -1 -1], + bias, residual, ReLU.
+ */
+static void
+winograd_output_range(const void *args, int o_begin, int o_end)
+{
+	const winograd_args *a = args;
+	float	   *out = a->out;
+	const float *M = a->M,
+			   *bias = a->bias,
+			   *residual = a->residual;
+	int			relu = a->relu,
+				B = a->B,
+				H = a->H,
+				W = a->W,
+				Cout = a->Cout;
+	int			th = (H + 1) / 2,
+				tw = (W + 1) / 2;
+	size_t		T = (size_t) B * th * tw;
+	size_t		HW = (size_t) H * W;
 
-	/* output transform A^T m A, A^T = [1 1 1 0; 0 1 -1 -1], + bias, residual, ReLU */
-	for (int o = 0; o < Cout; o++)
+	for (int o = o_begin; o < o_end; o++)
 	{
 		float		bo = bias ? bias[o] : 0.0f;
 
@@ -419,4 +605,29 @@ conv2d_winograd_forward(float *out, const float *inp, const float *U,
 				}
 		}
 	}
+}
+
+/*
+ * Winograd F(2x2, 3x3) convolution (see conv.h).  Tiles are numbered
+ * t = (b * th + ty) * tw + tx; V: (16, Cin, T), M: (16, Cout, T).
+ */
+void
+conv2d_winograd_forward(float *out, const float *inp, const float *U,
+						const float *bias, const float *residual, int relu,
+						int B, int Cin, int H, int W, int Cout,
+						float *V, float *M)
+{
+	winograd_args a = {out, inp, bias, residual, relu, B, Cin, H, W, Cout, V, M};
+	size_t		T = (size_t) B * ((H + 1) / 2) * ((W + 1) / 2);
+
+	parallel_for(Cin, 16 * T, winograd_input_range, &a);
+
+	/* 16 products: M[p] (Cout, T) = U[p] (Cout, Cin) x V[p] (Cin, T) */
+	for (int p = 0; p < 16; p++)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
+					Cout, (int) T, Cin, 1.0f, U + (size_t) p * Cout * Cin, Cin,
+					V + (size_t) p * Cin * T, (int) T,
+					0.0f, M + (size_t) p * Cout * T, (int) T);
+
+	parallel_for(Cout, 16 * T, winograd_output_range, &a);
 }

@@ -342,6 +342,7 @@ resnet_model_load(const char *dir, resnet_model **out, mmsa_error *err)
 	m = calloc(1, sizeof(resnet_model));
 	if (m == NULL)
 		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+	m->sub_batch = RESNET_SUB_BATCH;
 
 	if ((status = load_config(dir, m, labels_file, sizeof(labels_file), err)) != MMSA_OK)
 		goto fail;
@@ -565,21 +566,19 @@ run_conv(resnet_model *m, const resnet_conv *c, float *out, const float *inp,
 					   m->col, m->col_floats);
 }
 
-mmsa_status
-resnet_forward(resnet_model *m, const float *images, int B,
-			   float *feature_map, float *pooled, float *logits,
-			   mmsa_error *err)
+/*
+ * The forward pass of one chunk of B images (see resnet_forward).
+ */
+static mmsa_status
+resnet_forward_chunk(resnet_model *m, const float *images, int B,
+					 float *feature_map, float *pooled, float *logits,
+					 mmsa_error *err)
 {
 	mmsa_status status;
 	int			H = RESNET_IMAGE_SIZE;
 	int			cur;
 	int			C;
 
-	if (B < 1 || B > RESNET_MAX_BATCH)
-		return mmsa_set_error(err, MMSA_ERR_LIMIT, "batch of %d images; must be 1..%d",
-							  B, RESNET_MAX_BATCH);
-	if (images == NULL)
-		return mmsa_set_error(err, MMSA_ERR_INVALID, "no images");
 	if ((status = ensure_workspace(m, B, err)) != MMSA_OK)
 		return status;
 
@@ -635,6 +634,34 @@ resnet_forward(resnet_model *m, const float *images, int B,
 		global_avgpool_forward(p, m->act[cur], C, B, H * H);
 		if (logits)
 			linear_forward(logits, p, m->fc_weight, m->fc_bias, B, C, m->num_classes);
+	}
+	return MMSA_OK;
+}
+
+mmsa_status
+resnet_forward(resnet_model *m, const float *images, int B,
+			   float *feature_map, float *pooled, float *logits,
+			   mmsa_error *err)
+{
+	int			chunk = m->sub_batch >= 1 ? m->sub_batch : RESNET_SUB_BATCH;
+
+	if (B < 1 || B > RESNET_MAX_BATCH)
+		return mmsa_set_error(err, MMSA_ERR_LIMIT, "batch of %d images; must be 1..%d",
+							  B, RESNET_MAX_BATCH);
+	if (images == NULL)
+		return mmsa_set_error(err, MMSA_ERR_INVALID, "no images");
+	for (int b0 = 0; b0 < B; b0 += chunk)
+	{
+		int			n = B - b0 < chunk ? B - b0 : chunk;
+		mmsa_status status;
+
+		status = resnet_forward_chunk(m, images + (size_t) b0 * 3 * RESNET_IMAGE_SIZE * RESNET_IMAGE_SIZE, n,
+									  feature_map ? feature_map + (size_t) b0 * RESNET_TOKENS * RESNET_FEATURES : NULL,
+									  pooled ? pooled + (size_t) b0 * RESNET_FEATURES : NULL,
+									  logits ? logits + (size_t) b0 * m->num_classes : NULL,
+									  err);
+		if (status != MMSA_OK)
+			return status;
 	}
 	return MMSA_OK;
 }

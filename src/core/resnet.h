@@ -35,6 +35,7 @@
 #define RESNET_TOKENS 49		/* 7 x 7 positions of the last feature map */
 #define RESNET_FEATURES 2048
 #define RESNET_CONVS 53			/* stem + 16 blocks x 3 + 4 shortcuts */
+#define RESNET_SUB_BATCH 2
 
 typedef enum resnet_stride_on
 {
@@ -77,7 +78,14 @@ typedef struct resnet_model
 	char	   *preprocess_json;	/* the "preprocess" object as JSON, or NULL */
 	char	  **labels;			/* num_classes names, or NULL */
 
-	/* work buffers, grown to the largest batch seen */
+	/*
+	 * Images per pass through the network: a larger batch is run in
+	 * chunks of this many, which keeps the working set of each layer in
+	 * cache (default RESNET_SUB_BATCH; callers may change it after load).
+	 */
+	int			sub_batch;
+
+	/* work buffers, grown to the largest chunk seen */
 	int			ws_batch;
 	size_t		act_floats;		/* per buffer */
 	size_t		col_floats;

@@ -1,0 +1,87 @@
+#!/bin/sh
+# bench_resnet.sh
+#   Times ResNet-50 (224 x 224) forward passes: the C model (mmsa bench
+#   resnet), ONNX Runtime (onnxruntime-node) and PyTorch, on the same
+#   weights (torchvision resnet50 with random weights and calibrated
+#   BatchNorm, test/bench/resnet_export.py), batch 1 and 16, 2 threads,
+#   median after warm-up.  Prints each line, milliseconds per image and the
+#   ratios C / ORT and C / PyTorch, and the OpenBLAS kernel the C model ran.
+#
+#   usage: test/bench/bench_resnet.sh       (after make; RUNS1/RUNS16 override run counts)
+set -eu
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BENCH="$ROOT/build/bench"
+MODEL="$BENCH/resnet50"
+THREADS=${THREADS:-2}
+RUNS1=${RUNS1:-20}
+RUNS16=${RUNS16:-5}
+
+die()
+{
+	echo "bench_resnet: $*" >&2
+	exit 1
+}
+
+[ -x "$ROOT/build/mmsa" ] || die "build/mmsa is missing: run make first"
+mkdir -p "$BENCH"
+
+# weights for all three: safetensors + config for C, ONNX for ORT, state dict for PyTorch
+if [ ! -f "$MODEL/model.safetensors" ] || [ ! -f "$MODEL.onnx" ] || [ ! -f "$MODEL/state_dict.pt" ]; then
+	/usr/bin/python3 "$ROOT/test/bench/resnet_export.py" export "$MODEL" >/dev/null 2>"$BENCH/resnet_export.log" ||
+		die "export failed (see $BENCH/resnet_export.log)"
+fi
+
+# the C timing: `mmsa bench resnet` once dispatched, else a small driver
+if "$ROOT/build/mmsa" bench resnet --help >/dev/null 2>&1; then
+	C_BENCH="$ROOT/build/mmsa bench resnet"
+else
+	cc -O3 -march=native -I"$ROOT/src/core" -I"$ROOT/src/cli" -o "$BENCH/bench_resnet" \
+		"$ROOT/test/bench/bench_resnet_main.c" "$ROOT/src/cli/bench_resnet.c" \
+		"$ROOT/build/libmmsacore.a" -lopenblas -ljansson -lutf8proc -ljpeg -lpng -lz -lm -lpthread ||
+		die "could not build the bench driver"
+	C_BENCH="$BENCH/bench_resnet"
+fi
+
+# ONNX Runtime for Node, installed into build/bench (not the repo root)
+ORT_OK=1
+if [ ! -d "$BENCH/node_modules/onnxruntime-node" ]; then
+	(cd "$BENCH" && npm install --silent --ignore-scripts onnxruntime-node >"$BENCH/npm.log" 2>&1) || ORT_OK=0
+fi
+
+field()
+{
+	# field NAME LINE: the value of NAME=... in LINE
+	echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"
+}
+
+echo "ResNet-50 224x224, $THREADS threads, $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+for B in 1 16; do
+	if [ "$B" = 1 ]; then R=$RUNS1; W=3; else R=$RUNS16; W=1; fi
+	c_line=$($C_BENCH --model "$MODEL" --batch "$B" --threads "$THREADS" --runs "$R" --warmup "$W") ||
+		die "C bench failed"
+	echo "$c_line"
+	c_ms=$(field ms_per_image "$c_line")
+	ort_ms=""
+	if [ "$ORT_OK" = 1 ]; then
+		if ort_line=$(node "$ROOT/test/bench/bench_ort_resnet.js" "$BENCH/node_modules" "$MODEL.onnx" \
+			"$B" "$THREADS" "$R" "$W"); then
+			echo "$ort_line"
+			ort_ms=$(field ms_per_image "$ort_line")
+		fi
+	else
+		echo "ort: onnxruntime-node could not be installed (see $BENCH/npm.log)"
+	fi
+	pt_line=$(/usr/bin/python3 "$ROOT/test/bench/resnet_export.py" time "$MODEL" "$B" "$THREADS" "$R" "$W") ||
+		die "PyTorch timing failed"
+	echo "$pt_line"
+	pt_ms=$(field ms_per_image "$pt_line")
+	awk -v B="$B" -v c="$c_ms" -v o="$ort_ms" -v p="$pt_ms" 'BEGIN {
+		printf "batch %d: ms/image C %.2f", B, c;
+		if (o != "") printf ", ORT %.2f", o;
+		printf ", PyTorch %.2f", p;
+		if (o != "") printf "; C/ORT %.2f", c / o;
+		printf ", C/PyTorch %.2f\n", c / p;
+	}'
+done
+echo "OpenBLAS kernel (C model): $(field corename "$c_line")"
