@@ -139,7 +139,8 @@ cmd_classify(int argc, char **argv)
 	int			topk = 5,
 				batch = 8,
 				threads = 0;
-	int			first_image = argc;
+	char	  **image_paths = NULL;
+	int			n_images = 0;
 	resnet_model *m = NULL;
 	mmsa_error	err;
 	image_preprocess_config pcfg;
@@ -188,7 +189,8 @@ cmd_classify(int argc, char **argv)
 			save_tokens = argv[++i];
 		else if (strcmp(a, "--") == 0)
 		{
-			first_image = i + 1;
+			while (++i < argc)
+				argv[n_images++] = argv[i];
 			break;
 		}
 		else if (a[0] == '-')
@@ -198,13 +200,11 @@ cmd_classify(int argc, char **argv)
 			return 2;
 		}
 		else
-		{
-			first_image = i;
-			break;
-		}
+			argv[n_images++] = argv[i];	/* images, compacted to the front */
 	}
-	if (model_dir == NULL || (first_image >= argc && raw_path == NULL) ||
-		(first_image < argc && raw_path != NULL))
+	image_paths = argv;
+	if (model_dir == NULL || (n_images == 0 && raw_path == NULL) ||
+		(n_images > 0 && raw_path != NULL))
 	{
 		fprintf(stderr, "mmsa classify: give --model and either images or --raw\n");
 		classify_usage(stderr);
@@ -315,7 +315,7 @@ cmd_classify(int argc, char **argv)
 	}
 
 	{
-		int			total = raw_path ? n_raw : argc - first_image;
+		int			total = raw_path ? n_raw : n_images;
 		int			next = 0;
 
 		while (next < total)
@@ -339,7 +339,7 @@ cmd_classify(int argc, char **argv)
 				}
 				else
 				{
-					const char *path = argv[first_image + next++];
+					const char *path = image_paths[next++];
 					uint8_t    *data;
 					size_t		len;
 					mmsa_image	img = {0};
