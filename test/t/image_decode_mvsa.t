@@ -13,6 +13,7 @@ must be identical (same libjpeg-turbo; EXIF orientation applied by both).
 import glob
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -53,6 +54,9 @@ if not ok(len(images) == 4511, "MVSA-Single images found: %d (expected 4511) in 
     done()
 if not ok(os.access(CLI, os.X_OK), "mmsa CLI built at %s" % CLI):
     done()
+# run a private copy: a concurrent `make` relinking build/mmsa must not break the run
+shutil.copy2(CLI, os.path.join(WORK, "mmsa"))
+CLI = os.path.join(WORK, "mmsa")
 
 kinds = {}
 for p in images:

@@ -24,6 +24,7 @@ Hostile files must fail with the expected status and a message.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import warnings
@@ -63,6 +64,9 @@ def done():
 if not os.access(CLI, os.X_OK):
     ok(False, "mmsa CLI built at %s (run make)" % CLI)
     done()
+# run a private copy: a concurrent `make` relinking build/mmsa must not break the run
+shutil.copy2(CLI, os.path.join(IMG, "mmsa"))
+CLI = os.path.join(IMG, "mmsa")
 gen = subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "test", "reference", "make_test_images.py"), IMG],
                      capture_output=True, text=True)
 if not ok(gen.returncode == 0, "test images generated: %s" % gen.stderr.strip()[-200:]):
