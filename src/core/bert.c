@@ -5,12 +5,10 @@
  */
 #include "bert.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
 #include <jansson.h>
 
 #include "layers.h"
@@ -328,7 +326,6 @@ free_buffers(bert_model *m)
 	m->addmask = m->att = m->cls = NULL;
 	m->max_rows = 0;
 	m->max_T = 0;
-	m->att_slots = 0;
 }
 
 void
@@ -343,26 +340,23 @@ bert_model_free(bert_model *m)
 }
 
 /*
- * Makes the work buffers big enough for B*T rows of length T and att_slots
- * attention scratch areas (they only grow, so repeated calls of the same
- * size allocate nothing).
+ * Makes the work buffers big enough for B*T rows of length T (they only
+ * grow, so repeated calls of the same size allocate nothing).
  */
 static mmsa_status
-ensure_buffers(bert_model *m, int B, int T, int att_slots, mmsa_error *err)
+ensure_buffers(bert_model *m, int B, int T, mmsa_error *err)
 {
 	long		rows = (long) B * T;
 	size_t		C = m->config.hidden_size;
 	size_t		IC = m->config.intermediate_size;
 	size_t		NH = m->config.num_attention_heads;
 
-	if (rows <= m->max_rows && T <= m->max_T && att_slots <= m->att_slots)
+	if (rows <= m->max_rows && T <= m->max_T)
 		return MMSA_OK;
 	if (rows < m->max_rows)
 		rows = m->max_rows;
 	if (T < m->max_T)
 		T = m->max_T;
-	if (att_slots < m->att_slots)
-		att_slots = m->att_slots;
 	free_buffers(m);
 	m->x = malloc(rows * C * sizeof(float));
 	m->q = malloc(rows * C * sizeof(float));
@@ -372,7 +366,7 @@ ensure_buffers(bert_model *m, int B, int T, int att_slots, mmsa_error *err)
 	m->proj = malloc(rows * C * sizeof(float));
 	m->ffn = malloc(rows * IC * sizeof(float));
 	m->addmask = malloc(rows * sizeof(float));
-	m->att = malloc(att_slots * NH * T * T * sizeof(float));
+	m->att = malloc(NH * T * T * sizeof(float));
 	m->cls = malloc(rows * C * sizeof(float));
 	if (!m->x || !m->q || !m->k || !m->v || !m->ctx || !m->proj || !m->ffn ||
 		!m->addmask || !m->att || !m->cls)
@@ -383,7 +377,6 @@ ensure_buffers(bert_model *m, int B, int T, int att_slots, mmsa_error *err)
 	}
 	m->max_rows = rows;
 	m->max_T = T;
-	m->att_slots = att_slots;
 	return MMSA_OK;
 }
 
@@ -432,93 +425,6 @@ check_inputs(const bert_model *m, const int32_t *ids, const int32_t *token_types
 	return MMSA_OK;
 }
 
-/*
- * Self-attention over batch rows split between threads.  The per-head
- * products are small (T x T x C/NH), too small for OpenBLAS's own threads to
- * pay off, so while this runs OpenBLAS is set to one thread and each of our
- * threads takes a contiguous range of batch rows with its own (NH,T,T)
- * scratch.  With one thread (or one batch row) it is a plain call.
- */
-typedef struct attention_task
-{
-	float	   *out;
-	const float *q,
-			   *k,
-			   *v,
-			   *addmask;
-	float	   *att;
-	int			B,
-				T,
-				C,
-				NH;
-} attention_task;
-
-static void *
-attention_worker(void *arg)
-{
-	attention_task *t = arg;
-
-	attention_forward(t->out, t->q, t->k, t->v, t->addmask, t->att,
-					  t->B, t->T, t->C, t->NH);
-	return NULL;
-}
-
-static void
-attention_threaded(bert_model *m, int B, int T, int nthreads)
-{
-	int			C = m->config.hidden_size;
-	int			NH = m->config.num_attention_heads;
-	attention_task tasks[BERT_MAX_THREADS];
-	pthread_t	tids[BERT_MAX_THREADS];
-	int			started[BERT_MAX_THREADS];
-	int			blas_threads = openblas_get_num_threads();
-
-	if (nthreads <= 1)
-	{
-		attention_forward(m->ctx, m->q, m->k, m->v, m->addmask, m->att,
-						  B, T, C, NH);
-		return;
-	}
-	openblas_set_num_threads(1);
-	for (int i = 0; i < nthreads; i++)
-	{
-		int			b0 = (int) ((long) B * i / nthreads);
-		int			b1 = (int) ((long) B * (i + 1) / nthreads);
-		size_t		off = (size_t) b0 * T * C;
-
-		tasks[i] = (attention_task)
-		{
-			m->ctx + off, m->q + off, m->k + off, m->v + off,
-				m->addmask + (size_t) b0 * T,
-				m->att + (size_t) i * NH * T * T, b1 - b0, T, C, NH
-		};
-		started[i] = i > 0 &&
-			pthread_create(&tids[i], NULL, attention_worker, &tasks[i]) == 0;
-	}
-	attention_worker(&tasks[0]);
-	for (int i = 1; i < nthreads; i++)
-	{
-		if (started[i])
-			pthread_join(tids[i], NULL);
-		else
-			attention_worker(&tasks[i]);	/* could not start: run it here */
-	}
-	openblas_set_num_threads(blas_threads);
-}
-
-/* Threads for attention_threaded: OpenBLAS's count, at most one per row. */
-static int
-attention_threads(int B)
-{
-	int			n = openblas_get_num_threads();
-
-	if (n > BERT_MAX_THREADS)
-		n = BERT_MAX_THREADS;
-	if (n > B)
-		n = B;
-	return n < 1 ? 1 : n;
-}
-
 mmsa_status
 bert_forward_ex(bert_model *m, const int32_t *ids, const int32_t *token_types,
 				const int32_t *mask, int B, int T, float *all_hidden,
@@ -527,8 +433,8 @@ bert_forward_ex(bert_model *m, const int32_t *ids, const int32_t *token_types,
 	const bert_config *c = &m->config;
 	int			C = c->hidden_size;
 	int			IC = c->intermediate_size;
+	int			NH = c->num_attention_heads;
 	int			N;
-	int			nthreads;
 	size_t		layer_floats;
 	mmsa_status status;
 
@@ -537,8 +443,7 @@ bert_forward_ex(bert_model *m, const int32_t *ids, const int32_t *token_types,
 	if (pooled != NULL && m->pool_w == NULL)
 		return mmsa_set_error(err, MMSA_ERR_UNSUPPORTED,
 							  "\"%s\" has no pooler (pooler.dense.weight)", m->file.path);
-	nthreads = attention_threads(B);
-	if ((status = ensure_buffers(m, B, T, nthreads, err)) != MMSA_OK)
+	if ((status = ensure_buffers(m, B, T, err)) != MMSA_OK)
 		return status;
 	N = B * T;
 	layer_floats = (size_t) N * C;
@@ -562,7 +467,7 @@ bert_forward_ex(bert_model *m, const int32_t *ids, const int32_t *token_types,
 		matmul_forward(m->q, m->x, w->q_w, w->q_b, N, C, C);
 		matmul_forward(m->k, m->x, w->k_w, w->k_b, N, C, C);
 		matmul_forward(m->v, m->x, w->v_w, w->v_b, N, C, C);
-		attention_threaded(m, B, T, nthreads);
+		attention_forward(m->ctx, m->q, m->k, m->v, m->addmask, m->att, B, T, C, NH);
 		matmul_forward(m->proj, m->ctx, w->attn_out_w, w->attn_out_b, N, C, C);
 		residual_forward(m->proj, m->proj, m->x, layer_floats);
 		layernorm_forward(m->x, m->proj, w->ln1_w, w->ln1_b, N, C, c->layer_norm_eps);

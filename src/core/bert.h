@@ -30,7 +30,6 @@
 #define BERT_MAX_TOKEN_TYPES	1024
 #define BERT_MAX_BATCH			65536
 #define BERT_MAX_ROWS			(1 << 22)	/* B*T */
-#define BERT_MAX_THREADS		64	/* for attention */
 
 typedef struct bert_config
 {
@@ -82,7 +81,6 @@ typedef struct bert_model
 	/* work buffers, sized for max_rows = B*T rows and max_T, grown on demand */
 	long		max_rows;
 	int			max_T;
-	int			att_slots;		/* threads the att scratch has room for */
 	float	   *x;				/* (B,T,C) the residual stream */
 	float	   *q,
 			   *k,
@@ -91,7 +89,7 @@ typedef struct bert_model
 	float	   *proj;			/* (B,T,C) a projection before its residual */
 	float	   *ffn;			/* (B,T,I) */
 	float	   *addmask;		/* (B,T) */
-	float	   *att;			/* (att_slots,NH,T,T) */
+	float	   *att;			/* (NH,T,T) */
 	float	   *cls;			/* (B,C) */
 } bert_model;
 
@@ -113,9 +111,8 @@ void		bert_model_free(bert_model *m);
 
 /*
  * The forward pass.  It uses the work buffers of m, so one model serves one
- * caller at a time.  Dense products run on OpenBLAS's threads; attention is
- * split over batch rows between as many threads of our own (OpenBLAS is set
- * to one thread meanwhile, and restored).
+ * caller at a time.  It starts no threads of its own: the sgemms run on
+ * OpenBLAS's threads (openblas_set_num_threads), the rest on the caller's.
  * ids: (B,T) token ids < vocab_size; mask: (B,T) 1 = attend, 0 = padding,
  * or NULL for all ones; T <= max_position_embeddings.
  * hidden: (B,T,C) last hidden state, or NULL; pooled: (B,C) pooler output,
