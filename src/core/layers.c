@@ -25,6 +25,51 @@
 #define NON_TRAPPING_MATH
 #endif
 
+/*
+ * Sum of n floats, and sum of squared deviations from mean, each in 8
+ * interleaved partial sums, which the compiler turns into vector adds (a
+ * single running sum would have to stay scalar to keep its rounding order).
+ */
+static inline float
+sum8(const float *x, int n)
+{
+	float		acc[8] = {0};
+	float		sum = 0.0f;
+	int			i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		for (int j = 0; j < 8; j++)
+			acc[j] += x[i + j];
+	for (; i < n; i++)
+		sum += x[i];
+	return sum + ((acc[0] + acc[4]) + (acc[1] + acc[5])) +
+		((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+static inline float
+sumsq8(const float *x, float mean, int n)
+{
+	float		acc[8] = {0};
+	float		sum = 0.0f;
+	int			i = 0;
+
+	for (; i + 8 <= n; i += 8)
+		for (int j = 0; j < 8; j++)
+		{
+			float		d = x[i + j] - mean;
+
+			acc[j] += d * d;
+		}
+	for (; i < n; i++)
+	{
+		float		d = x[i] - mean;
+
+		sum += d * d;
+	}
+	return sum + ((acc[0] + acc[4]) + (acc[1] + acc[5])) +
+		((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
 void
 embeddings_forward(float *out, const int32_t *ids, const int32_t *token_types,
 				   const float *wte, const float *wpe, const float *wtt,
@@ -54,20 +99,12 @@ layernorm_forward(float *out, const float *inp, const float *weight,
 	{
 		const float *x = inp + (long) n * C;
 		float	   *o = out + (long) n * C;
-		float		mean = 0.0f;
-		float		var = 0.0f;
+		float		mean;
+		float		var;
 		float		rstd;
 
-		for (int i = 0; i < C; i++)
-			mean += x[i];
-		mean /= C;
-		for (int i = 0; i < C; i++)
-		{
-			float		d = x[i] - mean;
-
-			var += d * d;
-		}
-		var /= C;
+		mean = sum8(x, C) / C;
+		var = sumsq8(x, mean, C) / C;
 		rstd = 1.0f / sqrtf(var + eps);
 		for (int i = 0; i < C; i++)
 			o[i] = (x[i] - mean) * rstd * weight[i] + bias[i];
