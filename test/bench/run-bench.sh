@@ -11,9 +11,15 @@
 # processes hits them alike; each round gives a median of RUNS timed runs
 # after warm-up, and the table shows the best round's median per tool.
 #
-# Environment: MMSA_BENCH_THREADS (2), MMSA_BENCH_RUNS (10), MMSA_BENCH_ROUNDS
-# (3), MMSA_BENCH_BATCHES ("1 16"), and OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE
-# (passed through to OpenBLAS when set).
+# PyTorch (Debian's 1.13, whose BLAS is OpenBLAS) runs with
+# OMP_WAIT_POLICY=PASSIVE and OPENBLAS_NUM_THREADS=1, its best setting here:
+# by default its spinning OpenMP threads fight OpenBLAS's threads for the
+# cores and batch 1 takes seconds.  Being far slower, it gets fewer runs.
+#
+# Environment: MMSA_BENCH_THREADS (2), MMSA_BENCH_RUNS (10),
+# MMSA_BENCH_TORCH_RUNS (3), MMSA_BENCH_ROUNDS (3), MMSA_BENCH_BATCHES
+# ("1 16"), and OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (passed through to
+# OpenBLAS when set).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -23,6 +29,7 @@ PY=/usr/bin/python3
 ORT_VERSION=1.30.0
 THREADS=${MMSA_BENCH_THREADS:-2}
 RUNS=${MMSA_BENCH_RUNS:-10}
+TORCH_RUNS=${MMSA_BENCH_TORCH_RUNS:-3}
 ROUNDS=${MMSA_BENCH_ROUNDS:-3}
 BATCHES=${MMSA_BENCH_BATCHES:-"1 16"}
 SEQ=64
@@ -66,8 +73,8 @@ for B in $BATCHES; do
 			"$B" "$SEQ" "$THREADS" "$RUNS" "$WARMUP")
 		echo "  round $r: $line"
 		ort_all+="$(echo "$line" | field median_ms)"$'\n'
-		line=$("$PY" "$ROOT/test/bench/bench_torch.py" "$MODEL" "$B" "$SEQ" "$THREADS" \
-			"$RUNS" "$WARMUP")
+		line=$(OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=1 "$PY" "$ROOT/test/bench/bench_torch.py" \
+			"$MODEL" "$B" "$SEQ" "$THREADS" "$TORCH_RUNS" 1)
 		echo "  round $r: $line"
 		torch_all+="$(echo "$line" | field median_ms)"$'\n'
 	done
@@ -78,7 +85,8 @@ done
 
 echo
 echo "BERT encoder forward, bert-base shape (12 x 768, 12 heads), seq $SEQ, $THREADS threads"
-echo "ms per batch: best of $ROUNDS rounds of the median of $RUNS runs (after $WARMUP warm-up)"
+echo "ms per batch: best of $ROUNDS rounds of the median of $RUNS runs after $WARMUP warm-up" \
+	"(PyTorch: $TORCH_RUNS runs after 1)"
 printf '%-7s %12s %12s %12s %8s %10s\n' batch "C (mmsa)" "ORT $ORT_VERSION" PyTorch "C/ORT" "C/PyTorch"
 for B in $BATCHES; do
 	awk -v b="$B" -v c="${RESULT[c$B]}" -v o="${RESULT[ort$B]}" -v t="${RESULT[torch$B]}" \
