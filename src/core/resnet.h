@@ -35,7 +35,7 @@
 #define RESNET_TOKENS 49		/* 7 x 7 positions of the last feature map */
 #define RESNET_FEATURES 2048
 #define RESNET_CONVS 53			/* stem + 16 blocks x 3 + 4 shortcuts */
-#define RESNET_SUB_BATCH 2
+#define RESNET_SUB_BATCH 4
 
 typedef enum resnet_stride_on
 {
