@@ -351,6 +351,7 @@ test_loader(const char *tmp)
 	ckpt	   *c = calloc(1, sizeof(ckpt));
 	mmsa_error	err;
 	resnet_model *m = NULL;
+	mmsa_status st;
 	int			i;
 	char	   *labels = malloc(1000 * 16 + 1);
 
@@ -382,8 +383,10 @@ test_loader(const char *tmp)
 	if (!ok(safetensors_write(path, c->t, c->n, NULL, NULL, 0, &err) == MMSA_OK,
 			"write complete checkpoint"))
 		diag("%s", err.message);
-	if (ok(resnet_model_load(dir, &m, &err) == MMSA_OK, "complete checkpoint loads%s%s",
-		   m ? "" : ": ", m ? "" : err.message))
+	mmsa_clear_error(&err);
+	st = resnet_model_load(dir, &m, &err);
+	if (ok(st == MMSA_OK, "complete checkpoint loads%s%s", st == MMSA_OK ? "" : ": ",
+		   st == MMSA_OK ? "" : err.message))
 	{
 		float	   *img = calloc((size_t) 2 * 3 * 224 * 224, sizeof(float));
 		float		logits[2 * 1000],
