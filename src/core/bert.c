@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
 #include <jansson.h>
 
 #include "layers.h"
@@ -326,6 +327,7 @@ free_buffers(bert_model *m)
 	m->addmask = m->att = m->cls = NULL;
 	m->max_rows = 0;
 	m->max_T = 0;
+	m->att_slots = 0;
 }
 
 void
@@ -334,29 +336,32 @@ bert_model_free(bert_model *m)
 	if (m == NULL)
 		return;
 	free_buffers(m);
+	mmsa_pool_free(m->pool);
 	safetensors_close(&m->file);
 	free(m->layers);
 	free(m);
 }
 
 /*
- * Makes the work buffers big enough for B*T rows of length T (they only
- * grow, so repeated calls of the same size allocate nothing).
+ * Makes the work buffers big enough for B*T rows of length T and att_slots
+ * (T,T) attention scratch areas (they only grow, so repeated calls of the
+ * same size allocate nothing).
  */
 static mmsa_status
-ensure_buffers(bert_model *m, int B, int T, mmsa_error *err)
+ensure_buffers(bert_model *m, int B, int T, int att_slots, mmsa_error *err)
 {
 	long		rows = (long) B * T;
 	size_t		C = m->config.hidden_size;
 	size_t		IC = m->config.intermediate_size;
-	size_t		NH = m->config.num_attention_heads;
 
-	if (rows <= m->max_rows && T <= m->max_T)
+	if (rows <= m->max_rows && T <= m->max_T && att_slots <= m->att_slots)
 		return MMSA_OK;
 	if (rows < m->max_rows)
 		rows = m->max_rows;
 	if (T < m->max_T)
 		T = m->max_T;
+	if (att_slots < m->att_slots)
+		att_slots = m->att_slots;
 	free_buffers(m);
 	m->x = malloc(rows * C * sizeof(float));
 	m->q = malloc(rows * C * sizeof(float));
@@ -366,7 +371,7 @@ ensure_buffers(bert_model *m, int B, int T, mmsa_error *err)
 	m->proj = malloc(rows * C * sizeof(float));
 	m->ffn = malloc(rows * IC * sizeof(float));
 	m->addmask = malloc(rows * sizeof(float));
-	m->att = malloc(NH * T * T * sizeof(float));
+	m->att = malloc(att_slots * T * T * sizeof(float));
 	m->cls = malloc(rows * C * sizeof(float));
 	if (!m->x || !m->q || !m->k || !m->v || !m->ctx || !m->proj || !m->ffn ||
 		!m->addmask || !m->att || !m->cls)
@@ -377,6 +382,7 @@ ensure_buffers(bert_model *m, int B, int T, mmsa_error *err)
 	}
 	m->max_rows = rows;
 	m->max_T = T;
+	m->att_slots = att_slots;
 	return MMSA_OK;
 }
 
@@ -425,6 +431,153 @@ check_inputs(const bert_model *m, const int32_t *ids, const int32_t *token_types
 	return MMSA_OK;
 }
 
+/*
+ * The forward pass runs on the model's thread pool: every step is a job
+ * that each thread does its share of (its own columns of a product, its own
+ * (batch row, head) pairs of attention, its own rows of a row-wise pass).
+ * OpenBLAS is set to one thread meanwhile, so that its sgemms run inside
+ * our threads instead of starting threads of their own.
+ */
+typedef enum bert_job_kind
+{
+	JOB_MATMUL,					/* out = inp W^T + b, split by columns */
+	JOB_ATTENTION,				/* ctx from q, k, v; split by (row, head) */
+	JOB_ATTENTION_OUT,			/* x = LN1(proj + x), split by rows */
+	JOB_GELU,					/* ffn = gelu(ffn), split by rows */
+	JOB_FFN_OUT					/* x = LN2(proj + x), split by rows */
+} bert_job_kind;
+
+typedef struct bert_job
+{
+	bert_job_kind kind;
+	bert_model *m;
+	const bert_layer_weights *w;
+	int			B,
+				T;
+	/* JOB_MATMUL */
+	float	   *out;
+	const float *inp,
+			   *weight,
+			   *bias;
+	int			N,
+				C,
+				OC;
+} bert_job;
+
+/* Share [*begin, *end) of n items for thread i of nthreads. */
+static void
+share(long n, int i, int nthreads, long *begin, long *end)
+{
+	*begin = n * i / nthreads;
+	*end = n * (i + 1) / nthreads;
+}
+
+static void
+bert_job_run(void *arg, int i, int nthreads)
+{
+	bert_job   *j = arg;
+	bert_model *m = j->m;
+	int			C = m->config.hidden_size;
+	int			IC = m->config.intermediate_size;
+	int			NH = m->config.num_attention_heads;
+	int			hs = C / NH;
+	long		r0,
+				r1;
+
+	switch (j->kind)
+	{
+		case JOB_MATMUL:
+			{
+				/* column blocks of 16, the width sgemm kernels work in */
+				long		blocks = (j->OC + 15) / 16;
+				long		b0,
+							b1;
+
+				share(blocks, i, nthreads, &b0, &b1);
+				matmul_forward_cols(j->out, j->inp, j->weight, j->bias, j->N,
+									j->C, j->OC, (int) (b0 * 16),
+									(int) (b1 * 16 < j->OC ? b1 * 16 : j->OC));
+				break;
+			}
+		case JOB_ATTENTION:
+			share((long) j->B * NH, i, nthreads, &r0, &r1);
+			for (long p = r0; p < r1; p++)
+			{
+				long		b = p / NH;
+				size_t		off = (size_t) b * j->T * C + (size_t) (p % NH) * hs;
+
+				attention_head_forward(m->ctx + off, m->q + off, m->k + off,
+									   m->v + off, m->addmask + b * j->T,
+									   m->att + (size_t) i * j->T * j->T,
+									   j->T, C, hs);
+			}
+			break;
+		case JOB_ATTENTION_OUT:
+		case JOB_FFN_OUT:
+			{
+				const float *ln_w = j->kind == JOB_ATTENTION_OUT ? j->w->ln1_w : j->w->ln2_w;
+				const float *ln_b = j->kind == JOB_ATTENTION_OUT ? j->w->ln1_b : j->w->ln2_b;
+
+				share((long) j->B * j->T, i, nthreads, &r0, &r1);
+				residual_forward(m->proj + r0 * C, m->proj + r0 * C, m->x + r0 * C,
+								 (r1 - r0) * C);
+				layernorm_forward(m->x + r0 * C, m->proj + r0 * C, ln_w, ln_b,
+								  (int) (r1 - r0), C, m->config.layer_norm_eps);
+				break;
+			}
+		case JOB_GELU:
+			share((long) j->B * j->T, i, nthreads, &r0, &r1);
+			gelu_forward(m->ffn + r0 * IC, m->ffn + r0 * IC, (r1 - r0) * IC);
+			break;
+	}
+}
+
+/* Runs a job on the pool, or on this thread alone when it is small. */
+static void
+run_job(bert_model *m, bert_job *j, long work)
+{
+	if (work < 16384)
+		bert_job_run(j, 0, 1);
+	else
+		mmsa_pool_run(m->pool, bert_job_run, j);
+}
+
+static void
+run_matmul(bert_model *m, float *out, const float *inp, const float *weight,
+		   const float *bias, int N, int C, int OC)
+{
+	bert_job	j = {JOB_MATMUL, m, NULL, 0, 0, out, inp, weight, bias, N, C, OC};
+
+	run_job(m, &j, (long) N * OC);
+}
+
+static void
+run_rows(bert_model *m, bert_job_kind kind, const bert_layer_weights *w,
+		 int B, int T, long work)
+{
+	bert_job	j = {kind, m, w, B, T, NULL, NULL, NULL, NULL, 0, 0, 0};
+
+	run_job(m, &j, work);
+}
+
+/*
+ * Makes the pool as big as OpenBLAS's thread count (the thread setting of
+ * the application), at most BERT_MAX_THREADS.
+ */
+static mmsa_status
+ensure_pool(bert_model *m, int nthreads, mmsa_error *err)
+{
+	if (m->pool != NULL && m->pool_threads == nthreads)
+		return MMSA_OK;
+	mmsa_pool_free(m->pool);
+	m->pool = NULL;
+	m->pool_threads = 0;
+	if (mmsa_pool_create(nthreads, &m->pool, err) != MMSA_OK)
+		return err ? err->status : MMSA_ERR_NOMEM;
+	m->pool_threads = nthreads;
+	return MMSA_OK;
+}
+
 mmsa_status
 bert_forward_ex(bert_model *m, const int32_t *ids, const int32_t *token_types,
 				const int32_t *mask, int B, int T, float *all_hidden,
@@ -435,6 +588,7 @@ bert_forward_ex(bert_model *m, const int32_t *ids, const int32_t *token_types,
 	int			IC = c->intermediate_size;
 	int			NH = c->num_attention_heads;
 	int			N;
+	int			blas_threads;
 	size_t		layer_floats;
 	mmsa_status status;
 
@@ -443,10 +597,18 @@ bert_forward_ex(bert_model *m, const int32_t *ids, const int32_t *token_types,
 	if (pooled != NULL && m->pool_w == NULL)
 		return mmsa_set_error(err, MMSA_ERR_UNSUPPORTED,
 							  "\"%s\" has no pooler (pooler.dense.weight)", m->file.path);
-	if ((status = ensure_buffers(m, B, T, err)) != MMSA_OK)
+	blas_threads = openblas_get_num_threads();
+	if (blas_threads < 1)
+		blas_threads = 1;
+	if (blas_threads > BERT_MAX_THREADS)
+		blas_threads = BERT_MAX_THREADS;
+	if ((status = ensure_pool(m, blas_threads, err)) != MMSA_OK ||
+		(status = ensure_buffers(m, B, T, mmsa_pool_size(m->pool), err)) != MMSA_OK)
 		return status;
 	N = B * T;
 	layer_floats = (size_t) N * C;
+	if (blas_threads > 1)
+		openblas_set_num_threads(1);
 
 	/* embeddings: x (N,C) */
 	embeddings_forward(m->x, ids, token_types, m->word_emb, m->pos_emb,
@@ -461,23 +623,24 @@ bert_forward_ex(bert_model *m, const int32_t *ids, const int32_t *token_types,
 		const bert_layer_weights *w = &m->layers[l];
 
 		if (mmsa_interrupted())
-			return mmsa_set_error(err, MMSA_ERR_CANCELED, "canceled");
+		{
+			status = mmsa_set_error(err, MMSA_ERR_CANCELED, "canceled");
+			goto done;
+		}
 
 		/* self-attention, then post-LayerNorm over the residual */
-		matmul_forward(m->q, m->x, w->q_w, w->q_b, N, C, C);
-		matmul_forward(m->k, m->x, w->k_w, w->k_b, N, C, C);
-		matmul_forward(m->v, m->x, w->v_w, w->v_b, N, C, C);
-		attention_forward(m->ctx, m->q, m->k, m->v, m->addmask, m->att, B, T, C, NH);
-		matmul_forward(m->proj, m->ctx, w->attn_out_w, w->attn_out_b, N, C, C);
-		residual_forward(m->proj, m->proj, m->x, layer_floats);
-		layernorm_forward(m->x, m->proj, w->ln1_w, w->ln1_b, N, C, c->layer_norm_eps);
+		run_matmul(m, m->q, m->x, w->q_w, w->q_b, N, C, C);
+		run_matmul(m, m->k, m->x, w->k_w, w->k_b, N, C, C);
+		run_matmul(m, m->v, m->x, w->v_w, w->v_b, N, C, C);
+		run_rows(m, JOB_ATTENTION, w, B, T, (long) B * NH * T * T);
+		run_matmul(m, m->proj, m->ctx, w->attn_out_w, w->attn_out_b, N, C, C);
+		run_rows(m, JOB_ATTENTION_OUT, w, B, T, (long) N * C / 8);
 
 		/* feed-forward, then post-LayerNorm over the residual */
-		matmul_forward(m->ffn, m->x, w->inter_w, w->inter_b, N, C, IC);
-		gelu_forward(m->ffn, m->ffn, (long) N * IC);
-		matmul_forward(m->proj, m->ffn, w->out_w, w->out_b, N, IC, C);
-		residual_forward(m->proj, m->proj, m->x, layer_floats);
-		layernorm_forward(m->x, m->proj, w->ln2_w, w->ln2_b, N, C, c->layer_norm_eps);
+		run_matmul(m, m->ffn, m->x, w->inter_w, w->inter_b, N, C, IC);
+		run_rows(m, JOB_GELU, w, B, T, (long) N * IC / 8);
+		run_matmul(m, m->proj, m->ffn, w->out_w, w->out_b, N, IC, C);
+		run_rows(m, JOB_FFN_OUT, w, B, T, (long) N * C / 8);
 
 		if (all_hidden != NULL)
 			memcpy(all_hidden + (size_t) (l + 1) * layer_floats, m->x,
@@ -492,10 +655,15 @@ bert_forward_ex(bert_model *m, const int32_t *ids, const int32_t *token_types,
 		for (int b = 0; b < B; b++)
 			memcpy(m->cls + (size_t) b * C, m->x + (size_t) b * T * C,
 				   C * sizeof(float));
-		matmul_forward(pooled, m->cls, m->pool_w, m->pool_b, B, C, C);
+		run_matmul(m, pooled, m->cls, m->pool_w, m->pool_b, B, C, C);
 		tanh_forward(pooled, pooled, (long) B * C);
 	}
-	return MMSA_OK;
+	status = MMSA_OK;
+
+done:
+	if (blas_threads > 1)
+		openblas_set_num_threads(blas_threads);
+	return status;
 }
 
 mmsa_status

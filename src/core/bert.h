@@ -19,6 +19,7 @@
 
 #include "mmsa_error.h"
 #include "safetensors.h"
+#include "threadpool.h"
 
 /* Upper bounds accepted in config.json (bert-base is well inside them). */
 #define BERT_MAX_VOCAB			(1 << 22)
@@ -30,6 +31,7 @@
 #define BERT_MAX_TOKEN_TYPES	1024
 #define BERT_MAX_BATCH			65536
 #define BERT_MAX_ROWS			(1 << 22)	/* B*T */
+#define BERT_MAX_THREADS		64
 
 typedef struct bert_config
 {
@@ -81,6 +83,9 @@ typedef struct bert_model
 	/* work buffers, sized for max_rows = B*T rows and max_T, grown on demand */
 	long		max_rows;
 	int			max_T;
+	int			att_slots;		/* threads the att scratch has room for */
+	mmsa_pool  *pool;			/* threads of the forward pass */
+	int			pool_threads;	/* the thread count it was made for */
 	float	   *x;				/* (B,T,C) the residual stream */
 	float	   *q,
 			   *k,
@@ -89,7 +94,7 @@ typedef struct bert_model
 	float	   *proj;			/* (B,T,C) a projection before its residual */
 	float	   *ffn;			/* (B,T,I) */
 	float	   *addmask;		/* (B,T) */
-	float	   *att;			/* (NH,T,T) */
+	float	   *att;			/* (att_slots,T,T) */
 	float	   *cls;			/* (B,C) */
 } bert_model;
 
@@ -111,8 +116,11 @@ void		bert_model_free(bert_model *m);
 
 /*
  * The forward pass.  It uses the work buffers of m, so one model serves one
- * caller at a time.  It starts no threads of its own: the sgemms run on
- * OpenBLAS's threads (openblas_set_num_threads), the rest on the caller's.
+ * caller at a time.  It runs on as many threads as OpenBLAS is set to
+ * (openblas_set_num_threads): the model keeps a pool of that many threads
+ * (the caller's included) that split every product, the attention heads and
+ * the row-wise passes, with OpenBLAS set to one thread meanwhile (restored
+ * on return).
  * ids: (B,T) token ids < vocab_size; mask: (B,T) 1 = attend, 0 = padding,
  * or NULL for all ones; T <= max_position_embeddings.
  * hidden: (B,T,C) last hidden state, or NULL; pooled: (B,C) pooler output,

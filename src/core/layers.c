@@ -112,25 +112,36 @@ layernorm_forward(float *out, const float *inp, const float *weight,
 }
 
 void
-matmul_forward(float *out, const float *inp, const float *weight,
-			   const float *bias, int N, int C, int OC)
+matmul_forward_cols(float *out, const float *inp, const float *weight,
+					const float *bias, int N, int C, int OC, int o0, int o1)
 {
+	int			width = o1 - o0;
+
+	if (width <= 0)
+		return;
 	/*
 	 * Start from the bias (or zero) and let sgemm accumulate onto it: one
 	 * pass over out instead of sgemm's own beta pass plus a bias pass.
 	 */
 	for (int n = 0; n < N; n++)
 	{
-		float	   *o = out + (long) n * OC;
+		float	   *o = out + (long) n * OC + o0;
 
 		if (bias != NULL)
-			memcpy(o, bias, OC * sizeof(float));
+			memcpy(o, bias + o0, width * sizeof(float));
 		else
-			memset(o, 0, OC * sizeof(float));
+			memset(o, 0, width * sizeof(float));
 	}
-	/* out (N,OC) += inp (N,C) . weight^T (C,OC) */
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C,
-				1.0f, inp, C, weight, C, 1.0f, out, OC);
+	/* out[:, o0:o1] (N,width) += inp (N,C) . weight[o0:o1]^T (C,width) */
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, width, C,
+				1.0f, inp, C, weight + (long) o0 * C, C, 1.0f, out + o0, OC);
+}
+
+void
+matmul_forward(float *out, const float *inp, const float *weight,
+			   const float *bias, int N, int C, int OC)
+{
+	matmul_forward_cols(out, inp, weight, bias, N, C, OC, 0, OC);
 }
 
 /*
@@ -229,35 +240,43 @@ attention_mask_forward(float *out, const int32_t *mask, int B, int T)
 }
 
 void
+attention_head_forward(float *out, const float *q, const float *k,
+					   const float *v, const float *addmask, float *att,
+					   int T, int C, int hs)
+{
+	float		scale = 1.0f / sqrtf((float) hs);
+
+	/* att (T,T) = q_h (T,hs) . k_h^T (hs,T) / sqrt(hs) */
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs,
+				scale, q, C, k, C, 0.0f, att, T);
+	for (int t = 0; t < T; t++)
+	{
+		float	   *row = att + (long) t * T;
+
+		for (int s = 0; s < T; s++)
+			row[s] += addmask[s];
+		softmax_row(row, T);
+	}
+	/* out_h (T,hs) = att (T,T) . v_h (T,hs) */
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T,
+				1.0f, att, T, v, C, 0.0f, out, C);
+}
+
+void
 attention_forward(float *out, const float *q, const float *k, const float *v,
 				  const float *addmask, float *att, int B, int T, int C, int NH)
 {
 	int			hs = C / NH;
-	float		scale = 1.0f / sqrtf((float) hs);
 
 	for (int b = 0; b < B; b++)
 	{
-		const float *am = addmask + (long) b * T;
-
 		for (int h = 0; h < NH; h++)
 		{
 			long		off = (long) b * T * C + (long) h * hs;
-			float	   *a = att + (long) h * T * T;
 
-			/* a (T,T) = q_bh (T,hs) . k_bh^T (hs,T) / sqrt(hs) */
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs,
-						scale, q + off, C, k + off, C, 0.0f, a, T);
-			for (int t = 0; t < T; t++)
-			{
-				float	   *row = a + (long) t * T;
-
-				for (int s = 0; s < T; s++)
-					row[s] += am[s];
-				softmax_row(row, T);
-			}
-			/* out_bh (T,hs) = a (T,T) . v_bh (T,hs) */
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T,
-						1.0f, a, T, v + off, C, 0.0f, out + off, C);
+			attention_head_forward(out + off, q + off, k + off, v + off,
+								   addmask + (long) b * T,
+								   att + (long) h * T * T, T, C, hs);
 		}
 	}
 }

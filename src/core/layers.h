@@ -47,6 +47,15 @@ void		matmul_forward(float *out, const float *inp,
 						   int N, int C, int OC);
 
 /*
+ * Output columns [o0, o1) of matmul_forward (out and weight rows o0..o1-1,
+ * bias[o0..o1-1]), so that callers can split one product between threads.
+ * out: (N,OC) of which columns o0..o1-1 are written.
+ */
+void		matmul_forward_cols(float *out, const float *inp,
+								const float *weight, const float *bias,
+								int N, int C, int OC, int o0, int o1);
+
+/*
  * GELU with the exact erf form, 0.5 x (1 + erf(x / sqrt 2)), as Hugging Face
  * "gelu" and torch.nn.functional.gelu; out may equal inp.
  * out, inp: (N)
@@ -93,5 +102,16 @@ void		attention_mask_forward(float *out, const int32_t *mask, int B, int T);
 void		attention_forward(float *out, const float *q, const float *k,
 							  const float *v, const float *addmask,
 							  float *att, int B, int T, int C, int NH);
+
+/*
+ * One (batch row, head) of attention_forward, so that callers can spread
+ * the heads over threads.  out, q, k, v point at the head's first element
+ * (row b*T, column h*hs) of (B,T,C) arrays whose rows are C floats apart.
+ * out_h, q_h, k_h, v_h: (T,hs) with row stride C; addmask: (T) of row b;
+ * att: scratch (T,T), left holding the probabilities.
+ */
+void		attention_head_forward(float *out, const float *q, const float *k,
+								   const float *v, const float *addmask,
+								   float *att, int T, int C, int hs);
 
 #endif
