@@ -441,9 +441,10 @@ check_inputs(const bert_model *m, const int32_t *ids, const int32_t *token_types
 typedef enum bert_job_kind
 {
 	JOB_MATMUL,					/* out = inp W^T + b, split by columns */
+	JOB_MATMUL_GELU,			/* out = gelu(inp W^T + b), split by columns */
+	JOB_QKV,					/* q, k, v projections of x, split by columns */
 	JOB_ATTENTION,				/* ctx from q, k, v; split by (row, head) */
 	JOB_ATTENTION_OUT,			/* x = LN1(proj + x), split by rows */
-	JOB_GELU,					/* ffn = gelu(ffn), split by rows */
 	JOB_FFN_OUT					/* x = LN2(proj + x), split by rows */
 } bert_job_kind;
 
@@ -478,7 +479,6 @@ bert_job_run(void *arg, int i, int nthreads)
 	bert_job   *j = arg;
 	bert_model *m = j->m;
 	int			C = m->config.hidden_size;
-	int			IC = m->config.intermediate_size;
 	int			NH = m->config.num_attention_heads;
 	int			hs = C / NH;
 	long		r0,
@@ -487,16 +487,34 @@ bert_job_run(void *arg, int i, int nthreads)
 	switch (j->kind)
 	{
 		case JOB_MATMUL:
+		case JOB_MATMUL_GELU:
+		case JOB_QKV:
 			{
 				/* column blocks of 16, the width sgemm kernels work in */
 				long		blocks = (j->OC + 15) / 16;
 				long		b0,
 							b1;
+				int			o0,
+							o1;
 
 				share(blocks, i, nthreads, &b0, &b1);
+				o0 = (int) (b0 * 16);
+				o1 = (int) (b1 * 16 < j->OC ? b1 * 16 : j->OC);
+				if (j->kind == JOB_QKV)
+				{
+					const bert_layer_weights *w = j->w;
+
+					matmul_forward_cols(m->q, m->x, w->q_w, w->q_b, j->N, C, C, o0, o1);
+					matmul_forward_cols(m->k, m->x, w->k_w, w->k_b, j->N, C, C, o0, o1);
+					matmul_forward_cols(m->v, m->x, w->v_w, w->v_b, j->N, C, C, o0, o1);
+					break;
+				}
 				matmul_forward_cols(j->out, j->inp, j->weight, j->bias, j->N,
-									j->C, j->OC, (int) (b0 * 16),
-									(int) (b1 * 16 < j->OC ? b1 * 16 : j->OC));
+									j->C, j->OC, o0, o1);
+				if (j->kind == JOB_MATMUL_GELU && o1 > o0)
+					for (int n = 0; n < j->N; n++)
+						gelu_forward(j->out + (size_t) n * j->OC + o0,
+									 j->out + (size_t) n * j->OC + o0, o1 - o0);
 				break;
 			}
 		case JOB_ATTENTION:
@@ -525,10 +543,6 @@ bert_job_run(void *arg, int i, int nthreads)
 								  (int) (r1 - r0), C, m->config.layer_norm_eps);
 				break;
 			}
-		case JOB_GELU:
-			share((long) j->B * j->T, i, nthreads, &r0, &r1);
-			gelu_forward(m->ffn + r0 * IC, m->ffn + r0 * IC, (r1 - r0) * IC);
-			break;
 	}
 }
 
@@ -543,12 +557,21 @@ run_job(bert_model *m, bert_job *j, long work)
 }
 
 static void
-run_matmul(bert_model *m, float *out, const float *inp, const float *weight,
-		   const float *bias, int N, int C, int OC)
+run_matmul(bert_model *m, bert_job_kind kind, float *out, const float *inp,
+		   const float *weight, const float *bias, int N, int C, int OC)
 {
-	bert_job	j = {JOB_MATMUL, m, NULL, 0, 0, out, inp, weight, bias, N, C, OC};
+	bert_job	j = {kind, m, NULL, 0, 0, out, inp, weight, bias, N, C, OC};
 
 	run_job(m, &j, (long) N * OC);
+}
+
+static void
+run_qkv(bert_model *m, const bert_layer_weights *w, int N)
+{
+	int			C = m->config.hidden_size;
+	bert_job	j = {JOB_QKV, m, w, 0, 0, NULL, NULL, NULL, NULL, N, C, C};
+
+	run_job(m, &j, 3L * N * C);
 }
 
 static void
@@ -629,17 +652,14 @@ bert_forward_ex(bert_model *m, const int32_t *ids, const int32_t *token_types,
 		}
 
 		/* self-attention, then post-LayerNorm over the residual */
-		run_matmul(m, m->q, m->x, w->q_w, w->q_b, N, C, C);
-		run_matmul(m, m->k, m->x, w->k_w, w->k_b, N, C, C);
-		run_matmul(m, m->v, m->x, w->v_w, w->v_b, N, C, C);
+		run_qkv(m, w, N);
 		run_rows(m, JOB_ATTENTION, w, B, T, (long) B * NH * T * T);
-		run_matmul(m, m->proj, m->ctx, w->attn_out_w, w->attn_out_b, N, C, C);
+		run_matmul(m, JOB_MATMUL, m->proj, m->ctx, w->attn_out_w, w->attn_out_b, N, C, C);
 		run_rows(m, JOB_ATTENTION_OUT, w, B, T, (long) N * C / 8);
 
 		/* feed-forward, then post-LayerNorm over the residual */
-		run_matmul(m, m->ffn, m->x, w->inter_w, w->inter_b, N, C, IC);
-		run_rows(m, JOB_GELU, w, B, T, (long) N * IC / 8);
-		run_matmul(m, m->proj, m->ffn, w->out_w, w->out_b, N, IC, C);
+		run_matmul(m, JOB_MATMUL_GELU, m->ffn, m->x, w->inter_w, w->inter_b, N, C, IC);
+		run_matmul(m, JOB_MATMUL, m->proj, m->ffn, w->out_w, w->out_b, N, IC, C);
 		run_rows(m, JOB_FFN_OUT, w, B, T, (long) N * C / 8);
 
 		if (all_hidden != NULL)
@@ -655,7 +675,7 @@ bert_forward_ex(bert_model *m, const int32_t *ids, const int32_t *token_types,
 		for (int b = 0; b < B; b++)
 			memcpy(m->cls + (size_t) b * C, m->x + (size_t) b * T * C,
 				   C * sizeof(float));
-		run_matmul(m, pooled, m->cls, m->pool_w, m->pool_b, B, C, C);
+		run_matmul(m, JOB_MATMUL, pooled, m->cls, m->pool_w, m->pool_b, B, C, C);
 		tanh_forward(pooled, pooled, (long) B * C);
 	}
 	status = MMSA_OK;
