@@ -8,74 +8,23 @@
 
 #include <cblas.h>
 #include <float.h>
-#include <pthread.h>
 #include <string.h>
 
-/* ---- a small parallel loop for the memory-bound passes ---------------- */
-
-#define CONV_MAX_THREADS 16
-
+/*
+ * The passes between matrix products (im2col, Winograd transforms,
+ * bias/ReLU, pooling) are written as functions over a range of channels,
+ * fn(args, begin, end).  They run on the calling thread: spreading them
+ * over threads of our own was measured here and gained a few percent on
+ * an idle machine but lost 10-20% when the cores were shared, as they are
+ * between PostgreSQL backends (OpenBLAS's own threads stay busy-waiting).
+ */
 typedef void (*range_fn) (const void *args, int begin, int end);
 
-typedef struct range_task
+static inline void
+run_range(int n, range_fn fn, const void *args)
 {
-	range_fn	fn;
-	const void *args;
-	int			begin,
-				end;
-} range_task;
-
-static void *
-range_thread(void *p)
-{
-	range_task *t = p;
-
-	t->fn(t->args, t->begin, t->end);
-	return NULL;
-}
-
-/*
- * Runs fn(args, begin, end) over [0, n) split into as many parts as
- * OpenBLAS has threads, so that the passes between matrix products (im2col,
- * Winograd transforms, bias/ReLU, pooling) use the same cores.  Work of
- * less than min_units * work_per_item stays on the calling thread; if a
- * thread cannot be started its part runs on the calling thread.
- */
-static void
-parallel_for(int n, size_t work_per_item, range_fn fn, const void *args)
-{
-	int			nt = openblas_get_num_threads();
-	pthread_t	th[CONV_MAX_THREADS];
-	range_task	task[CONV_MAX_THREADS];
-	int			started[CONV_MAX_THREADS];
-
-	if (nt > CONV_MAX_THREADS)
-		nt = CONV_MAX_THREADS;
-	if (nt > n)
-		nt = n;
-	if (nt <= 1 || (size_t) n * work_per_item < 65536)
-	{
-		if (n > 0)
-			fn(args, 0, n);
-		return;
-	}
-	for (int i = 0; i < nt; i++)
-	{
-		task[i].fn = fn;
-		task[i].args = args;
-		task[i].begin = (int) ((long) n * i / nt);
-		task[i].end = (int) ((long) n * (i + 1) / nt);
-	}
-	for (int i = 1; i < nt; i++)
-		started[i] = pthread_create(&th[i], NULL, range_thread, &task[i]) == 0;
-	fn(args, task[0].begin, task[0].end);
-	for (int i = 1; i < nt; i++)
-	{
-		if (started[i])
-			pthread_join(th[i], NULL);
-		else
-			fn(args, task[i].begin, task[i].end);
-	}
+	if (n > 0)
+		fn(args, 0, n);
 }
 
 size_t
@@ -186,7 +135,7 @@ im2col_cbhw(float *col, const float *inp, int B, int b0, int G,
 {
 	im2col_args a = {col, inp, B, b0, G, H, W, k, stride, pad, Ho, Wo};
 
-	parallel_for(Cin, (size_t) k * k * G * Ho * Wo, im2col_range, &a);
+	run_range(Cin, im2col_range, &a);
 }
 
 typedef struct epilogue_args
@@ -235,7 +184,7 @@ bias_residual_relu(float *out, const float *bias, const float *residual,
 {
 	epilogue_args a = {out, bias, residual, relu, N};
 
-	parallel_for(Cout, N, epilogue_range, &a);
+	run_range(Cout, epilogue_range, &a);
 }
 
 /*
@@ -348,7 +297,7 @@ maxpool2d_forward(float *out, const float *inp, int C, int B,
 {
 	maxpool_args a = {out, inp, H, W, k, stride, pad};
 
-	parallel_for(C * B, (size_t) H * W * 2, maxpool_range, &a);
+	run_range(C * B, maxpool_range, &a);
 }
 
 /*
@@ -620,7 +569,7 @@ conv2d_winograd_forward(float *out, const float *inp, const float *U,
 	winograd_args a = {out, inp, bias, residual, relu, B, Cin, H, W, Cout, V, M};
 	size_t		T = (size_t) B * ((H + 1) / 2) * ((W + 1) / 2);
 
-	parallel_for(Cin, 16 * T, winograd_input_range, &a);
+	run_range(Cin, winograd_input_range, &a);
 
 	/* 16 products: M[p] (Cout, T) = U[p] (Cout, Cin) x V[p] (Cin, T) */
 	for (int p = 0; p < 16; p++)
@@ -629,5 +578,5 @@ conv2d_winograd_forward(float *out, const float *inp, const float *U,
 					V + (size_t) p * Cin * T, (int) T,
 					0.0f, M + (size_t) p * Cout * T, (int) T);
 
-	parallel_for(Cout, 16 * T, winograd_output_range, &a);
+	run_range(Cout, winograd_output_range, &a);
 }
