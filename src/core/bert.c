@@ -433,16 +433,17 @@ check_inputs(const bert_model *m, const int32_t *ids, const int32_t *token_types
 
 /*
  * The forward pass runs on the model's thread pool: every step is a job
- * that each thread does its share of (its own columns of a product, its own
- * (batch row, head) pairs of attention, its own rows of a row-wise pass).
+ * that each thread does its share of (its own rows or columns of a product,
+ * its own (batch row, head) pairs of attention, its own rows of a row-wise
+ * pass).
  * OpenBLAS is set to one thread meanwhile, so that its sgemms run inside
  * our threads instead of starting threads of their own.
  */
 typedef enum bert_job_kind
 {
-	JOB_MATMUL,					/* out = inp W^T + b, split by columns */
-	JOB_MATMUL_GELU,			/* out = gelu(inp W^T + b), split by columns */
-	JOB_QKV,					/* q, k, v projections of x, split by columns */
+	JOB_MATMUL,					/* out = inp W^T + b */
+	JOB_MATMUL_GELU,			/* out = gelu(inp W^T + b) */
+	JOB_QKV,					/* q, k, v projections of x */
 	JOB_ATTENTION,				/* ctx from q, k, v; split by (row, head) */
 	JOB_ATTENTION_OUT,			/* x = LN1(proj + x), split by rows */
 	JOB_FFN_OUT					/* x = LN2(proj + x), split by rows */
@@ -490,29 +491,46 @@ bert_job_run(void *arg, int i, int nthreads)
 		case JOB_MATMUL_GELU:
 		case JOB_QKV:
 			{
-				/* column blocks of 16, the width sgemm kernels work in */
-				long		blocks = (j->OC + 15) / 16;
-				long		b0,
-							b1;
-				int			o0,
-							o1;
+				/*
+				 * Each thread packs the whole of the operand that is not
+				 * split, so split the one whose copy would cost more: rows
+				 * (of inp) when there are more rows than output columns,
+				 * else columns in blocks of 16 (the sgemm kernels' width).
+				 */
+				int			by_rows = j->N > j->OC;
+				long		n0 = 0,
+							n1 = j->N;
+				int			o0 = 0,
+							o1 = j->OC;
 
-				share(blocks, i, nthreads, &b0, &b1);
-				o0 = (int) (b0 * 16);
-				o1 = (int) (b1 * 16 < j->OC ? b1 * 16 : j->OC);
+				if (by_rows)
+					share(j->N, i, nthreads, &n0, &n1);
+				else
+				{
+					long		b0,
+								b1;
+
+					share((j->OC + 15) / 16, i, nthreads, &b0, &b1);
+					o0 = (int) (b0 * 16);
+					o1 = (int) (b1 * 16 < j->OC ? b1 * 16 : j->OC);
+				}
+				if (n1 <= n0 || o1 <= o0)
+					break;
 				if (j->kind == JOB_QKV)
 				{
 					const bert_layer_weights *w = j->w;
+					size_t		off = (size_t) n0 * C;
+					int			rows = (int) (n1 - n0);
 
-					matmul_forward_cols(m->q, m->x, w->q_w, w->q_b, j->N, C, C, o0, o1);
-					matmul_forward_cols(m->k, m->x, w->k_w, w->k_b, j->N, C, C, o0, o1);
-					matmul_forward_cols(m->v, m->x, w->v_w, w->v_b, j->N, C, C, o0, o1);
+					matmul_forward_cols(m->q + off, m->x + off, w->q_w, w->q_b, rows, C, C, o0, o1);
+					matmul_forward_cols(m->k + off, m->x + off, w->k_w, w->k_b, rows, C, C, o0, o1);
+					matmul_forward_cols(m->v + off, m->x + off, w->v_w, w->v_b, rows, C, C, o0, o1);
 					break;
 				}
-				matmul_forward_cols(j->out, j->inp, j->weight, j->bias, j->N,
-									j->C, j->OC, o0, o1);
-				if (j->kind == JOB_MATMUL_GELU && o1 > o0)
-					for (int n = 0; n < j->N; n++)
+				matmul_forward_cols(j->out + (size_t) n0 * j->OC, j->inp + (size_t) n0 * j->C,
+									j->weight, j->bias, (int) (n1 - n0), j->C, j->OC, o0, o1);
+				if (j->kind == JOB_MATMUL_GELU)
+					for (long n = n0; n < n1; n++)
 						gelu_forward(j->out + (size_t) n * j->OC + o0,
 									 j->out + (size_t) n * j->OC + o0, o1 - o0);
 				break;
