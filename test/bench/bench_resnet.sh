@@ -72,7 +72,9 @@ for B in 1 16; do
 	else
 		echo "ort: onnxruntime-node could not be installed (see $BENCH/npm.log)"
 	fi
-	pt_line=$(/usr/bin/python3 "$ROOT/test/bench/resnet_export.py" time "$MODEL" "$B" "$THREADS" "$R" "$W") ||
+	# PyTorch's OpenMP threads otherwise spin against each other on 2 cores
+	pt_line=$(OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=1 \
+		/usr/bin/python3 "$ROOT/test/bench/resnet_export.py" time "$MODEL" "$B" "$THREADS" "$R" "$W") ||
 		die "PyTorch timing failed"
 	echo "$pt_line"
 	pt_ms=$(field ms_per_image "$pt_line")
