@@ -9,7 +9,9 @@
 # --ignore-scripts) go to build/bench and are reused by later runs.
 # The three are interleaved over several rounds, so that load from other
 # processes hits them alike; each round gives a median of RUNS timed runs
-# after warm-up, and the table shows the best round's median per tool.
+# after warm-up per tool and the ratios of those; the table shows the median
+# over rounds of each (ratios taken within a round, back to back, so that a
+# quiet moment for one tool does not skew them).
 #
 # PyTorch (Debian's 1.13, whose BLAS is OpenBLAS) runs with
 # OMP_WAIT_POLICY=PASSIVE and OPENBLAS_NUM_THREADS=1, its best setting here:
@@ -57,12 +59,13 @@ fi
 
 # median_ms=... from a bench line
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
-best() { sort -g | head -1; }
+# median of the numbers on stdin, one per line
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 declare -A RESULT
 corename=""
 for B in $BATCHES; do
-	c_all=""; ort_all=""; torch_all=""
+	c_all=""; ort_all=""; torch_all=""; c_ort=""; c_torch=""
 	for r in $(seq "$ROUNDS"); do
 		line=$("$CLI" bench bert --model "$MODEL" --batch "$B" --seq "$SEQ" \
 			--threads "$THREADS" --runs "$RUNS" --warmup "$WARMUP")
@@ -77,20 +80,27 @@ for B in $BATCHES; do
 			"$MODEL" "$B" "$SEQ" "$THREADS" "$TORCH_RUNS" 1)
 		echo "  round $r: $line"
 		torch_all+="$(echo "$line" | field median_ms)"$'\n'
+		c=$(printf '%s' "$c_all" | tail -1); o=$(printf '%s' "$ort_all" | tail -1)
+		t=$(printf '%s' "$torch_all" | tail -1)
+		c_ort+="$(awk -v c="$c" -v o="$o" 'BEGIN { print c / o }')"$'\n'
+		c_torch+="$(awk -v c="$c" -v t="$t" 'BEGIN { print c / t }')"$'\n'
 	done
-	RESULT[c$B]=$(printf '%s' "$c_all" | best)
-	RESULT[ort$B]=$(printf '%s' "$ort_all" | best)
-	RESULT[torch$B]=$(printf '%s' "$torch_all" | best)
+	RESULT[c$B]=$(printf '%s' "$c_all" | median)
+	RESULT[ort$B]=$(printf '%s' "$ort_all" | median)
+	RESULT[torch$B]=$(printf '%s' "$torch_all" | median)
+	RESULT[c_ort$B]=$(printf '%s' "$c_ort" | median)
+	RESULT[c_torch$B]=$(printf '%s' "$c_torch" | median)
 done
 
 echo
 echo "BERT encoder forward, bert-base shape (12 x 768, 12 heads), seq $SEQ, $THREADS threads"
-echo "ms per batch: best of $ROUNDS rounds of the median of $RUNS runs after $WARMUP warm-up" \
-	"(PyTorch: $TORCH_RUNS runs after 1)"
+echo "ms per batch: median over $ROUNDS rounds of the median of $RUNS runs after $WARMUP warm-up" \
+	"(PyTorch: $TORCH_RUNS runs after 1); ratios: median over rounds of each round's ratio"
 printf '%-7s %12s %12s %12s %8s %10s\n' batch "C (mmsa)" "ORT $ORT_VERSION" PyTorch "C/ORT" "C/PyTorch"
 for B in $BATCHES; do
 	awk -v b="$B" -v c="${RESULT[c$B]}" -v o="${RESULT[ort$B]}" -v t="${RESULT[torch$B]}" \
-		'BEGIN { printf "%-7s %12.1f %12.1f %12.1f %8.2f %10.3f\n", b, c, o, t, c / o, c / t }'
+		-v co="${RESULT[c_ort$B]}" -v ct="${RESULT[c_torch$B]}" \
+		'BEGIN { printf "%-7s %12.1f %12.1f %12.1f %8.2f %10.3f\n", b, c, o, t, co, ct }'
 done
 echo "OpenBLAS kernel: $corename; OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(unset: auto-detected)};" \
 	"OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-(unset: auto-detected)}"
