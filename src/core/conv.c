@@ -6,25 +6,91 @@
  */
 #include "conv.h"
 
-#include <cblas.h>
 #include <float.h>
+#include <stdlib.h>
 #include <string.h>
 
-/*
- * The passes between matrix products (im2col, Winograd transforms,
- * bias/ReLU, pooling) are written as functions over a range of channels,
- * fn(args, begin, end).  They run on the calling thread: spreading them
- * over threads of our own was measured here and gained a few percent on
- * an idle machine but lost 10-20% when the cores were shared, as they are
- * between PostgreSQL backends (OpenBLAS's own threads stay busy-waiting).
- */
-typedef void (*range_fn) (const void *args, int begin, int end);
+#include "gemm.h"
 
-static inline void
-run_range(int n, range_fn fn, const void *args)
+/*
+ * Parallel regions: fn(arg, thread, nthreads) on every thread of ex (the
+ * caller alone when ex has no pool).
+ */
+static void
+run_parallel(const conv_exec *ex, mmsa_pool_fn fn, void *arg)
 {
-	if (n > 0)
-		fn(args, 0, n);
+	if (ex && ex->pool && ex->nthreads > 1)
+		mmsa_pool_run(ex->pool, fn, arg);
+	else
+		fn(arg, 0, 1);
+}
+
+/* Share [*lo, *hi) of thread t of n in [0, count), rounded to `align`. */
+static void
+thread_range(int count, int t, int n, int align, int *lo, int *hi)
+{
+	int			units = (count + align - 1) / align;
+
+	*lo = (int) ((long) units * t / n) * align;
+	*hi = (int) ((long) units * (t + 1) / n) * align;
+	if (*lo > count)
+		*lo = count;
+	if (*hi > count)
+		*hi = count;
+}
+
+static int
+exec_threads(const conv_exec *ex)
+{
+	return (ex && ex->pool) ? ex->nthreads : 1;
+}
+
+mmsa_status
+conv_exec_init(conv_exec *ex, int nthreads, mmsa_error *err)
+{
+	size_t		bytes = gemm_bpack_floats(1 << 30) * sizeof(float);
+	mmsa_status status;
+
+	memset(ex, 0, sizeof(*ex));
+	if (nthreads < 1)
+		nthreads = 1;
+	if (nthreads > CONV_MAX_THREADS)
+		nthreads = CONV_MAX_THREADS;
+	if (nthreads > 1)
+	{
+		if ((status = mmsa_pool_create(nthreads, &ex->pool, err)) != MMSA_OK)
+			return status;
+		nthreads = mmsa_pool_size(ex->pool);
+	}
+	ex->nthreads = nthreads;
+	for (int t = 0; t < nthreads; t++)
+		if ((ex->bpack[t] = aligned_alloc(64, (bytes + 63) / 64 * 64)) == NULL)
+		{
+			conv_exec_free(ex);
+			return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+		}
+	return MMSA_OK;
+}
+
+void
+conv_exec_free(conv_exec *ex)
+{
+	mmsa_pool_free(ex->pool);
+	for (int t = 0; t < CONV_MAX_THREADS; t++)
+		free(ex->bpack[t]);
+	memset(ex, 0, sizeof(*ex));
+}
+
+size_t
+conv2d_packed_floats(int Cout, int Cin, int k)
+{
+	return gemm_packed_floats(Cout, Cin * k * k);
+}
+
+void
+conv2d_weight_pack(float *packed, const float *w, int Cout, int Cin, int k)
+{
+	gemm_pack_a(packed, w, Cout, Cin * k * k, (size_t) Cin * k * k);
 }
 
 size_t
@@ -42,7 +108,8 @@ conv2d_col_floats(int Cin, int H, int W, int k, int stride, int pad, int images)
  * im2col for images b0 .. b0+G-1 of inp: (Cin, B, H, W).
  * col: (Cin*k*k, G*Ho*Wo); row (c*k + ki)*k + kj holds, for every output
  * position, the input pixel under kernel tap (ki, kj) of channel c, or 0
- * where the tap falls into the padding.
+ * where the tap falls into the padding.  im2col_rows fills the rows of
+ * the pairs (c, ki) numbered c*k + ki in [r_begin, r_end).
  */
 typedef struct im2col_args
 {
@@ -51,6 +118,7 @@ typedef struct im2col_args
 	int			B,
 				b0,
 				G,
+				Cin,
 				H,
 				W,
 				k,
@@ -61,9 +129,8 @@ typedef struct im2col_args
 } im2col_args;
 
 static void
-im2col_range(const void *args, int c_begin, int c_end)
+im2col_rows(const im2col_args *a, int r_begin, int r_end)
 {
-	const im2col_args *a = args;
 	float	   *col = a->col;
 	const float *inp = a->inp;
 	int			B = a->B,
@@ -79,122 +146,122 @@ im2col_range(const void *args, int c_begin, int c_end)
 	size_t		HoWo = (size_t) Ho * Wo;
 	size_t		ncols = (size_t) G * HoWo;
 
-	for (int c = c_begin; c < c_end; c++)
-		for (int ki = 0; ki < k; ki++)
-			for (int kj = 0; kj < k; kj++)
+	for (int r = r_begin; r < r_end; r++)
+	{
+		int			c = r / k,
+					ki = r % k;
+
+		for (int kj = 0; kj < k; kj++)
+		{
+			float	   *dst = col + ((size_t) r * k + kj) * ncols;
+			int			ox_lo,
+						ox_hi;
+
+			/* output columns whose tap lands inside the row: [ox_lo, ox_hi) */
+			ox_lo = (pad - kj + stride - 1) / stride;
+			if (pad - kj < 0)
+				ox_lo = 0;
+			ox_hi = (W - 1 + pad - kj) / stride + 1;
+			if (W - 1 + pad - kj < 0)
+				ox_hi = 0;
+			if (ox_hi > Wo)
+				ox_hi = Wo;
+			if (ox_lo > ox_hi)
+				ox_lo = ox_hi;
+
+			for (int g = 0; g < G; g++)
 			{
-				float	   *dst = col + ((size_t) (c * k + ki) * k + kj) * ncols;
-				int			ox_lo,
-							ox_hi;
+				const float *plane = inp + ((size_t) c * B + b0 + g) * H * W;
 
-				/* output columns whose tap lands inside the row: [ox_lo, ox_hi) */
-				ox_lo = (pad - kj + stride - 1) / stride;
-				if (pad - kj < 0)
-					ox_lo = 0;
-				ox_hi = (W - 1 + pad - kj) / stride + 1;
-				if (W - 1 + pad - kj < 0)
-					ox_hi = 0;
-				if (ox_hi > Wo)
-					ox_hi = Wo;
-				if (ox_lo > ox_hi)
-					ox_lo = ox_hi;
-
-				for (int g = 0; g < G; g++)
+				for (int oy = 0; oy < Ho; oy++)
 				{
-					const float *plane = inp + ((size_t) c * B + b0 + g) * H * W;
+					float	   *d = dst + g * HoWo + (size_t) oy * Wo;
+					int			iy = oy * stride - pad + ki;
+					const float *srow;
 
-					for (int oy = 0; oy < Ho; oy++)
+					if (iy < 0 || iy >= H)
 					{
-						float	   *d = dst + g * HoWo + (size_t) oy * Wo;
-						int			iy = oy * stride - pad + ki;
-						const float *srow;
-
-						if (iy < 0 || iy >= H)
-						{
-							memset(d, 0, sizeof(float) * Wo);
-							continue;
-						}
-						srow = plane + (size_t) iy * W - pad + kj;
-						for (int ox = 0; ox < ox_lo; ox++)
-							d[ox] = 0.0f;
-						if (stride == 1)
-							memcpy(d + ox_lo, srow + ox_lo, sizeof(float) * (ox_hi - ox_lo));
-						else
-							for (int ox = ox_lo; ox < ox_hi; ox++)
-								d[ox] = srow[ox * stride];
-						for (int ox = ox_hi; ox < Wo; ox++)
-							d[ox] = 0.0f;
+						memset(d, 0, sizeof(float) * Wo);
+						continue;
 					}
+					srow = plane + (size_t) iy * W - pad + kj;
+					for (int ox = 0; ox < ox_lo; ox++)
+						d[ox] = 0.0f;
+					if (stride == 1)
+						memcpy(d + ox_lo, srow + ox_lo, sizeof(float) * (ox_hi - ox_lo));
+					else
+						for (int ox = ox_lo; ox < ox_hi; ox++)
+							d[ox] = srow[ox * stride];
+					for (int ox = ox_hi; ox < Wo; ox++)
+						d[ox] = 0.0f;
 				}
 			}
-}
-
-static void
-im2col_cbhw(float *col, const float *inp, int B, int b0, int G,
-			int Cin, int H, int W, int k, int stride, int pad, int Ho, int Wo)
-{
-	im2col_args a = {col, inp, B, b0, G, H, W, k, stride, pad, Ho, Wo};
-
-	run_range(Cin, im2col_range, &a);
-}
-
-typedef struct epilogue_args
-{
-	float	   *out;
-	const float *bias;
-	const float *residual;
-	int			relu;
-	size_t		N;
-} epilogue_args;
-
-static void
-epilogue_range(const void *args, int c_begin, int c_end)
-{
-	const epilogue_args *a = args;
-	float	   *out = a->out;
-	const float *bias = a->bias,
-			   *residual = a->residual;
-	int			relu = a->relu;
-	size_t		N = a->N;
-
-	for (int c = c_begin; c < c_end; c++)
-	{
-		float	   *row = out + (size_t) c * N;
-		const float *res = residual ? residual + (size_t) c * N : NULL;
-		float		b = bias ? bias[c] : 0.0f;
-
-		if (res)
-			for (size_t i = 0; i < N; i++)
-				row[i] += b + res[i];
-		else if (b != 0.0f)
-			for (size_t i = 0; i < N; i++)
-				row[i] += b;
-		if (relu)
-			for (size_t i = 0; i < N; i++)
-				row[i] = row[i] > 0.0f ? row[i] : 0.0f;
+		}
 	}
 }
 
-/*
- * Adds bias (and residual), then applies the ReLU, over out: (Cout, N).
- */
 static void
-bias_residual_relu(float *out, const float *bias, const float *residual,
-				   int relu, int Cout, size_t N)
+im2col_thread(void *arg, int t, int n)
 {
-	epilogue_args a = {out, bias, residual, relu, N};
+	const im2col_args *a = arg;
+	int			lo,
+				hi;
 
-	run_range(Cout, epilogue_range, &a);
+	thread_range(a->Cin * a->k, t, n, 1, &lo, &hi);
+	im2col_rows(a, lo, hi);
+}
+
+/*
+ * One product of a convolution, split between the threads:
+ * C (M, N) = act(Ap x B + ...), see gemm_packed_range.
+ */
+typedef struct product_args
+{
+	const conv_exec *ex;
+	float	   *C;
+	size_t		ldc;
+	const float *Ap;
+	const float *B;
+	size_t		ldb;
+	int			M,
+				N,
+				K;
+	gemm_epilogue ep;
+} product_args;
+
+static void
+product_thread(void *arg, int t, int n)
+{
+	const product_args *a = arg;
+	int			m0,
+				m1,
+				n0,
+				n1;
+
+	gemm_thread_share(a->M, a->N, t, n, &m0, &m1, &n0, &n1);
+	gemm_packed_range(a->C, a->ldc, a->Ap, a->B, a->ldb, a->M, a->K,
+					  m0, m1, n0, n1, &a->ep, a->ex->bpack[t]);
+}
+
+static void
+run_product(const conv_exec *ex, float *C, size_t ldc, const float *Ap,
+			const float *B, size_t ldb, int M, int N, int K,
+			const float *bias, const float *residual, size_t ldr, int relu)
+{
+	product_args a = {ex, C, ldc, Ap, B, ldb, M, N, K, {bias, residual, ldr, relu}};
+
+	run_parallel(ex, product_thread, &a);
 }
 
 /*
  * Convolution (see conv.h).  A 1x1 stride-1 convolution multiplies the
  * weights with the whole batch in place; otherwise groups of images are
  * unfolded with im2col and each group's output columns are written by one
- * SGEMM straight into their place in out (ldc = B*Ho*Wo).
+ * product straight into their place in out (ldc = B*Ho*Wo).  Bias,
+ * residual and ReLU are applied by the product as it stores.
  */
 void
-conv2d_forward(float *out, const float *inp, const float *weight,
+conv2d_forward(const conv_exec *ex, float *out, const float *inp, const float *weight,
 			   const float *bias, const float *residual, int relu,
 			   int B, int Cin, int H, int W, int Cout,
 			   int k, int stride, int pad, float *col, size_t col_floats)
@@ -207,9 +274,8 @@ conv2d_forward(float *out, const float *inp, const float *weight,
 
 	if (k == 1 && stride == 1 && pad == 0)
 	{
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-					Cout, (int) N, Cin, 1.0f, weight, Cin, inp, (int) N,
-					0.0f, out, (int) N);
+		run_product(ex, out, N, weight, inp, N, Cout, (int) N, Cin,
+					bias, residual, N, relu);
 	}
 	else
 	{
@@ -223,15 +289,14 @@ conv2d_forward(float *out, const float *inp, const float *weight,
 		for (int b0 = 0; b0 < B; b0 += G)
 		{
 			int			g = (B - b0 < G) ? B - b0 : G;
+			im2col_args ia = {col, inp, B, b0, g, Cin, H, W, k, stride, pad, Ho, Wo};
 
-			im2col_cbhw(col, inp, B, b0, g, Cin, H, W, k, stride, pad, Ho, Wo);
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-						Cout, (int) (g * HoWo), K, 1.0f, weight, K,
-						col, (int) (g * HoWo),
-						0.0f, out + b0 * HoWo, (int) N);
+			run_parallel(ex, im2col_thread, &ia);
+			run_product(ex, out + b0 * HoWo, N, weight, col, g * HoWo,
+						Cout, (int) (g * HoWo), K, bias,
+						residual ? residual + b0 * HoWo : NULL, N, relu);
 		}
 	}
-	bias_residual_relu(out, bias, residual, relu, Cout, N);
 }
 
 /*
@@ -239,6 +304,7 @@ conv2d_forward(float *out, const float *inp, const float *weight,
  */
 typedef struct maxpool_args
 {
+	int			planes;
 	float	   *out;
 	const float *inp;
 	int			H,
@@ -291,13 +357,24 @@ maxpool_range(const void *args, int p_begin, int p_end)
 	}
 }
 
+static void
+maxpool_thread(void *arg, int t, int n)
+{
+	const maxpool_args *a = arg;
+	int			lo,
+				hi;
+
+	thread_range(a->planes, t, n, 1, &lo, &hi);
+	maxpool_range(a, lo, hi);
+}
+
 void
-maxpool2d_forward(float *out, const float *inp, int C, int B,
+maxpool2d_forward(const conv_exec *ex, float *out, const float *inp, int C, int B,
 				  int H, int W, int k, int stride, int pad)
 {
-	maxpool_args a = {out, inp, H, W, k, stride, pad};
+	maxpool_args a = {C * B, out, inp, H, W, k, stride, pad};
 
-	run_range(C * B, maxpool_range, &a);
+	run_parallel(ex, maxpool_thread, &a);
 }
 
 /*
@@ -348,18 +425,24 @@ nchw_to_cbhw(float *out, const float *inp, int B, int C, int HW)
 }
 
 /*
- * Fully connected layer: out (B, OC) = inp (B, IC) x weight (OC, IC)^T + bias.
+ * Fully connected layer: out (B, OC) = inp (B, IC) x weight (OC, IC)^T +
+ * bias, computed as out^T (OC, B) = weight x inp^T with the packed weight.
  */
 void
-linear_forward(float *out, const float *inp, const float *weight,
-			   const float *bias, int B, int IC, int OC)
+linear_forward(const conv_exec *ex, float *out, const float *inp,
+			   const float *weight, const float *bias,
+			   int B, int IC, int OC, float *work)
 {
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
-				B, OC, IC, 1.0f, inp, IC, weight, IC, 0.0f, out, OC);
-	if (bias)
-		for (int b = 0; b < B; b++)
-			for (int o = 0; o < OC; o++)
-				out[(size_t) b * OC + o] += bias[o];
+	float	   *inp_t = work,
+			   *out_t = work + (size_t) IC * B;
+
+	for (int b = 0; b < B; b++)
+		for (int i = 0; i < IC; i++)
+			inp_t[(size_t) i * B + b] = inp[(size_t) b * IC + i];
+	run_product(ex, out_t, B, weight, inp_t, B, OC, B, IC, bias, NULL, 0, 0);
+	for (int b = 0; b < B; b++)
+		for (int o = 0; o < OC; o++)
+			out[(size_t) b * OC + o] = out_t[(size_t) o * B + b];
 }
 
 /*
@@ -388,6 +471,22 @@ winograd_weight_transform(float *U, const float *w, int Cout, int Cin)
 }
 
 size_t
+winograd_packed_floats(int Cout, int Cin)
+{
+	return 16 * gemm_packed_floats(Cout, Cin);
+}
+
+/* Up: the 16 matrices U[p] (Cout, Cin) of U, each packed by gemm_pack_a. */
+void
+winograd_weight_pack(float *Up, const float *U, int Cout, int Cin)
+{
+	size_t		per = gemm_packed_floats(Cout, Cin);
+
+	for (int p = 0; p < 16; p++)
+		gemm_pack_a(Up + p * per, U + (size_t) p * Cout * Cin, Cout, Cin, Cin);
+}
+
+size_t
 winograd_floats(int C, int B, int H, int W)
 {
 	return (size_t) 16 * C * B * ((H + 1) / 2) * ((W + 1) / 2);
@@ -395,8 +494,10 @@ winograd_floats(int C, int B, int H, int W)
 
 typedef struct winograd_args
 {
+	const conv_exec *ex;
 	float	   *out;
 	const float *inp;
+	const float *Up;
 	const float *bias;
 	const float *residual;
 	int			relu,
@@ -406,14 +507,16 @@ typedef struct winograd_args
 				W,
 				Cout;
 	float	   *V;
-	const float *M;
+	float	   *M;
 } winograd_args;
 
-/* Input transform of channels [c_begin, c_end): V[p][c][t] = (B^T d B)[p] */
+/*
+ * Input transform of tiles [t_begin, t_end), every channel:
+ * V[p][c][t] = (B^T d B)[p] of the 4x4 input tile d at (2ty-1, 2tx-1).
+ */
 static void
-winograd_input_range(const void *args, int c_begin, int c_end)
+winograd_input_tiles(const winograd_args *a, int t_begin, int t_end)
 {
-	const winograd_args *a = args;
 	const float *inp = a->inp;
 	float	   *V = a->V;
 	int			B = a->B,
@@ -424,70 +527,66 @@ winograd_input_range(const void *args, int c_begin, int c_end)
 				tw = (W + 1) / 2;
 	size_t		T = (size_t) B * th * tw;
 	size_t		HW = (size_t) H * W;
+	size_t		step = (size_t) Cin * T;
 
-	for (int c = c_begin; c < c_end; c++)
-		for (int b = 0; b < B; b++)
+	for (int c = 0; c < Cin; c++)
+		for (int t = t_begin; t < t_end; t++)
 		{
+			int			b = t / (th * tw),
+						ty = (t / tw) % th,
+						tx = t % tw;
 			const float *plane = inp + ((size_t) c * B + b) * HW;
+			int			y0 = 2 * ty - 1,
+						x0 = 2 * tx - 1;
+			float		d[4][4],
+						r[4][4];
 
-			for (int ty = 0; ty < th; ty++)
-				for (int tx = 0; tx < tw; tx++)
-				{
-					size_t		t = ((size_t) b * th + ty) * tw + tx;
-					int			y0 = 2 * ty - 1,
-								x0 = 2 * tx - 1;
-					float		d[4][4],
-								r[4][4];
-
-					if (y0 >= 0 && x0 >= 0 && y0 + 3 < H && x0 + 3 < W)
-					{
-						for (int i = 0; i < 4; i++)
-							for (int j = 0; j < 4; j++)
-								d[i][j] = plane[(size_t) (y0 + i) * W + x0 + j];
-					}
-					else
-					{
-						for (int i = 0; i < 4; i++)
-							for (int j = 0; j < 4; j++)
-							{
-								int			y = y0 + i,
-											x = x0 + j;
-
-								d[i][j] = (y >= 0 && y < H && x >= 0 && x < W) ?
-									plane[(size_t) y * W + x] : 0.0f;
-							}
-					}
-					/* rows: B^T d */
+			if (y0 >= 0 && x0 >= 0 && y0 + 3 < H && x0 + 3 < W)
+			{
+				for (int i = 0; i < 4; i++)
+					for (int j = 0; j < 4; j++)
+						d[i][j] = plane[(size_t) (y0 + i) * W + x0 + j];
+			}
+			else
+			{
+				for (int i = 0; i < 4; i++)
 					for (int j = 0; j < 4; j++)
 					{
-						r[0][j] = d[0][j] - d[2][j];
-						r[1][j] = d[1][j] + d[2][j];
-						r[2][j] = d[2][j] - d[1][j];
-						r[3][j] = d[1][j] - d[3][j];
-					}
-					/* columns: (B^T d) B */
-					for (int i = 0; i < 4; i++)
-					{
-						float	   *v = V + ((size_t) (i * 4) * Cin + c) * T + t;
-						size_t		step = (size_t) Cin * T;
+						int			y = y0 + i,
+									x = x0 + j;
 
-						v[0] = r[i][0] - r[i][2];
-						v[step] = r[i][1] + r[i][2];
-						v[2 * step] = r[i][2] - r[i][1];
-						v[3 * step] = r[i][1] - r[i][3];
+						d[i][j] = (y >= 0 && y < H && x >= 0 && x < W) ?
+							plane[(size_t) y * W + x] : 0.0f;
 					}
-				}
+			}
+			/* rows: B^T d */
+			for (int j = 0; j < 4; j++)
+			{
+				r[0][j] = d[0][j] - d[2][j];
+				r[1][j] = d[1][j] + d[2][j];
+				r[2][j] = d[2][j] - d[1][j];
+				r[3][j] = d[1][j] - d[3][j];
+			}
+			/* columns: (B^T d) B */
+			for (int i = 0; i < 4; i++)
+			{
+				float	   *v = V + ((size_t) (i * 4) * Cin + c) * T + t;
+
+				v[0] = r[i][0] - r[i][2];
+				v[step] = r[i][1] + r[i][2];
+				v[2 * step] = r[i][2] - r[i][1];
+				v[3 * step] = r[i][1] - r[i][3];
+			}
 		}
 }
 
 /*
- * Output transform of channels [o_begin, o_end): A^T m A with
- * A^T = [1 1 1 0; 0 1 -1 -1], + bias, residual, ReLU.
+ * Output transform of tiles [t_begin, t_end), every output channel:
+ * A^T m A with A^T = [1 1 1 0; 0 1 -1 -1], + bias, residual, ReLU.
  */
 static void
-winograd_output_range(const void *args, int o_begin, int o_end)
+winograd_output_tiles(const winograd_args *a, int t_begin, int t_end)
 {
-	const winograd_args *a = args;
 	float	   *out = a->out;
 	const float *M = a->M,
 			   *bias = a->bias,
@@ -501,59 +600,82 @@ winograd_output_range(const void *args, int o_begin, int o_end)
 				tw = (W + 1) / 2;
 	size_t		T = (size_t) B * th * tw;
 	size_t		HW = (size_t) H * W;
+	size_t		step = (size_t) Cout * T;
 
-	for (int o = o_begin; o < o_end; o++)
+	for (int o = 0; o < Cout; o++)
 	{
 		float		bo = bias ? bias[o] : 0.0f;
 
-		for (int b = 0; b < B; b++)
+		for (int t = t_begin; t < t_end; t++)
 		{
+			int			b = t / (th * tw),
+						ty = (t / tw) % th,
+						tx = t % tw;
 			float	   *oplane = out + ((size_t) o * B + b) * HW;
 			const float *rplane = residual ? residual + ((size_t) o * B + b) * HW : NULL;
+			const float *mp = M + (size_t) o * T + t;
+			float		m[16],
+						s[2][4],
+						y[2][2];
 
-			for (int ty = 0; ty < th; ty++)
-				for (int tx = 0; tx < tw; tx++)
+			for (int p = 0; p < 16; p++)
+				m[p] = mp[p * step];
+			for (int j = 0; j < 4; j++)
+			{
+				s[0][j] = m[j] + m[4 + j] + m[8 + j];
+				s[1][j] = m[4 + j] - m[8 + j] - m[12 + j];
+			}
+			for (int i = 0; i < 2; i++)
+			{
+				y[i][0] = s[i][0] + s[i][1] + s[i][2];
+				y[i][1] = s[i][1] - s[i][2] - s[i][3];
+			}
+			for (int i = 0; i < 2; i++)
+			{
+				int			yy = 2 * ty + i;
+
+				if (yy >= H)
+					break;
+				for (int j = 0; j < 2; j++)
 				{
-					size_t		t = ((size_t) b * th + ty) * tw + tx;
-					const float *mp = M + (size_t) o * T + t;
-					size_t		step = (size_t) Cout * T;
-					float		m[16],
-								s[2][4],
-								y[2][2];
+					int			xx = 2 * tx + j;
+					size_t		idx = (size_t) yy * W + xx;
+					float		v;
 
-					for (int p = 0; p < 16; p++)
-						m[p] = mp[p * step];
-					for (int j = 0; j < 4; j++)
-					{
-						s[0][j] = m[j] + m[4 + j] + m[8 + j];
-						s[1][j] = m[4 + j] - m[8 + j] - m[12 + j];
-					}
-					for (int i = 0; i < 2; i++)
-					{
-						y[i][0] = s[i][0] + s[i][1] + s[i][2];
-						y[i][1] = s[i][1] - s[i][2] - s[i][3];
-					}
-					for (int i = 0; i < 2; i++)
-					{
-						int			yy = 2 * ty + i;
-
-						if (yy >= H)
-							break;
-						for (int j = 0; j < 2; j++)
-						{
-							int			xx = 2 * tx + j;
-							size_t		idx = (size_t) yy * W + xx;
-							float		v;
-
-							if (xx >= W)
-								break;
-							v = y[i][j] + bo + (rplane ? rplane[idx] : 0.0f);
-							oplane[idx] = (relu && v < 0.0f) ? 0.0f : v;
-						}
-					}
+					if (xx >= W)
+						break;
+					v = y[i][j] + bo + (rplane ? rplane[idx] : 0.0f);
+					oplane[idx] = (relu && v < 0.0f) ? 0.0f : v;
 				}
+			}
 		}
 	}
+}
+
+/*
+ * The work of one thread: its own range of tiles through the input
+ * transform, the 16 products (its columns of each) and the output
+ * transform, so the threads never wait for each other.
+ */
+static void
+winograd_thread(void *arg, int t, int n)
+{
+	const winograd_args *a = arg;
+	int			T = a->B * ((a->H + 1) / 2) * ((a->W + 1) / 2);
+	size_t		per = gemm_packed_floats(a->Cout, a->Cin);
+	int			t0,
+				t1;
+
+	thread_range(T, t, n, T >= 64 * n ? GEMM_NR : 1, &t0, &t1);
+	if (t0 >= t1)
+		return;
+	winograd_input_tiles(a, t0, t1);
+	/* M[p] (Cout, T) = U[p] (Cout, Cin) x V[p] (Cin, T), columns t0 .. t1 */
+	for (int p = 0; p < 16; p++)
+		gemm_packed_range(a->M + (size_t) p * a->Cout * T, T, a->Up + p * per,
+						  a->V + (size_t) p * a->Cin * T, T, a->Cout, a->Cin,
+						  0, a->Cout, t0, t1, NULL, a->ex->bpack[t]);
+	winograd_output_tiles(a, t0, t1);
 }
 
 /*
@@ -561,22 +683,13 @@ winograd_output_range(const void *args, int o_begin, int o_end)
  * t = (b * th + ty) * tw + tx; V: (16, Cin, T), M: (16, Cout, T).
  */
 void
-conv2d_winograd_forward(float *out, const float *inp, const float *U,
-						const float *bias, const float *residual, int relu,
+conv2d_winograd_forward(const conv_exec *ex, float *out, const float *inp,
+						const float *Up, const float *bias,
+						const float *residual, int relu,
 						int B, int Cin, int H, int W, int Cout,
 						float *V, float *M)
 {
-	winograd_args a = {out, inp, bias, residual, relu, B, Cin, H, W, Cout, V, M};
-	size_t		T = (size_t) B * ((H + 1) / 2) * ((W + 1) / 2);
+	winograd_args a = {ex, out, inp, Up, bias, residual, relu, B, Cin, H, W, Cout, V, M};
 
-	run_range(Cin, winograd_input_range, &a);
-
-	/* 16 products: M[p] (Cout, T) = U[p] (Cout, Cin) x V[p] (Cin, T) */
-	for (int p = 0; p < 16; p++)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans,
-					Cout, (int) T, Cin, 1.0f, U + (size_t) p * Cout * Cin, Cin,
-					V + (size_t) p * Cin * T, (int) T,
-					0.0f, M + (size_t) p * Cout * T, (int) T);
-
-	run_range(Cout, winograd_output_range, &a);
+	run_parallel(ex, winograd_thread, &a);
 }

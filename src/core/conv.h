@@ -6,13 +6,41 @@
  * row c of the matrix (C, B*H*W) holds channel c of every image, so a 1x1
  * stride-1 convolution of the whole batch is one matrix product
  * out = W (Cout, Cin) x inp (Cin, B*H*W) with no copying, and a k x k
- * convolution is the same product after im2col.  Dense math goes through
- * CBLAS (OpenBLAS).
+ * convolution is the same product after im2col.  The products run on
+ * gemm.c with the weights packed once at load (conv2d_weight_pack,
+ * winograd_weight_pack), split between the threads of a conv_exec.
  */
 #ifndef MMSA_CONV_H
 #define MMSA_CONV_H
 
 #include <stddef.h>
+
+#include "mmsa_error.h"
+#include "threadpool.h"
+
+#define CONV_MAX_THREADS 64
+
+/*
+ * Threads for the layers: a pool (NULL: the caller alone) and one packing
+ * buffer for gemm.c per thread.
+ */
+typedef struct conv_exec
+{
+	mmsa_pool  *pool;
+	int			nthreads;
+	float	   *bpack[CONV_MAX_THREADS];
+} conv_exec;
+
+/* Starts nthreads threads in all (the caller included); 1 = no pool. */
+mmsa_status conv_exec_init(conv_exec *ex, int nthreads, mmsa_error *err);
+void		conv_exec_free(conv_exec *ex);
+
+/*
+ * Packed weights of a k x k convolution (Cout, Cin, k, k), as gemm_pack_a
+ * of the (Cout, Cin*k*k) matrix: conv2d_packed_floats floats.
+ */
+size_t		conv2d_packed_floats(int Cout, int Cin, int k);
+void		conv2d_weight_pack(float *packed, const float *w, int Cout, int Cin, int k);
 
 /* Output size of a convolution or pooling along one axis. */
 static inline int
@@ -31,13 +59,14 @@ size_t		conv2d_col_floats(int Cin, int H, int W, int k, int stride, int pad,
 
 /*
  * out: (Cout, B, Ho, Wo) = act(weight * inp + bias [+ residual])
- * inp: (Cin, B, H, W), weight: (Cout, Cin, k, k), bias: (Cout) or NULL,
+ * inp: (Cin, B, H, W), weight: (Cout, Cin, k, k) packed by conv2d_weight_pack,
+ * bias: (Cout) or NULL,
  * residual: (Cout, B, Ho, Wo) or NULL (added before the ReLU), relu: 0/1.
  * Zero padding of `pad` on every side.  col is a work buffer of col_floats
  * floats, at least conv2d_col_floats(.., 1); images are processed in groups
  * as large as it allows.  out must not overlap inp, residual or col.
  */
-void		conv2d_forward(float *out, const float *inp, const float *weight,
+void		conv2d_forward(const conv_exec *ex, float *out, const float *inp, const float *weight,
 						   const float *bias, const float *residual, int relu,
 						   int B, int Cin, int H, int W, int Cout,
 						   int k, int stride, int pad,
@@ -51,19 +80,24 @@ void		conv2d_forward(float *out, const float *inp, const float *weight,
  * instead of 36.
  *
  * winograd_weight_transform: U: (16, Cout, Cin) = G g G^T of w: (Cout, Cin, 3, 3).
+ * winograd_weight_pack: the 16 matrices U[p] each packed by gemm_pack_a,
+ * winograd_packed_floats floats.
  * winograd_floats: floats of one transformed tensor (16, C, tiles) for a
  * batch of B images of H x W.
  */
 void		winograd_weight_transform(float *U, const float *w, int Cout, int Cin);
+size_t		winograd_packed_floats(int Cout, int Cin);
+void		winograd_weight_pack(float *Up, const float *U, int Cout, int Cin);
 size_t		winograd_floats(int C, int B, int H, int W);
 
 /*
  * out: (Cout, B, H, W) = act(conv3x3(inp) + bias [+ residual]), stride 1,
- * zero padding 1, with U from winograd_weight_transform.  V must hold
+ * zero padding 1, with Up from winograd_weight_pack.  V must hold
  * winograd_floats(Cin, B, H, W) floats and M winograd_floats(Cout, B, H, W);
  * neither may overlap inp, out or residual.
  */
-void		conv2d_winograd_forward(float *out, const float *inp, const float *U,
+void		conv2d_winograd_forward(const conv_exec *ex, float *out,
+									const float *inp, const float *Up,
 									const float *bias, const float *residual,
 									int relu, int B, int Cin, int H, int W,
 									int Cout, float *V, float *M);
@@ -74,7 +108,7 @@ void		conv2d_winograd_forward(float *out, const float *inp, const float *U,
  * On inputs >= 0 (after a ReLU) this equals Keras' ZeroPadding2D followed
  * by a 'valid' MaxPooling2D.
  */
-void		maxpool2d_forward(float *out, const float *inp, int C, int B,
+void		maxpool2d_forward(const conv_exec *ex, float *out, const float *inp, int C, int B,
 							  int H, int W, int k, int stride, int pad);
 
 /*
@@ -95,9 +129,11 @@ void		cbhw_to_token_major(float *out, const float *inp, int C, int B,
 void		nchw_to_cbhw(float *out, const float *inp, int B, int C, int HW);
 
 /*
- * out: (B, OC) = inp: (B, IC) x weight^T + bias, weight: (OC, IC).
+ * out: (B, OC) = inp: (B, IC) x weight^T + bias, weight: (OC, IC) packed
+ * by conv2d_weight_pack(.., OC, IC, 1).  work: (IC + OC) * B floats.
  */
-void		linear_forward(float *out, const float *inp, const float *weight,
-						   const float *bias, int B, int IC, int OC);
+void		linear_forward(const conv_exec *ex, float *out, const float *inp,
+						   const float *weight, const float *bias,
+						   int B, int IC, int OC, float *work);
 
 #endif

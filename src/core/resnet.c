@@ -14,6 +14,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <cblas.h>
+
 #include "conv.h"
 #include "safetensors.h"
 
@@ -76,11 +78,12 @@ resnet_plan(resnet_model *m)
 		}
 }
 
-/* Floats of a convolution's weights as stored (Winograd: 16 per pair). */
+/* Floats of a convolution's packed weights (Winograd: 16 matrices). */
 static size_t
 conv_weight_floats(const resnet_conv *c)
 {
-	return (size_t) c->cout * c->cin * (c->winograd ? 16 : c->k * c->k);
+	return c->winograd ? winograd_packed_floats(c->cout, c->cin) :
+		conv2d_packed_floats(c->cout, c->cin, c->k);
 }
 
 static size_t
@@ -132,8 +135,8 @@ load_folded_conv(safetensors_file *f, resnet_conv *c, const char *conv_name,
 	if ((var = safetensors_get_f32(f, name, 1, vshape, err)) == NULL)
 		return err ? err->status : MMSA_ERR_FORMAT;
 
-	/* Winograd convolutions fold into a scratch copy, then transform */
-	folded = c->winograd ? malloc(sizeof(float) * per_out * c->cout) : c->weight;
+	/* fold into a scratch copy, then (transform and) pack into the arena */
+	folded = malloc(sizeof(float) * per_out * c->cout * (c->winograd ? 1 + 16 : 1));
 	if (folded == NULL)
 		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
 	for (int o = 0; o < c->cout; o++)
@@ -142,8 +145,7 @@ load_folded_conv(safetensors_file *f, resnet_conv *c, const char *conv_name,
 
 		if (!(var[o] >= 0.0f) || !isfinite(var[o]))
 		{
-			if (folded != c->weight)
-				free(folded);
+			free(folded);
 			return mmsa_set_error(err, MMSA_ERR_FORMAT,
 								  "tensor \"%s.running_var\" has a negative or non-finite value at %d",
 								  bn_name, o);
@@ -155,9 +157,14 @@ load_folded_conv(safetensors_file *f, resnet_conv *c, const char *conv_name,
 	}
 	if (c->winograd)
 	{
-		winograd_weight_transform(c->weight, folded, c->cout, c->cin);
-		free(folded);
+		float	   *U = folded + per_out * c->cout;
+
+		winograd_weight_transform(U, folded, c->cout, c->cin);
+		winograd_weight_pack(c->weight, U, c->cout, c->cin);
 	}
+	else
+		conv2d_weight_pack(c->weight, folded, c->cout, c->cin, c->k);
+	free(folded);
 	return MMSA_OK;
 }
 
@@ -366,7 +373,7 @@ resnet_model_load(const char *dir, resnet_model **out, mmsa_error *err)
 		if (m->blocks[i].has_downsample)
 			total += conv_params(&m->blocks[i].downsample);
 	}
-	total += (size_t) m->num_classes * RESNET_FEATURES + m->num_classes;
+	total += conv2d_packed_floats(m->num_classes, RESNET_FEATURES, 1) + m->num_classes;
 	m->arena = malloc(total * sizeof(float));
 	if (m->arena == NULL)
 	{
@@ -418,8 +425,8 @@ resnet_model_load(const char *dir, resnet_model **out, mmsa_error *err)
 		goto fail;
 	}
 	m->fc_weight = cursor;
-	memcpy(m->fc_weight, fc_w, sizeof(float) * m->num_classes * RESNET_FEATURES);
-	cursor += (size_t) m->num_classes * RESNET_FEATURES;
+	conv2d_weight_pack(m->fc_weight, fc_w, m->num_classes, RESNET_FEATURES, 1);
+	cursor += conv2d_packed_floats(m->num_classes, RESNET_FEATURES, 1);
 	m->fc_bias = cursor;
 	memcpy(m->fc_bias, fc_b, sizeof(float) * m->num_classes);
 
@@ -452,6 +459,7 @@ resnet_model_free(resnet_model *m)
 	if (m == NULL)
 		return;
 	free_workspace(m);
+	conv_exec_free(&m->exec);
 	if (m->labels)
 		for (int i = 0; i < m->num_classes; i++)
 			free(m->labels[i]);
@@ -565,10 +573,10 @@ run_conv(resnet_model *m, const resnet_conv *c, float *out, const float *inp,
 		 const float *residual, int relu, int B, int H, float *scratch)
 {
 	if (c->winograd)
-		conv2d_winograd_forward(out, inp, c->weight, c->bias, residual, relu,
+		conv2d_winograd_forward(&m->exec, out, inp, c->weight, c->bias, residual, relu,
 								B, c->cin, H, H, c->cout, m->col, scratch);
 	else
-		conv2d_forward(out, inp, c->weight, c->bias, residual, relu,
+		conv2d_forward(&m->exec, out, inp, c->weight, c->bias, residual, relu,
 					   B, c->cin, H, H, c->cout, c->k, c->stride, c->pad,
 					   m->col, m->col_floats);
 }
@@ -593,7 +601,7 @@ resnet_forward_chunk(resnet_model *m, const float *images, int B,
 	nchw_to_cbhw(m->act[0], images, B, 3, H * H);
 	run_conv(m, &m->stem, m->act[1], m->act[0], NULL, 1, B, H, NULL);
 	H = conv_out_size(H, 7, 2, 3);
-	maxpool2d_forward(m->act[0], m->act[1], 64, B, H, H, 3, 2, 1);
+	maxpool2d_forward(&m->exec, m->act[0], m->act[1], 64, B, H, H, 3, 2, 1);
 	H = conv_out_size(H, 3, 2, 1);
 	cur = 0;
 	C = 64;
@@ -640,7 +648,8 @@ resnet_forward_chunk(resnet_model *m, const float *images, int B,
 
 		global_avgpool_forward(p, m->act[cur], C, B, H * H);
 		if (logits)
-			linear_forward(logits, p, m->fc_weight, m->fc_bias, B, C, m->num_classes);
+			linear_forward(&m->exec, logits, p, m->fc_weight, m->fc_bias, B, C,
+						   m->num_classes, m->act[(cur + 2) % 4]);
 	}
 	return MMSA_OK;
 }
@@ -657,6 +666,15 @@ resnet_forward(resnet_model *m, const float *images, int B,
 							  B, RESNET_MAX_BATCH);
 	if (images == NULL)
 		return mmsa_set_error(err, MMSA_ERR_INVALID, "no images");
+	/* as many threads as OpenBLAS is set to (the callers' setting) */
+	if (m->exec.nthreads != openblas_get_num_threads())
+	{
+		mmsa_status status;
+
+		conv_exec_free(&m->exec);
+		if ((status = conv_exec_init(&m->exec, openblas_get_num_threads(), err)) != MMSA_OK)
+			return status;
+	}
 	for (int b0 = 0; b0 < B; b0 += chunk)
 	{
 		int			n = B - b0 < chunk ? B - b0 : chunk;

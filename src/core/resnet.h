@@ -29,6 +29,7 @@
 
 #include <stddef.h>
 
+#include "conv.h"
 #include "mmsa_error.h"
 
 #define RESNET_IMAGE_SIZE 224
@@ -52,7 +53,8 @@ typedef struct resnet_conv
 				stride,
 				pad;
 	int			winograd;		/* 3x3 stride 1: weight holds U (16, cout, cin) */
-	float	   *weight;			/* (cout, cin, k, k), in the model's arena */
+	float	   *weight;			/* (cout, cin, k, k) (or U) packed for gemm.c,
+								 * in the model's arena */
 	float	   *bias;			/* (cout) */
 } resnet_conv;
 
@@ -72,7 +74,7 @@ typedef struct resnet_model
 	int			num_classes;
 	resnet_conv stem;			/* 7x7/2 */
 	resnet_block blocks[16];
-	float	   *fc_weight;		/* (num_classes, 2048) */
+	float	   *fc_weight;		/* (num_classes, 2048), packed for gemm.c */
 	float	   *fc_bias;		/* (num_classes) */
 	float	   *arena;			/* every folded weight */
 	char	   *preprocess_json;	/* the "preprocess" object as JSON, or NULL */
@@ -91,6 +93,8 @@ typedef struct resnet_model
 	size_t		col_floats;
 	float	   *act[4];
 	float	   *col;
+	/* threads: as many as OpenBLAS is set to use, started on first use */
+	conv_exec	exec;
 } resnet_model;
 
 /*

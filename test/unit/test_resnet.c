@@ -58,7 +58,7 @@ conv_direct(float *out, const float *inp, const float *w, const float *bias,
 }
 
 static void
-test_conv_layers(void)
+test_conv_layers(const conv_exec *ex)
 {
 	struct
 	{
@@ -91,6 +91,7 @@ test_conv_layers(void)
 		/* room for one image only: exercises the grouping */
 		size_t		colf = conv2d_col_floats(Cin, H, W, k, s, p, 1);
 		float	   *col = malloc(sizeof(float) * (colf ? colf : 1));
+		float	   *wp = malloc(sizeof(float) * conv2d_packed_floats(Cout, Cin, k));
 		char		name[96];
 
 		for (size_t i = 0; i < nin; i++)
@@ -100,8 +101,10 @@ test_conv_layers(void)
 		for (int i = 0; i < Cout; i++)
 			bias[i] = frand(&seed);
 		conv_direct(want, inp, w, bias, B, Cin, H, W, Cout, k, s, p);
-		conv2d_forward(got, inp, w, bias, NULL, 0, B, Cin, H, W, Cout, k, s, p, col, colf);
-		snprintf(name, sizeof(name), "conv2d_forward k=%d s=%d p=%d vs direct loops", k, s, p);
+		conv2d_weight_pack(wp, w, Cout, Cin, k);
+		conv2d_forward(ex, got, inp, wp, bias, NULL, 0, B, Cin, H, W, Cout, k, s, p, col, colf);
+		snprintf(name, sizeof(name), "conv2d_forward k=%d s=%d p=%d vs direct loops (%d threads)",
+				 k, s, p, ex->nthreads);
 		tap_close_within(want, got, (long) nout, 1e-5, name);
 
 		/* with residual and ReLU */
@@ -112,7 +115,7 @@ test_conv_layers(void)
 
 			for (size_t i = 0; i < nout; i++)
 				res[i] = 0.5f;
-			conv2d_forward(got, inp, w, bias, res, 1, B, Cin, H, W, Cout, k, s, p, col, colf);
+			conv2d_forward(ex, got, inp, wp, bias, res, 1, B, Cin, H, W, Cout, k, s, p, col, colf);
 			tap_close_within(want, got, (long) nout, 1e-5, "conv2d_forward + residual + ReLU");
 			free(res);
 		}
@@ -122,21 +125,24 @@ test_conv_layers(void)
 		free(want);
 		free(got);
 		free(col);
+		free(wp);
 	}
 
 	/* Winograd F(2x2,3x3) against direct loops, odd and even sizes */
-	for (int t = 0; t < 3; t++)
+	for (int t = 0; t < 4; t++)
 	{
+		/* the last: 2 x 8 x 9 = 144 tiles, split between threads by panels */
 		int			B = 2,
 					Cin = 6,
-					Cout = 5,
-					H = (t == 0) ? 7 : (t == 1 ? 8 : 5),
-					W = (t == 2) ? 9 : H;
+					Cout = (t == 3) ? 13 : 5,
+					H = (t == 0) ? 7 : (t == 1 ? 8 : (t == 2 ? 5 : 16)),
+					W = (t == 2) ? 9 : (t == 3 ? 17 : H);
 		size_t		nin = (size_t) Cin * B * H * W,
 					nout = (size_t) Cout * B * H * W;
 		float	   *inp = malloc(sizeof(float) * nin),
 				   *w = malloc(sizeof(float) * Cout * Cin * 9),
 				   *U = malloc(sizeof(float) * Cout * Cin * 16),
+				   *Up = malloc(sizeof(float) * winograd_packed_floats(Cout, Cin)),
 				   *bias = malloc(sizeof(float) * Cout),
 				   *res = malloc(sizeof(float) * nout),
 				   *want = malloc(sizeof(float) * nout),
@@ -157,12 +163,14 @@ test_conv_layers(void)
 		for (size_t i = 0; i < nout; i++)
 			want[i] = want[i] + res[i] > 0.0f ? want[i] + res[i] : 0.0f;
 		winograd_weight_transform(U, w, Cout, Cin);
-		conv2d_winograd_forward(got, inp, U, bias, res, 1, B, Cin, H, W, Cout, V, M);
+		winograd_weight_pack(Up, U, Cout, Cin);
+		conv2d_winograd_forward(ex, got, inp, Up, bias, res, 1, B, Cin, H, W, Cout, V, M);
 		snprintf(name, sizeof(name), "conv2d_winograd_forward %dx%d + residual + ReLU vs direct loops", H, W);
 		tap_close_within(want, got, (long) nout, 1e-5, name);
 		free(inp);
 		free(w);
 		free(U);
+		free(Up);
 		free(bias);
 		free(res);
 		free(want);
@@ -202,7 +210,7 @@ test_conv_layers(void)
 						}
 					want[(q * Ho + y) * Wo + x] = m;
 				}
-		maxpool2d_forward(got, inp, C, B, H, W, 3, 2, 1);
+		maxpool2d_forward(ex, got, inp, C, B, H, W, 3, 2, 1);
 		tap_close_within(want, got, C * B * Ho * Wo, 0.0, "maxpool2d_forward 3x3/2 pad 1");
 	}
 }
@@ -500,7 +508,20 @@ main(void)
 {
 	const char *tmp = getenv("MMSA_TMP");
 
-	test_conv_layers();
+	/* the layers on the caller alone, then split between two threads */
+	for (int threads = 1; threads <= 2; threads++)
+	{
+		conv_exec	ex;
+		mmsa_error	err;
+
+		if (conv_exec_init(&ex, threads, &err) != MMSA_OK)
+		{
+			ok(0, "conv_exec_init(%d): %s", threads, err.message);
+			continue;
+		}
+		test_conv_layers(&ex);
+		conv_exec_free(&ex);
+	}
 	test_loader(tmp && *tmp ? tmp : "/tmp");
 	return tap_done();
 }

@@ -1,0 +1,418 @@
+/*
+ * gemm.c
+ *	  Matrix product with prepacked weights (see gemm.h).
+ *
+ * Blocking, as in BLIS / llm.c-style kernels, for caches of 32 KiB (L1),
+ * 512 KiB (L2) per core:
+ *
+ *   for each block of up to GEMM_NC columns of B          (L2: KC x NC of B)
+ *     for each block of up to GEMM_KC rows of B (k range)
+ *       pack B[k range, column block] into panels of 16 columns, column-
+ *       interleaved: bp[(j*kc + k)*16 + x] = B[k0 + k][n + 16*j + x]
+ *       for each panel of 6 rows of A                     (L1: 6 x KC of A)
+ *         for each panel of 16 columns of B
+ *           micro-kernel: a 6 x 16 tile of C held in 12 AVX registers,
+ *           kc rank-1 updates (2 loads of B, 6 broadcasts of A, 12 FMAs
+ *           per k); added to C when it is not the first k block, bias,
+ *           residual and ReLU applied when it is the last.
+ *
+ * A is never repacked: gemm_pack_a stores every 6-row panel with its whole
+ * K, so the slice of a k block is contiguous.  Tiles at the right and
+ * bottom edges are computed whole (B's panel and A's panel are zero
+ * padded) and only their valid part is stored; panels of at most 8 valid
+ * columns use a 6 x 8 kernel.  Without AVX2 and FMA the same loops run
+ * with a plain C micro-kernel.
+ */
+#include "gemm.h"
+
+#include <string.h>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define GEMM_AVX2 1
+#endif
+
+#define GEMM_KC 256				/* rows of a packed block of B */
+#define GEMM_NC 192				/* columns of a packed block of B */
+
+size_t
+gemm_packed_floats(int M, int K)
+{
+	return (size_t) ((M + GEMM_MR - 1) / GEMM_MR) * GEMM_MR * (size_t) K;
+}
+
+/*
+ * Packs A (M, K) into panels of GEMM_MR rows, k-major within a panel:
+ * Ap[(p*K + k)*MR + r] = A[p*MR + r][k], zero for rows past M.
+ */
+void
+gemm_pack_a(float *Ap, const float *A, int M, int K, size_t lda)
+{
+	int			panels = (M + GEMM_MR - 1) / GEMM_MR;
+
+	for (int p = 0; p < panels; p++)
+		for (int k = 0; k < K; k++)
+			for (int r = 0; r < GEMM_MR; r++)
+			{
+				int			row = p * GEMM_MR + r;
+
+				Ap[((size_t) p * K + k) * GEMM_MR + r] =
+					row < M ? A[(size_t) row * lda + k] : 0.0f;
+			}
+}
+
+size_t
+gemm_bpack_floats(int K)
+{
+	int			kc = K < GEMM_KC ? K : GEMM_KC;
+
+	return (size_t) (kc < 1 ? 1 : kc) * GEMM_NC;
+}
+
+/*
+ * Packs B[k0 .. k0+kc, n0 .. n0+nc) into panels of 16 columns (see the
+ * comment at the top), zero padding the last panel.
+ */
+static void
+pack_b(float *bp, const float *B, size_t ldb, int k0, int kc, int n0, int nc)
+{
+	int			panels = (nc + GEMM_NR - 1) / GEMM_NR;
+
+	for (int k = 0; k < kc; k++)
+	{
+		const float *row = B + (size_t) (k0 + k) * ldb + n0;
+
+		for (int j = 0; j < panels; j++)
+		{
+			float	   *dst = bp + ((size_t) j * kc + k) * GEMM_NR;
+			int			cols = nc - j * GEMM_NR;
+
+			if (cols >= GEMM_NR)
+				memcpy(dst, row + j * GEMM_NR, sizeof(float) * GEMM_NR);
+			else
+			{
+				memcpy(dst, row + j * GEMM_NR, sizeof(float) * cols);
+				memset(dst + cols, 0, sizeof(float) * (GEMM_NR - cols));
+			}
+		}
+	}
+}
+
+/*
+ * Where a micro-tile goes and what to do on the way: mr x nr valid
+ * entries at c (leading dimension ldc); `accumulate`: add to what c holds
+ * (not the first k block); `ep` non-NULL on the last k block, with bias
+ * and residual already offset to the tile's first row / entry.
+ */
+typedef struct tile_store
+{
+	float	   *c;
+	size_t		ldc;
+	int			mr,
+				nr;
+	int			accumulate;
+	const float *bias;
+	const float *residual;
+	size_t		ldr;
+	int			relu;
+	int			last;
+} tile_store;
+
+/* Stores a finished tile t (6 x 16, row-major) entry by entry. */
+static void
+store_tile_scalar(const float *t, const tile_store *s)
+{
+	for (int i = 0; i < s->mr; i++)
+	{
+		float	   *c = s->c + (size_t) i * s->ldc;
+
+		for (int j = 0; j < s->nr; j++)
+		{
+			float		v = t[i * GEMM_NR + j];
+
+			if (s->accumulate)
+				v += c[j];
+			if (s->last)
+			{
+				if (s->bias)
+					v += s->bias[i];
+				if (s->residual)
+					v += s->residual[(size_t) i * s->ldr + j];
+				if (s->relu && v < 0.0f)
+					v = 0.0f;
+			}
+			c[j] = v;
+		}
+	}
+}
+
+#ifdef GEMM_AVX2
+
+/* Finishes and stores 8 results of row i at column j of the tile. */
+static inline void
+store8(__m256 v, const tile_store *s, int i, int j)
+{
+	float	   *c = s->c + (size_t) i * s->ldc + j;
+
+	if (s->accumulate)
+		v = _mm256_add_ps(v, _mm256_loadu_ps(c));
+	if (s->last)
+	{
+		if (s->bias)
+			v = _mm256_add_ps(v, _mm256_set1_ps(s->bias[i]));
+		if (s->residual)
+			v = _mm256_add_ps(v, _mm256_loadu_ps(s->residual + (size_t) i * s->ldr + j));
+		if (s->relu)
+			v = _mm256_max_ps(v, _mm256_setzero_ps());
+	}
+	_mm256_storeu_ps(c, v);
+}
+
+/*
+ * The 6 x 16 micro-kernel: tile = a (kc x 6, packed) x b (kc x 16, packed).
+ */
+static void
+kernel_6x16(int kc, const float *a, const float *b, const tile_store *s)
+{
+	__m256		c00 = _mm256_setzero_ps(),
+				c01 = _mm256_setzero_ps(),
+				c10 = _mm256_setzero_ps(),
+				c11 = _mm256_setzero_ps(),
+				c20 = _mm256_setzero_ps(),
+				c21 = _mm256_setzero_ps(),
+				c30 = _mm256_setzero_ps(),
+				c31 = _mm256_setzero_ps(),
+				c40 = _mm256_setzero_ps(),
+				c41 = _mm256_setzero_ps(),
+				c50 = _mm256_setzero_ps(),
+				c51 = _mm256_setzero_ps();
+
+	for (int k = 0; k < kc; k++)
+	{
+		__m256		b0 = _mm256_loadu_ps(b),
+					b1 = _mm256_loadu_ps(b + 8),
+					ai;
+
+		ai = _mm256_broadcast_ss(a + 0);
+		c00 = _mm256_fmadd_ps(ai, b0, c00);
+		c01 = _mm256_fmadd_ps(ai, b1, c01);
+		ai = _mm256_broadcast_ss(a + 1);
+		c10 = _mm256_fmadd_ps(ai, b0, c10);
+		c11 = _mm256_fmadd_ps(ai, b1, c11);
+		ai = _mm256_broadcast_ss(a + 2);
+		c20 = _mm256_fmadd_ps(ai, b0, c20);
+		c21 = _mm256_fmadd_ps(ai, b1, c21);
+		ai = _mm256_broadcast_ss(a + 3);
+		c30 = _mm256_fmadd_ps(ai, b0, c30);
+		c31 = _mm256_fmadd_ps(ai, b1, c31);
+		ai = _mm256_broadcast_ss(a + 4);
+		c40 = _mm256_fmadd_ps(ai, b0, c40);
+		c41 = _mm256_fmadd_ps(ai, b1, c41);
+		ai = _mm256_broadcast_ss(a + 5);
+		c50 = _mm256_fmadd_ps(ai, b0, c50);
+		c51 = _mm256_fmadd_ps(ai, b1, c51);
+		a += GEMM_MR;
+		b += GEMM_NR;
+	}
+
+	if (s->mr == GEMM_MR && s->nr == GEMM_NR)
+	{
+		store8(c00, s, 0, 0);
+		store8(c01, s, 0, 8);
+		store8(c10, s, 1, 0);
+		store8(c11, s, 1, 8);
+		store8(c20, s, 2, 0);
+		store8(c21, s, 2, 8);
+		store8(c30, s, 3, 0);
+		store8(c31, s, 3, 8);
+		store8(c40, s, 4, 0);
+		store8(c41, s, 4, 8);
+		store8(c50, s, 5, 0);
+		store8(c51, s, 5, 8);
+	}
+	else
+	{
+		float		t[GEMM_MR * GEMM_NR];
+
+		_mm256_storeu_ps(t + 0 * 16, c00);
+		_mm256_storeu_ps(t + 0 * 16 + 8, c01);
+		_mm256_storeu_ps(t + 1 * 16, c10);
+		_mm256_storeu_ps(t + 1 * 16 + 8, c11);
+		_mm256_storeu_ps(t + 2 * 16, c20);
+		_mm256_storeu_ps(t + 2 * 16 + 8, c21);
+		_mm256_storeu_ps(t + 3 * 16, c30);
+		_mm256_storeu_ps(t + 3 * 16 + 8, c31);
+		_mm256_storeu_ps(t + 4 * 16, c40);
+		_mm256_storeu_ps(t + 4 * 16 + 8, c41);
+		_mm256_storeu_ps(t + 5 * 16, c50);
+		_mm256_storeu_ps(t + 5 * 16 + 8, c51);
+		store_tile_scalar(t, s);
+	}
+}
+
+/*
+ * The 6 x 8 kernel for the last panel when it has at most 8 valid
+ * columns: the left half of the 6 x 16 one.
+ */
+static void
+kernel_6x8(int kc, const float *a, const float *b, const tile_store *s)
+{
+	__m256		c0 = _mm256_setzero_ps(),
+				c1 = _mm256_setzero_ps(),
+				c2 = _mm256_setzero_ps(),
+				c3 = _mm256_setzero_ps(),
+				c4 = _mm256_setzero_ps(),
+				c5 = _mm256_setzero_ps();
+	float		t[GEMM_MR * GEMM_NR];
+
+	for (int k = 0; k < kc; k++)
+	{
+		__m256		b0 = _mm256_loadu_ps(b);
+
+		c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 0), b0, c0);
+		c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 1), b0, c1);
+		c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 2), b0, c2);
+		c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 3), b0, c3);
+		c4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 4), b0, c4);
+		c5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 5), b0, c5);
+		a += GEMM_MR;
+		b += GEMM_NR;
+	}
+	if (s->mr == GEMM_MR && s->nr == 8)
+	{
+		store8(c0, s, 0, 0);
+		store8(c1, s, 1, 0);
+		store8(c2, s, 2, 0);
+		store8(c3, s, 3, 0);
+		store8(c4, s, 4, 0);
+		store8(c5, s, 5, 0);
+		return;
+	}
+	_mm256_storeu_ps(t + 0 * 16, c0);
+	_mm256_storeu_ps(t + 1 * 16, c1);
+	_mm256_storeu_ps(t + 2 * 16, c2);
+	_mm256_storeu_ps(t + 3 * 16, c3);
+	_mm256_storeu_ps(t + 4 * 16, c4);
+	_mm256_storeu_ps(t + 5 * 16, c5);
+	store_tile_scalar(t, s);
+}
+
+#else							/* portable micro-kernel */
+
+static void
+kernel_6x16(int kc, const float *a, const float *b, const tile_store *s)
+{
+	float		t[GEMM_MR * GEMM_NR] = {0};
+
+	for (int k = 0; k < kc; k++)
+	{
+		for (int i = 0; i < GEMM_MR; i++)
+			for (int j = 0; j < GEMM_NR; j++)
+				t[i * GEMM_NR + j] += a[i] * b[j];
+		a += GEMM_MR;
+		b += GEMM_NR;
+	}
+	store_tile_scalar(t, s);
+}
+
+static void
+kernel_6x8(int kc, const float *a, const float *b, const tile_store *s)
+{
+	kernel_6x16(kc, a, b, s);
+}
+
+#endif
+
+void
+gemm_packed_range(float *C, size_t ldc, const float *Ap,
+				  const float *B, size_t ldb, int M, int K,
+				  int m0, int m1, int n0, int n1,
+				  const gemm_epilogue *ep, float *bpack)
+{
+	int			nk,
+				kc_even;
+
+	if (m1 > M)
+		m1 = M;
+	if (m0 >= m1 || n0 >= n1 || K < 1)
+		return;
+	/* k blocks of nearly equal size, none over GEMM_KC */
+	nk = (K + GEMM_KC - 1) / GEMM_KC;
+	kc_even = (K + nk - 1) / nk;
+
+	for (int nb = n0; nb < n1; nb += GEMM_NC)
+	{
+		int			nc = n1 - nb < GEMM_NC ? n1 - nb : GEMM_NC;
+		int			npanels = (nc + GEMM_NR - 1) / GEMM_NR;
+
+		for (int k0 = 0; k0 < K; k0 += kc_even)
+		{
+			int			kc = K - k0 < kc_even ? K - k0 : kc_even;
+			int			last = (k0 + kc == K);
+
+			pack_b(bpack, B, ldb, k0, kc, nb, nc);
+			for (int mp = m0; mp < m1; mp += GEMM_MR)
+			{
+				const float *a = Ap + ((size_t) (mp / GEMM_MR) * K + k0) * GEMM_MR;
+				tile_store	s;
+
+				s.ldc = ldc;
+				s.mr = m1 - mp < GEMM_MR ? m1 - mp : GEMM_MR;
+				s.accumulate = (k0 > 0);
+				s.last = last;
+				s.bias = (ep && ep->bias) ? ep->bias + mp : NULL;
+				s.relu = ep ? ep->relu : 0;
+				s.ldr = ep ? ep->ldr : 0;
+				for (int j = 0; j < npanels; j++)
+				{
+					int			col = nb + j * GEMM_NR;
+
+					s.c = C + (size_t) mp * ldc + col;
+					s.nr = n1 - col < GEMM_NR ? n1 - col : GEMM_NR;
+					s.residual = (ep && ep->residual) ?
+						ep->residual + (size_t) mp * ep->ldr + col : NULL;
+					if (s.nr <= 8)
+						kernel_6x8(kc, a, bpack + (size_t) j * kc * GEMM_NR, &s);
+					else
+						kernel_6x16(kc, a, bpack + (size_t) j * kc * GEMM_NR, &s);
+				}
+			}
+		}
+	}
+}
+
+void
+gemm_thread_share(int M, int N, int t, int nthreads,
+				  int *m0, int *m1, int *n0, int *n1)
+{
+	*m0 = 0;
+	*m1 = M;
+	*n0 = 0;
+	*n1 = N;
+	if (nthreads <= 1)
+		return;
+	if (N >= 64 * nthreads)
+	{
+		/* by columns, in whole panels of GEMM_NR */
+		int			panels = (N + GEMM_NR - 1) / GEMM_NR;
+		int			lo = (int) ((long) panels * t / nthreads),
+					hi = (int) ((long) panels * (t + 1) / nthreads);
+
+		*n0 = lo * GEMM_NR;
+		*n1 = hi * GEMM_NR < N ? hi * GEMM_NR : N;
+		if (*n0 > N)
+			*n0 = N;
+	}
+	else
+	{
+		/* by row panels of GEMM_MR */
+		int			panels = (M + GEMM_MR - 1) / GEMM_MR;
+		int			lo = (int) ((long) panels * t / nthreads),
+					hi = (int) ((long) panels * (t + 1) / nthreads);
+
+		*m0 = lo * GEMM_MR;
+		*m1 = hi * GEMM_MR < M ? hi * GEMM_MR : M;
+		if (*m0 > M)
+			*m0 = M;
+	}
+}

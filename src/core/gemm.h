@@ -1,0 +1,69 @@
+/*
+ * gemm.h
+ *	  Single-precision matrix product for inference, with the left operand
+ *	  (the weights) packed once, and bias, residual and ReLU applied as the
+ *	  results are stored.
+ *
+ *	  C (M, N) = act(A (M, K) x B (K, N) + bias (M) [+ R (M, N)])
+ *
+ * A is packed by gemm_pack_a into panels of GEMM_MR rows: panel p holds
+ * rows p*MR .. p*MR+MR-1, column by column, Ap[(p*K + k)*MR + r] =
+ * A[p*MR + r][k], rows past M zero.  The packing is a pure function of A
+ * (deterministic, no alignment or machine state in it), so a packed tensor
+ * could as well be written at conversion time and mmap'ed.
+ *
+ * B and C are plain row-major matrices with leading dimensions ldb / ldc,
+ * which is what a convolution over (C, B, H, W) activations has: B is the
+ * input (Cin, pixels) or its im2col unfolding, C the output rows.
+ *
+ * gemm_packed_range computes the block rows [m0, m1) x columns [n0, n1)
+ * of C, so callers split one product between threads; each thread passes
+ * its own work buffer of gemm_bpack_floats(K) floats.
+ */
+#ifndef MMSA_GEMM_H
+#define MMSA_GEMM_H
+
+#include <stddef.h>
+
+#define GEMM_MR 6				/* rows of A per micro-tile */
+#define GEMM_NR 16				/* columns of B per micro-tile */
+
+/* What is done to each result before it is stored. */
+typedef struct gemm_epilogue
+{
+	const float *bias;			/* (M) added to every row, or NULL */
+	const float *residual;		/* (M, N) with leading dimension ldr, or NULL */
+	size_t		ldr;
+	int			relu;			/* max(0, x) after the additions */
+} gemm_epilogue;
+
+/* Floats of the packed form of an (M, K) matrix. */
+size_t		gemm_packed_floats(int M, int K);
+
+/* Ap: packed form (see above) of A (M, K), row-major, leading dimension lda. */
+void		gemm_pack_a(float *Ap, const float *A, int M, int K, size_t lda);
+
+/* Floats of the per-thread work buffer for products over K. */
+size_t		gemm_bpack_floats(int K);
+
+/*
+ * Rows [m0, m1) and columns [n0, n1) of C (leading dimension ldc) =
+ * act(A x B + ...) with Ap packed from A (M, K) and B (K, N) (leading
+ * dimension ldb).  m0 must be a multiple of GEMM_MR.  ep may be NULL (plain
+ * product).  bpack: gemm_bpack_floats(K) floats of work space.
+ */
+void		gemm_packed_range(float *C, size_t ldc, const float *Ap,
+							  const float *B, size_t ldb, int M, int K,
+							  int m0, int m1, int n0, int n1,
+							  const gemm_epilogue *ep, float *bpack);
+
+/*
+ * Share of thread `t` of `nthreads` in an (M, N) product: rows [*m0, *m1)
+ * and columns [*n0, *n1).  Wide products are split by columns (in whole
+ * micro-tiles), narrow ones by row panels, so that each thread has whole
+ * micro-tiles to work on.  An empty share has *m0 == *m1 or *n0 == *n1.
+ */
+void		gemm_thread_share(int M, int N, int t, int nthreads,
+							  int *m0, int *m1, int *n0, int *n1);
+
+#endif
