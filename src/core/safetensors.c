@@ -180,6 +180,15 @@ st_tensor_compare(const void *a, const void *b)
 	return strcmp(((const st_tensor *) a)->name, ((const st_tensor *) b)->name);
 }
 
+static int
+st_tensor_compare_offset(const void *a, const void *b)
+{
+	const uint8_t *pa = ((const st_tensor *) a)->data;
+	const uint8_t *pb = ((const st_tensor *) b)->data;
+
+	return pa < pb ? -1 : pa > pb ? 1 : 0;
+}
+
 /* Reads a JSON integer in [0, max] into *out. */
 static int
 json_get_bounded_int(json_t *value, int64_t max, int64_t *out)
@@ -391,6 +400,21 @@ safetensors_open(const char *path, safetensors_file *f, mmsa_error *err)
 	}
 	json_decref(root);
 	root = NULL;
+
+	/* as the format requires, no two tensors may share bytes */
+	qsort(f->tensors, (size_t) f->n_tensors, sizeof(st_tensor), st_tensor_compare_offset);
+	for (int i = 1; i < f->n_tensors; i++)
+	{
+		const st_tensor *prev = &f->tensors[i - 1];
+
+		if ((const uint8_t *) prev->data + prev->nbytes > (const uint8_t *) f->tensors[i].data)
+		{
+			status = mmsa_set_error(err, MMSA_ERR_FORMAT,
+									"safetensors file \"%s\": tensors \"%s\" and \"%s\" overlap",
+									path, prev->name, f->tensors[i].name);
+			goto fail;
+		}
+	}
 	qsort(f->tensors, (size_t) f->n_tensors, sizeof(st_tensor), st_tensor_compare);
 	return MMSA_OK;
 

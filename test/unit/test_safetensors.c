@@ -179,6 +179,10 @@ test_hostile(void)
 	expect_open(write_raw("meta.safetensors",
 						  "{\"__metadata__\":{\"k\":1}}", NULL, 0),
 				MMSA_ERR_FORMAT, "non-string metadata");
+	expect_open(write_raw("overlap.safetensors",
+						  "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,12]},"
+						  "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", four, 16),
+				MMSA_ERR_FORMAT, "overlapping tensors");
 	expect_open(write_raw("ok.safetensors",
 						  "{\"w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]}}", four, 16),
 				MMSA_OK, "a well-formed hand-written file opens");
