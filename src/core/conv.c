@@ -12,6 +12,11 @@
 
 #include "gemm.h"
 
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define CONV_AVX2 1
+#endif
+
 /*
  * Parallel regions: fn(arg, thread, nthreads) on every thread of ex (the
  * caller alone when ex has no pool).
@@ -510,6 +515,227 @@ typedef struct winograd_args
 	float	   *M;
 } winograd_args;
 
+#ifdef CONV_AVX2
+
+/*
+ * The vectorized transforms work on up to 8 tiles of one tile row at a
+ * time (lane i = tile tx + i), every channel: the 4x4 inputs of the 8
+ * tiles are loaded as rows of 4 and transposed into 16 vectors of 8, the
+ * transform is done on whole vectors, and each of the 16 results is one
+ * 8-wide store into V.  The output side is the mirror image.
+ */
+
+/* 4 floats of row `row` (H x W plane) from column x0, zero outside. */
+static inline __m128
+load4_padded(const float *plane, int H, int W, int y, int x0)
+{
+	float		v[4];
+
+	if (y < 0 || y >= H)
+		return _mm_setzero_ps();
+	if (x0 >= 0 && x0 + 3 < W)
+		return _mm_loadu_ps(plane + (size_t) y * W + x0);
+	for (int j = 0; j < 4; j++)
+		v[j] = (x0 + j >= 0 && x0 + j < W) ? plane[(size_t) y * W + x0 + j] : 0.0f;
+	return _mm_loadu_ps(v);
+}
+
+/* Stores the first n lanes of v at dst. */
+static inline void
+store_lanes(float *dst, __m256 v, int n)
+{
+	if (n == 8)
+		_mm256_storeu_ps(dst, v);
+	else
+	{
+		float		t[8];
+
+		_mm256_storeu_ps(t, v);
+		memcpy(dst, t, sizeof(float) * n);
+	}
+}
+
+static void
+winograd_input_tiles(const winograd_args *a, int t_begin, int t_end)
+{
+	const float *inp = a->inp;
+	float	   *V = a->V;
+	int			B = a->B,
+				Cin = a->Cin,
+				H = a->H,
+				W = a->W;
+	int			th = (H + 1) / 2,
+				tw = (W + 1) / 2;
+	size_t		T = (size_t) B * th * tw;
+	size_t		HW = (size_t) H * W;
+
+	for (int t = t_begin; t < t_end;)
+	{
+		int			b = t / (th * tw),
+					ty = (t / tw) % th,
+					tx = t % tw;
+		int			n = tw - tx;
+		int			y0 = 2 * ty - 1;
+
+		if (n > 8)
+			n = 8;
+		if (n > t_end - t)
+			n = t_end - t;
+		for (int c = 0; c < Cin; c++)
+		{
+			const float *plane = inp + ((size_t) c * B + b) * HW;
+			__m256		d[4][4],
+						r[4][4];
+
+			/* d[i][j] lane l = input (y0 + i, 2(tx + l) - 1 + j) */
+			for (int i = 0; i < 4; i++)
+			{
+				__m128		q[8];
+
+				for (int l = 0; l < 8; l++)
+					q[l] = l < n ? load4_padded(plane, H, W, y0 + i, 2 * (tx + l) - 1) :
+						_mm_setzero_ps();
+				_MM_TRANSPOSE4_PS(q[0], q[1], q[2], q[3]);
+				_MM_TRANSPOSE4_PS(q[4], q[5], q[6], q[7]);
+				for (int j = 0; j < 4; j++)
+					d[i][j] = _mm256_set_m128(q[4 + j], q[j]);
+			}
+			/* rows: B^T d */
+			for (int j = 0; j < 4; j++)
+			{
+				r[0][j] = _mm256_sub_ps(d[0][j], d[2][j]);
+				r[1][j] = _mm256_add_ps(d[1][j], d[2][j]);
+				r[2][j] = _mm256_sub_ps(d[2][j], d[1][j]);
+				r[3][j] = _mm256_sub_ps(d[1][j], d[3][j]);
+			}
+			/* columns: (B^T d) B, V[4i + j][c][t ..] */
+			for (int i = 0; i < 4; i++)
+			{
+				float	   *v = V + ((size_t) (i * 4) * Cin + c) * T + t;
+				size_t		step = (size_t) Cin * T;
+
+				store_lanes(v, _mm256_sub_ps(r[i][0], r[i][2]), n);
+				store_lanes(v + step, _mm256_add_ps(r[i][1], r[i][2]), n);
+				store_lanes(v + 2 * step, _mm256_sub_ps(r[i][2], r[i][1]), n);
+				store_lanes(v + 3 * step, _mm256_sub_ps(r[i][1], r[i][3]), n);
+			}
+		}
+		t += n;
+	}
+}
+
+static void
+winograd_output_tiles(const winograd_args *a, int t_begin, int t_end)
+{
+	float	   *out = a->out;
+	const float *M = a->M,
+			   *bias = a->bias,
+			   *residual = a->residual;
+	int			relu = a->relu,
+				B = a->B,
+				H = a->H,
+				W = a->W,
+				Cout = a->Cout;
+	int			th = (H + 1) / 2,
+				tw = (W + 1) / 2;
+	size_t		T = (size_t) B * th * tw;
+	size_t		HW = (size_t) H * W;
+	size_t		step = (size_t) Cout * T;
+
+	for (int t = t_begin; t < t_end;)
+	{
+		int			b = t / (th * tw),
+					ty = (t / tw) % th,
+					tx = t % tw;
+		int			n = tw - tx;
+		/* 8 whole 2x2 tiles inside the map: two rows of 16 outputs */
+		int			whole;
+
+		if (n > 8)
+			n = 8;
+		if (n > t_end - t)
+			n = t_end - t;
+		whole = (n == 8 && 2 * ty + 1 < H && 2 * (tx + 7) + 1 < W);
+		for (int o = 0; o < Cout; o++)
+		{
+			const float *mp = M + (size_t) o * T + t;
+			float	   *oplane = out + ((size_t) o * B + b) * HW;
+			const float *rplane = residual ? residual + ((size_t) o * B + b) * HW : NULL;
+			__m256		m[16],
+						s[2][4],
+						y[2][2],
+						bo = _mm256_set1_ps(bias ? bias[o] : 0.0f);
+
+			for (int p = 0; p < 16; p++)
+			{
+				if (n == 8)
+					m[p] = _mm256_loadu_ps(mp + p * step);
+				else
+				{
+					float		tmp[8] = {0};
+
+					memcpy(tmp, mp + p * step, sizeof(float) * n);
+					m[p] = _mm256_loadu_ps(tmp);
+				}
+			}
+			for (int j = 0; j < 4; j++)
+			{
+				s[0][j] = _mm256_add_ps(_mm256_add_ps(m[j], m[4 + j]), m[8 + j]);
+				s[1][j] = _mm256_sub_ps(_mm256_sub_ps(m[4 + j], m[8 + j]), m[12 + j]);
+			}
+			for (int i = 0; i < 2; i++)
+			{
+				y[i][0] = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s[i][0], s[i][1]), s[i][2]), bo);
+				y[i][1] = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s[i][1], s[i][2]), s[i][3]), bo);
+			}
+			if (whole)
+			{
+				for (int i = 0; i < 2; i++)
+				{
+					size_t		idx = (size_t) (2 * ty + i) * W + 2 * tx;
+					__m256		lo = _mm256_unpacklo_ps(y[i][0], y[i][1]),
+								hi = _mm256_unpackhi_ps(y[i][0], y[i][1]),
+								v0 = _mm256_permute2f128_ps(lo, hi, 0x20),
+								v1 = _mm256_permute2f128_ps(lo, hi, 0x31);
+
+					if (rplane)
+					{
+						v0 = _mm256_add_ps(v0, _mm256_loadu_ps(rplane + idx));
+						v1 = _mm256_add_ps(v1, _mm256_loadu_ps(rplane + idx + 8));
+					}
+					if (relu)
+					{
+						v0 = _mm256_max_ps(v0, _mm256_setzero_ps());
+						v1 = _mm256_max_ps(v1, _mm256_setzero_ps());
+					}
+					_mm256_storeu_ps(oplane + idx, v0);
+					_mm256_storeu_ps(oplane + idx + 8, v1);
+				}
+			}
+			else
+			{
+				float		yv[2][2][8];
+
+				for (int i = 0; i < 2; i++)
+					for (int j = 0; j < 2; j++)
+						_mm256_storeu_ps(yv[i][j], y[i][j]);
+				for (int l = 0; l < n; l++)
+					for (int i = 0; i < 2 && 2 * ty + i < H; i++)
+						for (int j = 0; j < 2 && 2 * (tx + l) + j < W; j++)
+						{
+							size_t		idx = (size_t) (2 * ty + i) * W + 2 * (tx + l) + j;
+							float		v = yv[i][j][l] + (rplane ? rplane[idx] : 0.0f);
+
+							oplane[idx] = (relu && v < 0.0f) ? 0.0f : v;
+						}
+			}
+		}
+		t += n;
+	}
+}
+
+#else							/* portable transforms, one tile at a time */
+
 /*
  * Input transform of tiles [t_begin, t_end), every channel:
  * V[p][c][t] = (B^T d B)[p] of the 4x4 input tile d at (2ty-1, 2tx-1).
@@ -651,6 +877,8 @@ winograd_output_tiles(const winograd_args *a, int t_begin, int t_end)
 		}
 	}
 }
+
+#endif
 
 /*
  * The work of one thread: its own range of tiles through the input

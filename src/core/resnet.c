@@ -63,13 +63,6 @@ resnet_plan(resnet_model *m)
 
 			set_conv_shape(&b->conv1, in_ch, w, 1, s1, 0);
 			set_conv_shape(&b->conv2, w, w, 3, s3, 1);
-			/*
-			 * On the 7x7 maps of stage 5 a Winograd product covers only 16
-			 * tiles per image, too few to repay packing its 16 weight
-			 * matrices on every call: im2col is faster there.
-			 */
-			if (s == 3)
-				b->conv2.winograd = 0;
 			set_conv_shape(&b->conv3, w, 4 * w, 1, 1, 0);
 			b->has_downsample = (i == 0);
 			if (b->has_downsample)
