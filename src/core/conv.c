@@ -333,11 +333,47 @@ maxpool_range(const void *args, int p_begin, int p_end)
 	int			Ho = conv_out_size(H, k, stride, pad);
 	int			Wo = conv_out_size(W, k, stride, pad);
 
+	float		colmax[1024];
+
 	for (size_t p = p_begin; p < (size_t) p_end; p++)
 	{
 		const float *src = inp + p * H * W;
 		float	   *dst = out + p * Ho * Wo;
 
+		if (W <= 1024)
+		{
+			/* per output row: the max down the window's rows, then across */
+			for (int oy = 0; oy < Ho; oy++)
+			{
+				int			y_lo = oy * stride - pad,
+							y_hi = y_lo + k;
+
+				if (y_lo < 0)
+					y_lo = 0;
+				if (y_hi > H)
+					y_hi = H;
+				for (int x = 0; x < W; x++)
+					colmax[x] = -FLT_MAX;
+				for (int iy = y_lo; iy < y_hi; iy++)
+					for (int x = 0; x < W; x++)
+						colmax[x] = src[iy * W + x] > colmax[x] ? src[iy * W + x] : colmax[x];
+				for (int ox = 0; ox < Wo; ox++)
+				{
+					int			x_lo = ox * stride - pad,
+								x_hi = x_lo + k;
+					float		m = -FLT_MAX;
+
+					if (x_lo < 0)
+						x_lo = 0;
+					if (x_hi > W)
+						x_hi = W;
+					for (int x = x_lo; x < x_hi; x++)
+						m = colmax[x] > m ? colmax[x] : m;
+					dst[oy * Wo + ox] = m;
+				}
+			}
+			continue;
+		}
 		for (int oy = 0; oy < Ho; oy++)
 			for (int ox = 0; ox < Wo; ox++)
 			{
@@ -513,6 +549,7 @@ typedef struct winograd_args
 				Cout;
 	float	   *V;
 	float	   *M;
+	int			phase;			/* see conv2d_winograd_forward */
 } winograd_args;
 
 #ifdef CONV_AVX2
@@ -881,9 +918,12 @@ winograd_output_tiles(const winograd_args *a, int t_begin, int t_end)
 #endif
 
 /*
- * The work of one thread: its own range of tiles through the input
- * transform, the 16 products (its columns of each) and the output
- * transform, so the threads never wait for each other.
+ * The work of one thread.  Phase 0: its own range of tiles through the
+ * input transform, the 16 products (its columns of each) and the output
+ * transform, so the threads never wait for each other.  For few tiles
+ * (small maps) that would make every thread stream all the weights, so
+ * then the work is three regions: 1, input transform by tiles; 2, the
+ * products by rows of the weights; 3, output transform by tiles.
  */
 static void
 winograd_thread(void *arg, int t, int n)
@@ -892,18 +932,29 @@ winograd_thread(void *arg, int t, int n)
 	int			T = a->B * ((a->H + 1) / 2) * ((a->W + 1) / 2);
 	size_t		per = gemm_packed_floats(a->Cout, a->Cin);
 	int			t0,
-				t1;
+				t1,
+				m0 = 0,
+				m1 = a->Cout;
 
 	thread_range(T, t, n, T >= 64 * n ? GEMM_NR : 1, &t0, &t1);
-	if (t0 >= t1)
+	if (a->phase == 2)
+	{
+		t0 = 0;
+		t1 = T;
+		thread_range(a->Cout, t, n, GEMM_MR, &m0, &m1);
+	}
+	if (t0 >= t1 || m0 >= m1)
 		return;
-	winograd_input_tiles(a, t0, t1);
+	if (a->phase == 0 || a->phase == 1)
+		winograd_input_tiles(a, t0, t1);
 	/* M[p] (Cout, T) = U[p] (Cout, Cin) x V[p] (Cin, T), columns t0 .. t1 */
-	for (int p = 0; p < 16; p++)
-		gemm_packed_range(a->M + (size_t) p * a->Cout * T, T, a->Up + p * per,
-						  a->V + (size_t) p * a->Cin * T, T, a->Cout, a->Cin,
-						  0, a->Cout, t0, t1, NULL, a->ex->bpack[t]);
-	winograd_output_tiles(a, t0, t1);
+	if (a->phase == 0 || a->phase == 2)
+		for (int p = 0; p < 16; p++)
+			gemm_packed_range(a->M + (size_t) p * a->Cout * T, T, a->Up + p * per,
+							  a->V + (size_t) p * a->Cin * T, T, a->Cout, a->Cin,
+							  m0, m1, t0, t1, NULL, a->ex->bpack[t]);
+	if (a->phase == 0 || a->phase == 3)
+		winograd_output_tiles(a, t0, t1);
 }
 
 /*
@@ -917,7 +968,13 @@ conv2d_winograd_forward(const conv_exec *ex, float *out, const float *inp,
 						int B, int Cin, int H, int W, int Cout,
 						float *V, float *M)
 {
-	winograd_args a = {ex, out, inp, Up, bias, residual, relu, B, Cin, H, W, Cout, V, M};
+	winograd_args a = {ex, out, inp, Up, bias, residual, relu, B, Cin, H, W, Cout, V, M, 0};
+	int			T = B * ((H + 1) / 2) * ((W + 1) / 2);
+	int			threads = exec_threads(ex);
 
-	run_parallel(ex, winograd_thread, &a);
+	if (threads == 1 || T >= 64 * threads)
+		run_parallel(ex, winograd_thread, &a);
+	else
+		for (a.phase = 1; a.phase <= 3; a.phase++)
+			run_parallel(ex, winograd_thread, &a);
 }
