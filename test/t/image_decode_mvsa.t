@@ -21,32 +21,12 @@ import warnings
 
 import numpy as np
 from PIL import Image, ImageOps
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+from tap import ok, done, CLI, DATA, TMP  # noqa: E402
 
 warnings.simplefilter("ignore")
-ROOT = os.environ.get("MMSA_ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-CLI = os.environ.get("MMSA_CLI") or os.path.join(ROOT, "build", "mmsa")
-DATA = os.environ.get("MMSA_DATA") or os.path.join(ROOT, "..", "shared", "data")
-TMP = os.environ.get("MMSA_TMP") or "/tmp/mmsa_test"
 WORK = os.path.join(TMP, "image_decode_mvsa")
 os.makedirs(WORK, exist_ok=True)
-
-count = 0
-failed = 0
-
-
-def ok(cond, name):
-    global count, failed
-    count += 1
-    if not cond:
-        failed += 1
-    print("%sok %d - %s" % ("" if cond else "not ", count, name), flush=True)
-    return cond
-
-
-def done():
-    print("1..%d" % count)
-    sys.exit(0 if failed == 0 and count > 0 else 1)
-
 
 images = sorted(glob.glob(os.path.join(DATA, "mvsa-single", "images", "*")),
                 key=lambda p: (len(os.path.basename(p)), os.path.basename(p)))

@@ -33,33 +33,14 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 from torchvision import transforms
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+from tap import ok, done, ROOT, CLI, TMP  # noqa: E402
 
 torch.set_num_threads(1)
 warnings.simplefilter("ignore")  # Pillow warns about the deliberately broken EXIF blocks
 
-ROOT = os.environ.get("MMSA_ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-CLI = os.environ.get("MMSA_CLI") or os.path.join(ROOT, "build", "mmsa")
-TMP = os.environ.get("MMSA_TMP") or "/tmp/mmsa_test"
 IMG = os.path.join(TMP, "image_decode_reference")
 os.makedirs(IMG, exist_ok=True)
-
-count = 0
-failed = 0
-
-
-def ok(cond, name):
-    global count, failed
-    count += 1
-    if not cond:
-        failed += 1
-    print("%sok %d - %s" % ("" if cond else "not ", count, name), flush=True)
-    return cond
-
-
-def done():
-    print("1..%d" % count)
-    sys.exit(0 if failed == 0 and count > 0 else 1)
-
 
 if not os.access(CLI, os.X_OK):
     ok(False, "mmsa CLI built at %s (run make)" % CLI)

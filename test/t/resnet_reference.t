@@ -13,25 +13,12 @@ import sys
 
 import numpy as np
 
-root = os.environ.get('MMSA_ROOT') or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-cli = os.environ.get('MMSA_CLI') or os.path.join(root, 'build', 'mmsa')
-tmp = os.environ.get('MMSA_TMP') or '/tmp/mmsa-test-%d' % os.getuid()
-os.makedirs(tmp, exist_ok=True)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+from tap import ok, done, ROOT, CLI, TMP  # noqa: E402
+
+os.makedirs(TMP, exist_ok=True)
 TOL = 1e-3
 B = 3
-count = 0
-failed = 0
-
-
-def ok(cond, name):
-    global count, failed
-    count += 1
-    if not cond:
-        failed += 1
-    print('%sok %d - %s' % ('' if cond else 'not ', count, name), flush=True)
-    return cond
-
-
 def load(path, shape):
     a = np.fromfile(path, dtype='<f4')
     if a.size != int(np.prod(shape)):
@@ -40,7 +27,7 @@ def load(path, shape):
 
 
 def run_c(model, inputs, out, batch):
-    cmd = [cli, 'classify', '--model', model, '--raw', inputs, '--batch', str(batch),
+    cmd = [CLI, 'classify', '--model', model, '--raw', inputs, '--batch', str(batch),
            '-k', '1', '--threads', '1',
            '--save-logits', out + '.logits', '--save-pooled', out + '.pooled',
            '--save-tokens', out + '.tokens']
@@ -53,8 +40,8 @@ def run_c(model, inputs, out, batch):
 
 
 for variant in ('v15', 'v1'):
-    d = os.path.join(tmp, 'resnet-' + variant)
-    r = subprocess.run(['/usr/bin/python3', os.path.join(root, 'test/reference/resnet_reference.py'),
+    d = os.path.join(TMP, 'resnet-' + variant)
+    r = subprocess.run(['/usr/bin/python3', os.path.join(ROOT, 'test/reference/resnet_reference.py'),
                         '--variant', variant, '--out', d, '--batch', str(B)],
                        capture_output=True, text=True)
     if not ok(r.returncode == 0, '%s: reference fixtures generated' % variant):
@@ -96,5 +83,4 @@ for variant in ('v15', 'v1'):
         diff = float(np.abs(bad[0] - expected[0]).max())
         ok(diff > 100 * TOL, '%s: the other stride placement changes the logits by %.3g' % (variant, diff))
 
-print('1..%d' % count)
-sys.exit(1 if failed else 0)
+done()

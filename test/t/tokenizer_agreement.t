@@ -18,14 +18,12 @@ import sys
 import time
 import unicodedata
 
-root = os.environ.get('MMSA_ROOT') or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-cli = os.environ.get('MMSA_CLI') or os.path.join(root, 'build', 'mmsa')
-data = os.environ.get('MMSA_DATA') or os.path.join(root, '..', 'shared', 'data')
-tmp = os.environ.get('MMSA_TMP') or '/tmp/mmsa-test-%d' % os.getuid()
-vocab_path = os.environ.get('MMSA_VOCAB') or os.path.join(root, 'weights', 'vocab.txt')
-os.makedirs(tmp, exist_ok=True)
-sys.path.insert(0, os.path.join(root, 'test', 'reference'))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
 import bert_tokenizer_ref as ref  # noqa: E402
+from tap import ok, diag, done, ROOT, CLI, DATA, TMP  # noqa: E402
+
+vocab_path = os.environ.get('MMSA_VOCAB') or os.path.join(ROOT, 'weights', 'vocab.txt')
+os.makedirs(TMP, exist_ok=True)
 
 # Texts on which the C tokenizer and the reference may disagree, keyed by
 # "<data set>:<id>", with the reason.  Where the two differ because of the
@@ -37,34 +35,11 @@ import bert_tokenizer_ref as ref  # noqa: E402
 KNOWN_DIFFERENCES = {
 }
 
-count = 0
-failed = 0
-
-
-def ok(cond, name):
-    global count, failed
-    count += 1
-    if not cond:
-        failed += 1
-    print('%sok %d - %s' % ('' if cond else 'not ', count, name), flush=True)
-    return cond
-
-
-def diag(msg):
-    for line in str(msg).splitlines():
-        print('# ' + line, flush=True)
-
-
-def done():
-    print('1..%d' % count)
-    sys.exit(0 if failed == 0 and count > 0 else 1)
-
-
 def run_cli(texts, max_length, null=True):
     """ids lists of texts from `mmsa tokenize` (None entries on failure)."""
     sep = b'\0' if null else b'\n'
     payload = b''.join(t.encode('utf-8') + sep for t in texts)
-    cmd = [cli, 'tokenize', '--vocab', vocab_path, '--max-length', str(max_length)]
+    cmd = [CLI, 'tokenize', '--vocab', vocab_path, '--max-length', str(max_length)]
     if null:
         cmd.append('--null')
     r = subprocess.run(cmd, input=payload, capture_output=True)
@@ -88,13 +63,13 @@ def show(ids, inv):
 if not ok(os.path.isfile(vocab_path), 'vocabulary %s exists' % vocab_path):
     diag('run src/tools/fetch-vocab.sh')
     done()
-if not ok(os.access(cli, os.X_OK), 'mmsa tool %s built' % cli):
+if not ok(os.access(CLI, os.X_OK), 'mmsa tool %s built' % CLI):
     done()
 
 vocab = ref.load_vocab(vocab_path)
 inv = {i: t for t, i in vocab.items()}
 keys, texts = [], []
-files = sorted(glob.glob(os.path.join(data, '*', 'posts.csv')))
+files = sorted(glob.glob(os.path.join(DATA, '*', 'posts.csv')))
 for path in files:
     name = os.path.basename(os.path.dirname(path))
     with open(path, newline='', encoding='utf-8') as f:
@@ -270,13 +245,13 @@ ok(c512 == r512 and all(len(r) == 512 for r in r512) and min(full_lengths) > 510
    % (len(long_texts), min(full_lengths), max(full_lengths)))
 
 # ---- errors ----------------------------------------------------------------
-r = subprocess.run([cli, 'tokenize', '--vocab', vocab_path],
+r = subprocess.run([CLI, 'tokenize', '--vocab', vocab_path],
                    input=b'fine\n\xff\xfe bad\nalso fine\n', capture_output=True)
 out = r.stdout.decode().split('\n')
 ok(r.returncode == 1 and len(out) == 4 and out[1] == '' and out[0] and out[2]
    and b'text 2' in r.stderr and b'UTF-8' in r.stderr,
    'invalid UTF-8 in batch mode: empty line, message for text 2, exit status 1')
-r = subprocess.run([cli, 'tokenize', '--vocab', os.path.join(tmp, 'no-such-vocab.txt'), 'x'],
+r = subprocess.run([CLI, 'tokenize', '--vocab', os.path.join(TMP, 'no-such-vocab.txt'), 'x'],
                    capture_output=True)
 ok(r.returncode == 1 and b'no-such-vocab.txt' in r.stderr,
    'a missing vocabulary file is an error naming it')
