@@ -187,6 +187,7 @@ kernel_6x16(int kc, const float *a, const float *b, const tile_store *s)
 				c50 = _mm256_setzero_ps(),
 				c51 = _mm256_setzero_ps();
 
+#pragma GCC unroll 4
 	for (int k = 0; k < kc; k++)
 	{
 		__m256		b0 = _mm256_loadu_ps(b),
@@ -229,6 +230,18 @@ kernel_6x16(int kc, const float *a, const float *b, const tile_store *s)
 		store8(c41, s, 4, 8);
 		store8(c50, s, 5, 0);
 		store8(c51, s, 5, 8);
+	}
+	else if (s->nr == GEMM_NR)
+	{
+		/* bottom edge: whole rows, fewer of them */
+		__m256		rows[GEMM_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
+		{c30, c31}, {c40, c41}, {c50, c51}};
+
+		for (int i = 0; i < s->mr; i++)
+		{
+			store8(rows[i][0], s, i, 0);
+			store8(rows[i][1], s, i, 8);
+		}
 	}
 	else
 	{
@@ -278,14 +291,12 @@ kernel_6x8(int kc, const float *a, const float *b, const tile_store *s)
 		a += GEMM_MR;
 		b += GEMM_NR;
 	}
-	if (s->mr == GEMM_MR && s->nr == 8)
+	if (s->nr == 8)
 	{
-		store8(c0, s, 0, 0);
-		store8(c1, s, 1, 0);
-		store8(c2, s, 2, 0);
-		store8(c3, s, 3, 0);
-		store8(c4, s, 4, 0);
-		store8(c5, s, 5, 0);
+		__m256		rows[GEMM_MR] = {c0, c1, c2, c3, c4, c5};
+
+		for (int i = 0; i < s->mr; i++)
+			store8(rows[i], s, i, 0);
 		return;
 	}
 	_mm256_storeu_ps(t + 0 * 16, c0);

@@ -1,0 +1,209 @@
+/*
+ * test_gemm.c
+ *	  Unit tests of gemm.c against a naive triple loop: sizes that are not
+ *	  multiples of the micro-tile (6 x 16) or of the k and column blocks,
+ *	  leading dimensions larger than the matrices, blocks of C computed
+ *	  separately (as threads do), the epilogue (bias, residual, ReLU), and
+ *	  the packing layout itself.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm.h"
+#include "tap.h"
+
+static float
+frand(unsigned *state)
+{
+	*state = *state * 1103515245u + 12345u;
+	return ((*state >> 8) & 0xffff) / 32768.0f - 1.0f;
+}
+
+/* C (M, N) = act(A (M, K) x B (K, N) + bias + R), in double. */
+static void
+gemm_naive(float *C, size_t ldc, const float *A, const float *B, size_t ldb,
+		   int M, int N, int K, const float *bias, const float *R, size_t ldr,
+		   int relu)
+{
+	for (int i = 0; i < M; i++)
+		for (int j = 0; j < N; j++)
+		{
+			double		s = 0.0;
+
+			for (int k = 0; k < K; k++)
+				s += (double) A[(size_t) i * K + k] * B[(size_t) k * ldb + j];
+			if (bias)
+				s += bias[i];
+			if (R)
+				s += R[(size_t) i * ldr + j];
+			if (relu && s < 0.0)
+				s = 0.0;
+			C[(size_t) i * ldc + j] = (float) s;
+		}
+}
+
+/*
+ * One case: M x N x K with ldb = N + 3 and ldc = N + 5 (padding columns
+ * must be left alone), computed as `parts` shares from gemm_thread_share.
+ */
+static void
+check_case(int M, int N, int K, int with_epilogue, int parts, unsigned *seed)
+{
+	size_t		ldb = N + 3,
+				ldc = N + 5;
+	float	   *A = malloc(sizeof(float) * M * K),
+			   *B = malloc(sizeof(float) * K * ldb),
+			   *Ap = malloc(sizeof(float) * gemm_packed_floats(M, K)),
+			   *bias = malloc(sizeof(float) * M),
+			   *R = malloc(sizeof(float) * M * ldc),
+			   *want = malloc(sizeof(float) * M * ldc),
+			   *got = malloc(sizeof(float) * M * ldc),
+			   *bpack = malloc(sizeof(float) * gemm_bpack_floats(K));
+	gemm_epilogue ep;
+	int			untouched = 1;
+	char		name[160];
+
+	for (int i = 0; i < M * K; i++)
+		A[i] = frand(seed);
+	for (size_t i = 0; i < K * ldb; i++)
+		B[i] = frand(seed);
+	for (int i = 0; i < M; i++)
+		bias[i] = frand(seed);
+	for (size_t i = 0; i < M * ldc; i++)
+	{
+		R[i] = frand(seed);
+		got[i] = 12345.0f;
+	}
+	ep.bias = with_epilogue ? bias : NULL;
+	ep.residual = with_epilogue ? R : NULL;
+	ep.ldr = ldc;
+	ep.relu = with_epilogue;
+
+	gemm_naive(want, ldc, A, B, ldb, M, N, K, ep.bias, ep.residual, ldc, ep.relu);
+	gemm_pack_a(Ap, A, M, K, K);
+	for (int t = 0; t < parts; t++)
+	{
+		int			m0,
+					m1,
+					n0,
+					n1;
+
+		gemm_thread_share(M, N, t, parts, &m0, &m1, &n0, &n1);
+		gemm_packed_range(got, ldc, Ap, B, ldb, M, K, m0, m1, n0, n1,
+						  with_epilogue ? &ep : NULL, bpack);
+	}
+
+	/* compare the M x N block; the padding columns keep their value */
+	for (int i = 0; i < M; i++)
+	{
+		for (int j = N; j < (int) ldc; j++)
+			if (got[(size_t) i * ldc + j] != 12345.0f)
+				untouched = 0;
+		for (int j = N; j < (int) ldc; j++)
+			got[(size_t) i * ldc + j] = want[(size_t) i * ldc + j] = 0.0f;
+	}
+	snprintf(name, sizeof(name), "gemm %dx%dx%d%s in %d part%s vs naive loops",
+			 M, N, K, with_epilogue ? " + bias + residual + ReLU" : "",
+			 parts, parts > 1 ? "s" : "");
+	/* sums of K products of numbers in [-1, 1): relative to sqrt(K) */
+	tap_close_within(want, got, (long) M * ldc, 2e-6 * K + 1e-5, name);
+	ok(untouched, "gemm %dx%dx%d leaves columns past N alone", M, N, K);
+
+	free(A);
+	free(B);
+	free(Ap);
+	free(bias);
+	free(R);
+	free(want);
+	free(got);
+	free(bpack);
+}
+
+int
+main(void)
+{
+	unsigned	seed = 11;
+	struct
+	{
+		int			M,
+					N,
+					K;
+	}			cases[] = {
+		{1, 1, 1},				/* smaller than a tile in every way */
+		{6, 16, 8},				/* exactly one tile */
+		{7, 17, 5},				/* one past a tile both ways */
+		{5, 8, 3},				/* the 6 x 8 kernel, partial rows */
+		{13, 9, 31},			/* 6 x 8 kernel with 9 columns: 6 x 16 */
+		{64, 49, 64},			/* ResNet's 7 x 7 maps */
+		{12, 200, 257},			/* two k blocks, uneven */
+		{30, 400, 600},			/* three k blocks, three column blocks */
+		{100, 130, 70},
+	};
+
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++)
+		for (int epi = 0; epi <= 1; epi++)
+			for (int parts = 1; parts <= 3; parts += 2)
+				check_case(cases[c].M, cases[c].N, cases[c].K, epi, parts, &seed);
+
+	/* the packed layout: Ap[(p*K + k)*6 + r] = A[6p + r][k], zero past M */
+	{
+		int			M = 8,
+					K = 3;
+		float		A[8 * 3],
+					Ap[12 * 3];
+		int			good = 1;
+
+		for (int i = 0; i < M * K; i++)
+			A[i] = (float) (i + 1);
+		if (gemm_packed_floats(M, K) != 12 * 3)
+			good = 0;
+		gemm_pack_a(Ap, A, M, K, K);
+		for (int p = 0; p < 2; p++)
+			for (int k = 0; k < K; k++)
+				for (int r = 0; r < GEMM_MR; r++)
+				{
+					int			row = p * GEMM_MR + r;
+					float		expect = row < M ? A[row * K + k] : 0.0f;
+
+					if (Ap[(p * K + k) * GEMM_MR + r] != expect)
+						good = 0;
+				}
+		ok(good, "gemm_pack_a: 6-row panels, k-major, zero rows past M");
+	}
+
+	/* thread shares cover the product exactly once */
+	{
+		int			good = 1;
+		int			shapes[][2] = {{64, 3136}, {2048, 49}, {7, 5}, {300, 100}};
+
+		for (int s = 0; s < 4; s++)
+			for (int n = 1; n <= 4; n++)
+			{
+				int			M = shapes[s][0],
+							N = shapes[s][1];
+				unsigned char *seen = calloc((size_t) M * N, 1);
+
+				for (int t = 0; t < n; t++)
+				{
+					int			m0,
+								m1,
+								n0,
+								n1;
+
+					gemm_thread_share(M, N, t, n, &m0, &m1, &n0, &n1);
+					if (m0 % GEMM_MR != 0)
+						good = 0;
+					for (int i = m0; i < m1; i++)
+						for (int j = n0; j < n1; j++)
+							seen[(size_t) i * N + j]++;
+				}
+				for (size_t i = 0; i < (size_t) M * N; i++)
+					if (seen[i] != 1)
+						good = 0;
+				free(seen);
+			}
+		ok(good, "gemm_thread_share: every entry in exactly one share, rows from panel starts");
+	}
+	return tap_done();
+}
