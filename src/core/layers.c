@@ -280,3 +280,413 @@ attention_forward(float *out, const float *q, const float *k, const float *v,
 		}
 	}
 }
+
+/* ---------------------------------------------------------------------
+ * Training: forwards that keep activations, and backward passes
+ * ---------------------------------------------------------------------
+ */
+
+void
+embeddings_backward(float *dwte, float *dwpe, float *dwtt, const float *dout,
+					const int32_t *ids, const int32_t *token_types,
+					int pad_id, int B, int T, int C)
+{
+	for (int b = 0; b < B; b++)
+	{
+		for (int t = 0; t < T; t++)
+		{
+			long		bt = (long) b * T + t;
+			const float *d = dout + bt * C;
+
+			if (dwte != NULL && ids[bt] != pad_id)
+			{
+				float	   *w = dwte + (long) ids[bt] * C;
+
+				for (int i = 0; i < C; i++)
+					w[i] += d[i];
+			}
+			if (dwpe != NULL)
+			{
+				float	   *p = dwpe + (long) t * C;
+
+				for (int i = 0; i < C; i++)
+					p[i] += d[i];
+			}
+			if (dwtt != NULL)
+			{
+				float	   *s = dwtt + (long) (token_types ? token_types[bt] : 0) * C;
+
+				for (int i = 0; i < C; i++)
+					s[i] += d[i];
+			}
+		}
+	}
+}
+
+void
+layernorm_forward_train(float *out, float *mean, float *rstd, const float *inp,
+						const float *weight, const float *bias, int N, int C,
+						float eps)
+{
+	for (int n = 0; n < N; n++)
+	{
+		const float *x = inp + (long) n * C;
+		float	   *o = out + (long) n * C;
+		float		m;
+		float		var;
+		float		s;
+
+		/* the same sums as layernorm_forward, so the same values */
+		m = sum8(x, C) / C;
+		var = sumsq8(x, m, C) / C;
+		s = 1.0f / sqrtf(var + eps);
+		for (int i = 0; i < C; i++)
+			o[i] = (x[i] - m) * s * weight[i] + bias[i];
+		mean[n] = m;
+		rstd[n] = s;
+	}
+}
+
+/*
+ * With xhat = (x - mean) rstd and g = dout * weight:
+ * dx = rstd (g - mean(g) - xhat mean(g xhat)).
+ */
+void
+layernorm_backward(float *dinp, float *dweight, float *dbias,
+				   const float *dout, const float *inp, const float *weight,
+				   const float *mean, const float *rstd, int N, int C)
+{
+	for (int n = 0; n < N; n++)
+	{
+		const float *x = inp + (long) n * C;
+		const float *d = dout + (long) n * C;
+		float		m = mean[n];
+		float		s = rstd[n];
+		float		g_mean = 0.0f;
+		float		gx_mean = 0.0f;
+
+		for (int i = 0; i < C; i++)
+		{
+			float		xhat = (x[i] - m) * s;
+			float		g = d[i] * weight[i];
+
+			g_mean += g;
+			gx_mean += g * xhat;
+			if (dweight != NULL)
+				dweight[i] += d[i] * xhat;
+			if (dbias != NULL)
+				dbias[i] += d[i];
+		}
+		g_mean /= C;
+		gx_mean /= C;
+		if (dinp != NULL)
+		{
+			float	   *dx = dinp + (long) n * C;
+
+			for (int i = 0; i < C; i++)
+			{
+				float		xhat = (x[i] - m) * s;
+
+				dx[i] += s * (d[i] * weight[i] - g_mean - xhat * gx_mean);
+			}
+		}
+	}
+}
+
+void
+matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+				const float *inp, const float *weight, int N, int C, int OC)
+{
+	/* dinp (N,C) += dout (N,OC) . weight (OC,C) */
+	if (dinp != NULL)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC,
+					1.0f, dout, OC, weight, C, 1.0f, dinp, C);
+	/* dweight (OC,C) += dout^T (OC,N) . inp (N,C) */
+	if (dweight != NULL)
+		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N,
+					1.0f, dout, OC, inp, C, 1.0f, dweight, C);
+	if (dbias != NULL)
+		for (int n = 0; n < N; n++)
+		{
+			const float *d = dout + (long) n * OC;
+
+			for (int o = 0; o < OC; o++)
+				dbias[o] += d[o];
+		}
+}
+
+NON_TRAPPING_MATH
+void
+gelu_backward(float *dinp, const float *inp, const float *dout, long N)
+{
+	const float inv_sqrt2 = 0.70710678118654752f;
+	const float inv_sqrt_2pi = 0.39894228040143268f;
+
+	for (long i = 0; i < N; i++)
+	{
+		float		x = inp[i];
+		float		cdf = 0.5f * (1.0f + erf_approx(x * inv_sqrt2));
+		float		pdf = inv_sqrt_2pi * expf(-0.5f * x * x);
+
+		dinp[i] += dout[i] * (cdf + x * pdf);
+	}
+}
+
+void
+tanh_backward(float *dinp, const float *out, const float *dout, long N)
+{
+	for (long i = 0; i < N; i++)
+		dinp[i] += dout[i] * (1.0f - out[i] * out[i]);
+}
+
+void
+residual_backward(float *da, float *db, const float *dout, long N)
+{
+	for (long i = 0; i < N; i++)
+	{
+		if (da != NULL)
+			da[i] += dout[i];
+		if (db != NULL)
+			db[i] += dout[i];
+	}
+}
+
+/* splitmix64's output function */
+static inline uint64_t
+mix64(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	return z ^ (z >> 31);
+}
+
+/* Uniform in [0, 1) with 24 bits, a function of (seed, i) only. */
+float
+dropout_uniform(uint64_t seed, uint64_t i)
+{
+	uint64_t	z = mix64(seed + (i + 1) * 0x9E3779B97F4A7C15ULL);
+
+	return (float) (z >> 40) * (1.0f / 16777216.0f);
+}
+
+uint64_t
+dropout_site_seed(uint64_t step_seed, uint64_t site)
+{
+	return mix64(mix64(step_seed) ^ (site * 0xD1B54A32D192ED03ULL + 1));
+}
+
+void
+dropout_forward(float *out, const float *inp, float p, uint64_t seed, long N)
+{
+	float		scale;
+
+	if (p <= 0.0f)
+	{
+		if (out != inp)
+			memcpy(out, inp, N * sizeof(float));
+		return;
+	}
+	scale = 1.0f / (1.0f - p);
+	for (long i = 0; i < N; i++)
+		out[i] = dropout_uniform(seed, (uint64_t) i) < p ? 0.0f : inp[i] * scale;
+}
+
+void
+dropout_backward(float *dinp, const float *dout, float p, uint64_t seed, long N)
+{
+	float		scale;
+
+	if (p <= 0.0f)
+	{
+		for (long i = 0; i < N; i++)
+			dinp[i] += dout[i];
+		return;
+	}
+	scale = 1.0f / (1.0f - p);
+	for (long i = 0; i < N; i++)
+		if (dropout_uniform(seed, (uint64_t) i) >= p)
+			dinp[i] += dout[i] * scale;
+}
+
+/*
+ * The masked attention probabilities at att (T,T), dropped into dst (T,T)
+ * where element (t,s) has counter base + t*T + s.
+ */
+static void
+attention_dropout(float *dst, const float *att, int T, float p, uint64_t seed,
+				  uint64_t base)
+{
+	float		scale = 1.0f / (1.0f - p);
+
+	for (long i = 0; i < (long) T * T; i++)
+		dst[i] = dropout_uniform(seed, base + (uint64_t) i) < p ? 0.0f : att[i] * scale;
+}
+
+void
+attention_forward_train(float *out, float *att, float *scratch, const float *q,
+						const float *k, const float *v, const float *addmask,
+						int B, int T, int C, int NH, float p, uint64_t seed)
+{
+	int			hs = C / NH;
+
+	for (int b = 0; b < B; b++)
+	{
+		for (int h = 0; h < NH; h++)
+		{
+			long		off = (long) b * T * C + (long) h * hs;
+			long		bh = (long) b * NH + h;
+			float	   *a = att + bh * T * T;
+
+			/* probabilities kept in a, output with them undropped... */
+			attention_head_forward(out + off, q + off, k + off, v + off,
+								   addmask + (long) b * T, a, T, C, hs);
+			if (p <= 0.0f)
+				continue;
+			/* ...or recomputed with the dropped probabilities */
+			attention_dropout(scratch, a, T, p, seed, (uint64_t) bh * T * T);
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T,
+						1.0f, scratch, T, v + off, C, 0.0f, out + off, C);
+		}
+	}
+}
+
+/*
+ * Per (batch row, head), with A the probabilities, D = dropout(A) and
+ * S = q k^T / sqrt(hs) + mask:
+ *	 dv += D^T dout;  dD = dout v^T;  dA = dropout_backward(dD);
+ *	 dS = A * (dA - rowsum(dA * A));  dq += dS k / sqrt(hs);
+ *	 dk += dS^T q / sqrt(hs).
+ */
+void
+attention_backward(float *dq, float *dk, float *dv, float *scratch,
+				   const float *dout, const float *q, const float *k,
+				   const float *v, const float *att, int B, int T, int C,
+				   int NH, float p, uint64_t seed)
+{
+	int			hs = C / NH;
+	float		scale = 1.0f / sqrtf((float) hs);
+	float	   *dropped = scratch;
+	float	   *datt = scratch + (long) T * T;
+
+	for (int b = 0; b < B; b++)
+	{
+		for (int h = 0; h < NH; h++)
+		{
+			long		off = (long) b * T * C + (long) h * hs;
+			long		bh = (long) b * NH + h;
+			const float *a = att + bh * T * T;
+			const float *d = a;
+
+			if (p > 0.0f)
+			{
+				attention_dropout(dropped, a, T, p, seed, (uint64_t) bh * T * T);
+				d = dropped;
+			}
+			/* dv_h (T,hs) += D^T (T,T) . dout_h (T,hs) */
+			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T,
+						1.0f, d, T, dout + off, C, 1.0f, dv + off, C);
+			/* datt (T,T) = dout_h (T,hs) . v_h^T (hs,T) */
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs,
+						1.0f, dout + off, C, v + off, C, 0.0f, datt, T);
+			if (p > 0.0f)
+			{
+				float		keep_scale = 1.0f / (1.0f - p);
+
+				for (long i = 0; i < (long) T * T; i++)
+					datt[i] = dropout_uniform(seed, (uint64_t) (bh * T * T + i)) < p
+						? 0.0f : datt[i] * keep_scale;
+			}
+			/* softmax backward, row by row */
+			for (int t = 0; t < T; t++)
+			{
+				const float *ar = a + (long) t * T;
+				float	   *dr = datt + (long) t * T;
+				float		dot = 0.0f;
+
+				for (int s = 0; s < T; s++)
+					dot += dr[s] * ar[s];
+				for (int s = 0; s < T; s++)
+					dr[s] = ar[s] * (dr[s] - dot);
+			}
+			/* dq_h (T,hs) += dS (T,T) . k_h (T,hs) / sqrt(hs) */
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T,
+						scale, datt, T, k + off, C, 1.0f, dq + off, C);
+			/* dk_h (T,hs) += dS^T (T,T) . q_h (T,hs) / sqrt(hs) */
+			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T,
+						scale, datt, T, q + off, C, 1.0f, dk + off, C);
+		}
+	}
+}
+
+float
+crossentropy_forward(float *probs, const float *logits, const int32_t *targets,
+					 const float *class_weights, int N, int V)
+{
+	double		loss = 0.0;
+	double		wsum = 0.0;
+
+	for (int n = 0; n < N; n++)
+	{
+		float	   *pr = probs + (long) n * V;
+		int32_t		y = targets[n];
+		double		w;
+
+		if (pr != logits + (long) n * V)
+			memcpy(pr, logits + (long) n * V, V * sizeof(float));
+		softmax_row(pr, V);
+		if (y < 0)
+			continue;
+		w = class_weights ? class_weights[y] : 1.0;
+		/* -log softmax from the logits, exact also for tiny probabilities */
+		{
+			const float *lg = logits == probs ? NULL : logits + (long) n * V;
+			double		nll;
+
+			if (lg != NULL)
+			{
+				float		maxval = -INFINITY;
+				double		sum = 0.0;
+
+				for (int i = 0; i < V; i++)
+					if (lg[i] > maxval)
+						maxval = lg[i];
+				for (int i = 0; i < V; i++)
+					sum += exp((double) lg[i] - maxval);
+				nll = log(sum) - ((double) lg[y] - maxval);
+			}
+			else
+				nll = -log(pr[y] > 0.0f ? (double) pr[y] : (double) FLT_MIN);
+			loss += w * nll;
+		}
+		wsum += w;
+	}
+	return wsum > 0.0 ? (float) (loss / wsum) : 0.0f;
+}
+
+void
+crossentropy_backward(float *dlogits, const float *probs,
+					  const int32_t *targets, const float *class_weights,
+					  int N, int V, float dloss)
+{
+	double		wsum = 0.0;
+
+	for (int n = 0; n < N; n++)
+		if (targets[n] >= 0)
+			wsum += class_weights ? class_weights[targets[n]] : 1.0;
+	if (wsum <= 0.0)
+		return;
+	for (int n = 0; n < N; n++)
+	{
+		int32_t		y = targets[n];
+		const float *pr = probs + (long) n * V;
+		float	   *d = dlogits + (long) n * V;
+		float		g;
+
+		if (y < 0)
+			continue;
+		g = (float) (dloss * (class_weights ? class_weights[y] : 1.0) / wsum);
+		for (int i = 0; i < V; i++)
+			d[i] += g * pr[i];
+		d[y] -= g;
+	}
+}

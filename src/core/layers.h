@@ -114,4 +114,146 @@ void		attention_head_forward(float *out, const float *q, const float *k,
 								   const float *v, const float *addmask,
 								   float *att, int T, int C, int hs);
 
+/* ---------------------------------------------------------------------
+ * Training: forwards that keep what the backward passes need, and the
+ * backward passes.  As in llm.c, every backward ADDS (+=) into the input
+ * gradient and the parameter gradients it is given (zero them first), so
+ * that a tensor used twice (a residual stream, tied weights) collects both
+ * contributions.  A NULL gradient pointer skips that gradient.
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * Gradient of embeddings_forward: dwte[ids] += dout, dwpe[t] += dout,
+ * dwtt[token_types] += dout.  Rows whose id is pad_id get no gradient in
+ * dwte (nn.Embedding(padding_idx=pad_id), as Hugging Face BertEmbeddings);
+ * pad_id < 0 for none.
+ * dwte: (V,C); dwpe: (maxT,C); dwtt: (TV,C); dout: (B,T,C)
+ */
+void		embeddings_backward(float *dwte, float *dwpe, float *dwtt,
+								const float *dout, const int32_t *ids,
+								const int32_t *token_types, int pad_id,
+								int B, int T, int C);
+
+/*
+ * layernorm_forward (same values) that also keeps each row's mean and
+ * 1/sqrt(var + eps) for layernorm_backward.
+ * out, inp: (N,C); mean, rstd: (N); out may equal inp.
+ */
+void		layernorm_forward_train(float *out, float *mean, float *rstd,
+									const float *inp, const float *weight,
+									const float *bias, int N, int C, float eps);
+
+/*
+ * Gradient of layernorm_forward.
+ * dinp, dout, inp: (N,C); dweight, dbias, weight: (C); mean, rstd: (N)
+ */
+void		layernorm_backward(float *dinp, float *dweight, float *dbias,
+							   const float *dout, const float *inp,
+							   const float *weight, const float *mean,
+							   const float *rstd, int N, int C);
+
+/*
+ * Gradient of matmul_forward (y = x W^T + b), by two sgemms:
+ * dinp += dout W, dweight += dout^T inp, dbias += column sums of dout.
+ * dinp, inp: (N,C); dweight, weight: (OC,C); dbias: (OC); dout: (N,OC)
+ */
+void		matmul_backward(float *dinp, float *dweight, float *dbias,
+							const float *dout, const float *inp,
+							const float *weight, int N, int C, int OC);
+
+/*
+ * Gradient of gelu_forward, the derivative of the erf form:
+ * d/dx [x Phi(x)] = Phi(x) + x phi(x).  dinp may equal dout.
+ * dinp, inp, dout: (N)
+ */
+void		gelu_backward(float *dinp, const float *inp, const float *dout, long N);
+
+/*
+ * Gradient of tanh_forward from its output: dinp += dout (1 - out^2).
+ * dinp, out, dout: (N)
+ */
+void		tanh_backward(float *dinp, const float *out, const float *dout, long N);
+
+/*
+ * Gradient of residual_forward: da += dout, db += dout.
+ * da, db, dout: (N)
+ */
+void		residual_backward(float *da, float *db, const float *dout, long N);
+
+/*
+ * Inverted dropout: out[i] = inp[i] / (1 - p) where element i is kept, 0
+ * where dropped.  Element i is dropped when dropout_uniform(seed, i) < p, a
+ * counter-based draw (splitmix64 of seed and i), so the mask needs no
+ * storage: dropout_backward recomputes it from the same seed, and it does
+ * not depend on how work is split between threads.  p = 0 copies.
+ * out, inp: (N); out may equal inp.
+ */
+float		dropout_uniform(uint64_t seed, uint64_t i);
+void		dropout_forward(float *out, const float *inp, float p,
+							uint64_t seed, long N);
+
+/*
+ * Gradient of dropout_forward with the same p and seed:
+ * dinp += dout / (1 - p) where kept.  dinp, dout: (N)
+ */
+void		dropout_backward(float *dinp, const float *dout, float p,
+							 uint64_t seed, long N);
+
+/*
+ * A seed for one dropout site (a layer and a place in it) from the seed of
+ * a training step, so that sites draw independent masks.
+ */
+uint64_t	dropout_site_seed(uint64_t step_seed, uint64_t site);
+
+/*
+ * attention_forward for training: keeps the probabilities of every batch
+ * row and head, and applies dropout with probability p to them before the
+ * product with v (as Hugging Face BertSelfAttention).  Element
+ * ((b*NH + h)*T + t)*T + s of att is dropped by dropout_uniform(seed, that
+ * index).  With p = 0 the output equals attention_forward's.
+ * out, q, k, v: (B,T,C); addmask: (B,T); att: (B,NH,T,T) probabilities
+ * (before dropout); scratch: (T,T).
+ */
+void		attention_forward_train(float *out, float *att, float *scratch,
+									const float *q, const float *k,
+									const float *v, const float *addmask,
+									int B, int T, int C, int NH,
+									float p, uint64_t seed);
+
+/*
+ * Gradient of attention_forward_train with the same p and seed, through
+ * the dropout, the masked softmax and both products.  Masked (padding)
+ * keys have probability 0 and so get no gradient.
+ * dq, dk, dv, dout, q, k, v: (B,T,C); att: (B,NH,T,T) from the forward;
+ * scratch: (2,T,T).
+ */
+void		attention_backward(float *dq, float *dk, float *dv, float *scratch,
+							   const float *dout, const float *q,
+							   const float *k, const float *v,
+							   const float *att, int B, int T, int C, int NH,
+							   float p, uint64_t seed);
+
+/*
+ * Softmax cross-entropy over V classes for N rows: probs = softmax(logits)
+ * and the loss sum_n w[y_n] (-log probs[n, y_n]) / sum_n w[y_n], the mean
+ * of torch.nn.CrossEntropyLoss (with weight=w; w NULL for all ones, which
+ * is the plain mean).  Rows with a negative target (-100, ignore_index)
+ * are left out.  Returns 0 when no row counts.  probs may equal logits.
+ * probs, logits: (N,V); targets: (N) < V; class_weights: (V) or NULL
+ */
+float		crossentropy_forward(float *probs, const float *logits,
+								 const int32_t *targets,
+								 const float *class_weights, int N, int V);
+
+/*
+ * Gradient of crossentropy_forward times dloss:
+ * dlogits[n] += dloss w[y_n] / sum w (probs[n] - onehot(y_n)).
+ * dlogits, probs: (N,V)
+ */
+void		crossentropy_backward(float *dlogits, const float *probs,
+								  const int32_t *targets,
+								  const float *class_weights, int N, int V,
+								  float dloss);
+
 #endif
