@@ -12,11 +12,6 @@
 
 #include "gemm.h"
 
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#define CONV_AVX2 1
-#endif
-
 /*
  * Parallel regions: fn(arg, thread, nthreads) on every thread of ex (the
  * caller alone when ex has no pool).
@@ -487,26 +482,55 @@ linear_forward(const conv_exec *ex, float *out, const float *inp,
 }
 
 /*
- * Winograd F(2x2, 3x3) weight transform: U[p] (Cout, Cin) for the 16
- * positions p = 4*i + j of G g G^T, G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1].
+ * Winograd F(4x4, 3x3) (Lavin and Gray): a 4x4 block of outputs from a 6x6
+ * input tile d (tiles overlap by 2) is A^T [(G g G^T) .* (B^T d B)] A:
+ * 36 multiplications per 16 outputs instead of 144, and the 36 positions
+ * of the transformed tiles are 36 matrix products over the channels.
+ *
+ *   G = [ 1/4     0     0  ]   B^T = [ 4  0 -5  0  1  0 ]   A^T = [ 1  1  1  1  1  0 ]
+ *       [-1/6  -1/6  -1/6  ]         [ 0 -4 -4  1  1  0 ]         [ 0  1 -1  2 -2  0 ]
+ *       [-1/6   1/6  -1/6  ]         [ 0  4 -4 -1  1  0 ]         [ 0  1  1  4  4  0 ]
+ *       [1/24  1/12   1/6  ]         [ 0 -2 -1  2  1  0 ]         [ 0  1 -1  8 -8  1 ]
+ *       [1/24 -1/12   1/6  ]         [ 0  2 -1 -2  1  0 ]
+ *       [   0     0     1  ]         [ 0  4  0 -5  0  1 ]
+ *
+ * The transforms work on 8 tiles of a tile row at once (lane l = tile
+ * tx + l) with GCC/Clang vector types, which become AVX registers with
+ * -mavx2 and plain SSE or scalar code elsewhere.
+ */
+#define WINO_A 6				/* input tile side */
+#define WINO_M 4				/* output tile side */
+#define WINO_P WINOGRAD_POSITIONS	/* transformed positions, 6 x 6 */
+
+typedef float v8sf __attribute__((vector_size(32)));
+
+/*
+ * Weight transform: U[p] (Cout, Cin) for the 36 positions p = 6*i + j of
+ * G g G^T, in double.
  */
 void
 winograd_weight_transform(float *U, const float *w, int Cout, int Cin)
 {
-	static const double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+	static const double G[6][3] = {
+		{1.0 / 4, 0, 0},
+		{-1.0 / 6, -1.0 / 6, -1.0 / 6},
+		{-1.0 / 6, 1.0 / 6, -1.0 / 6},
+		{1.0 / 24, 1.0 / 12, 1.0 / 6},
+		{1.0 / 24, -1.0 / 12, 1.0 / 6},
+		{0, 0, 1}};
 
 	for (int o = 0; o < Cout; o++)
 		for (int c = 0; c < Cin; c++)
 		{
 			const float *g = w + ((size_t) o * Cin + c) * 9;
-			double		Gg[4][3];
+			double		Gg[6][3];
 
-			for (int i = 0; i < 4; i++)
+			for (int i = 0; i < 6; i++)
 				for (int j = 0; j < 3; j++)
 					Gg[i][j] = G[i][0] * g[0 * 3 + j] + G[i][1] * g[1 * 3 + j] + G[i][2] * g[2 * 3 + j];
-			for (int i = 0; i < 4; i++)
-				for (int j = 0; j < 4; j++)
-					U[((size_t) (i * 4 + j) * Cout + o) * Cin + c] =
+			for (int i = 0; i < 6; i++)
+				for (int j = 0; j < 6; j++)
+					U[((size_t) (i * 6 + j) * Cout + o) * Cin + c] =
 						(float) (Gg[i][0] * G[j][0] + Gg[i][1] * G[j][1] + Gg[i][2] * G[j][2]);
 		}
 }
@@ -514,23 +538,30 @@ winograd_weight_transform(float *U, const float *w, int Cout, int Cin)
 size_t
 winograd_packed_floats(int Cout, int Cin)
 {
-	return 16 * gemm_packed_floats(Cout, Cin);
+	return WINO_P * gemm_packed_floats(Cout, Cin);
 }
 
-/* Up: the 16 matrices U[p] (Cout, Cin) of U, each packed by gemm_pack_a. */
+/* Up: the 36 matrices U[p] (Cout, Cin) of U, each packed by gemm_pack_a. */
 void
 winograd_weight_pack(float *Up, const float *U, int Cout, int Cin)
 {
 	size_t		per = gemm_packed_floats(Cout, Cin);
 
-	for (int p = 0; p < 16; p++)
+	for (int p = 0; p < WINO_P; p++)
 		gemm_pack_a(Up + p * per, U + (size_t) p * Cout * Cin, Cout, Cin, Cin);
+}
+
+/* Tiles of one image: th x tw. */
+static inline int
+wino_tiles(int H)
+{
+	return (H + WINO_M - 1) / WINO_M;
 }
 
 size_t
 winograd_floats(int C, int B, int H, int W)
 {
-	return (size_t) 16 * C * B * ((H + 1) / 2) * ((W + 1) / 2);
+	return (size_t) WINO_P * C * B * wino_tiles(H) * wino_tiles(W);
 }
 
 typedef struct winograd_args
@@ -549,49 +580,54 @@ typedef struct winograd_args
 				Cout;
 	float	   *V;
 	float	   *M;
-	int			phase;			/* see conv2d_winograd_forward */
+	int			phase;			/* see winograd_thread */
 } winograd_args;
 
-#ifdef CONV_AVX2
+/* r = B^T x for six vectors x[0], x[s], .. x[5s] (in place safe: no) */
+static inline void
+wino_bt(v8sf *r, int rs, const v8sf *x, int s)
+{
+	v8sf		x0 = x[0],
+				x1 = x[s],
+				x2 = x[2 * s],
+				x3 = x[3 * s],
+				x4 = x[4 * s],
+				x5 = x[5 * s];
+
+	r[0] = 4 * x0 - 5 * x2 + x4;
+	r[rs] = -4 * (x1 + x2) + x3 + x4;
+	r[2 * rs] = 4 * (x1 - x2) - x3 + x4;
+	r[3 * rs] = 2 * (x3 - x1) - x2 + x4;
+	r[4 * rs] = 2 * (x1 - x3) - x2 + x4;
+	r[5 * rs] = 4 * x1 - 5 * x3 + x5;
+}
+
+/* r = A^T x: four vectors from six */
+static inline void
+wino_at(v8sf *r, int rs, const v8sf *x, int s)
+{
+	v8sf		x0 = x[0],
+				x1 = x[s],
+				x2 = x[2 * s],
+				x3 = x[3 * s],
+				x4 = x[4 * s],
+				x5 = x[5 * s];
+	v8sf		p12 = x1 + x2,
+				m12 = x1 - x2,
+				p34 = x3 + x4,
+				m34 = x3 - x4;
+
+	r[0] = x0 + p12 + p34;
+	r[rs] = m12 + 2 * m34;
+	r[2 * rs] = p12 + 4 * p34;
+	r[3 * rs] = m12 + 8 * m34 + x5;
+}
 
 /*
- * The vectorized transforms work on up to 8 tiles of one tile row at a
- * time (lane i = tile tx + i), every channel: the 4x4 inputs of the 8
- * tiles are loaded as rows of 4 and transposed into 16 vectors of 8, the
- * transform is done on whole vectors, and each of the 16 results is one
- * 8-wide store into V.  The output side is the mirror image.
+ * Input transform of tiles [t_begin, t_end), every channel, 8 tiles of a
+ * row at a time: V[p][c][t] = (B^T d B)[p] of the 6x6 input tile d at
+ * (4ty - 1, 4tx - 1), zero outside the map.
  */
-
-/* 4 floats of row `row` (H x W plane) from column x0, zero outside. */
-static inline __m128
-load4_padded(const float *plane, int H, int W, int y, int x0)
-{
-	float		v[4];
-
-	if (y < 0 || y >= H)
-		return _mm_setzero_ps();
-	if (x0 >= 0 && x0 + 3 < W)
-		return _mm_loadu_ps(plane + (size_t) y * W + x0);
-	for (int j = 0; j < 4; j++)
-		v[j] = (x0 + j >= 0 && x0 + j < W) ? plane[(size_t) y * W + x0 + j] : 0.0f;
-	return _mm_loadu_ps(v);
-}
-
-/* Stores the first n lanes of v at dst. */
-static inline void
-store_lanes(float *dst, __m256 v, int n)
-{
-	if (n == 8)
-		_mm256_storeu_ps(dst, v);
-	else
-	{
-		float		t[8];
-
-		_mm256_storeu_ps(t, v);
-		memcpy(dst, t, sizeof(float) * n);
-	}
-}
-
 static void
 winograd_input_tiles(const winograd_args *a, int t_begin, int t_end)
 {
@@ -601,10 +637,11 @@ winograd_input_tiles(const winograd_args *a, int t_begin, int t_end)
 				Cin = a->Cin,
 				H = a->H,
 				W = a->W;
-	int			th = (H + 1) / 2,
-				tw = (W + 1) / 2;
+	int			th = wino_tiles(H),
+				tw = wino_tiles(W);
 	size_t		T = (size_t) B * th * tw;
 	size_t		HW = (size_t) H * W;
+	size_t		step = (size_t) Cin * T;
 
 	for (int t = t_begin; t < t_end;)
 	{
@@ -612,7 +649,7 @@ winograd_input_tiles(const winograd_args *a, int t_begin, int t_end)
 					ty = (t / tw) % th,
 					tx = t % tw;
 		int			n = tw - tx;
-		int			y0 = 2 * ty - 1;
+		int			y0 = WINO_M * ty - 1;
 
 		if (n > 8)
 			n = 8;
@@ -621,46 +658,57 @@ winograd_input_tiles(const winograd_args *a, int t_begin, int t_end)
 		for (int c = 0; c < Cin; c++)
 		{
 			const float *plane = inp + ((size_t) c * B + b) * HW;
-			__m256		d[4][4],
-						r[4][4];
+			float		d[WINO_P][8] __attribute__((aligned(32)));
+			v8sf		dv[WINO_P],
+						r[WINO_P],
+						v[WINO_P];
 
-			/* d[i][j] lane l = input (y0 + i, 2(tx + l) - 1 + j) */
-			for (int i = 0; i < 4; i++)
+			/* d[6i + j] lane l = input (y0 + i, 4(tx + l) - 1 + j) */
+			memset(d, 0, sizeof(d));
+			for (int i = 0; i < WINO_A; i++)
 			{
-				__m128		q[8];
+				int			y = y0 + i;
 
-				for (int l = 0; l < 8; l++)
-					q[l] = l < n ? load4_padded(plane, H, W, y0 + i, 2 * (tx + l) - 1) :
-						_mm_setzero_ps();
-				_MM_TRANSPOSE4_PS(q[0], q[1], q[2], q[3]);
-				_MM_TRANSPOSE4_PS(q[4], q[5], q[6], q[7]);
-				for (int j = 0; j < 4; j++)
-					d[i][j] = _mm256_set_m128(q[4 + j], q[j]);
+				if (y < 0 || y >= H)
+					continue;
+				for (int l = 0; l < n; l++)
+				{
+					int			x0 = WINO_M * (tx + l) - 1;
+					const float *src = plane + (size_t) y * W;
+
+					if (x0 >= 0 && x0 + WINO_A <= W)
+						for (int j = 0; j < WINO_A; j++)
+							d[i * WINO_A + j][l] = src[x0 + j];
+					else
+						for (int j = 0; j < WINO_A; j++)
+							if (x0 + j >= 0 && x0 + j < W)
+								d[i * WINO_A + j][l] = src[x0 + j];
+				}
 			}
-			/* rows: B^T d */
-			for (int j = 0; j < 4; j++)
+			memcpy(dv, d, sizeof(d));
+			/* columns: r[., j] = B^T d[., j]; rows: v[i, .] = r[i, .] B */
+			for (int j = 0; j < WINO_A; j++)
+				wino_bt(r + j, WINO_A, dv + j, WINO_A);
+			for (int i = 0; i < WINO_A; i++)
+				wino_bt(v + i * WINO_A, 1, r + i * WINO_A, 1);
+			for (int p = 0; p < WINO_P; p++)
 			{
-				r[0][j] = _mm256_sub_ps(d[0][j], d[2][j]);
-				r[1][j] = _mm256_add_ps(d[1][j], d[2][j]);
-				r[2][j] = _mm256_sub_ps(d[2][j], d[1][j]);
-				r[3][j] = _mm256_sub_ps(d[1][j], d[3][j]);
-			}
-			/* columns: (B^T d) B, V[4i + j][c][t ..] */
-			for (int i = 0; i < 4; i++)
-			{
-				float	   *v = V + ((size_t) (i * 4) * Cin + c) * T + t;
-				size_t		step = (size_t) Cin * T;
+				float	   *dst = V + p * step + (size_t) c * T + t;
 
-				store_lanes(v, _mm256_sub_ps(r[i][0], r[i][2]), n);
-				store_lanes(v + step, _mm256_add_ps(r[i][1], r[i][2]), n);
-				store_lanes(v + 2 * step, _mm256_sub_ps(r[i][2], r[i][1]), n);
-				store_lanes(v + 3 * step, _mm256_sub_ps(r[i][1], r[i][3]), n);
+				if (n == 8)
+					memcpy(dst, &v[p], sizeof(v8sf));
+				else
+					memcpy(dst, &v[p], sizeof(float) * n);
 			}
 		}
 		t += n;
 	}
 }
 
+/*
+ * Output transform of tiles [t_begin, t_end), every output channel:
+ * A^T m A + bias, residual, ReLU, clipped to the map.
+ */
 static void
 winograd_output_tiles(const winograd_args *a, int t_begin, int t_end)
 {
@@ -673,8 +721,8 @@ winograd_output_tiles(const winograd_args *a, int t_begin, int t_end)
 				H = a->H,
 				W = a->W,
 				Cout = a->Cout;
-	int			th = (H + 1) / 2,
-				tw = (W + 1) / 2;
+	int			th = wino_tiles(H),
+				tw = wino_tiles(W);
 	size_t		T = (size_t) B * th * tw;
 	size_t		HW = (size_t) H * W;
 	size_t		step = (size_t) Cout * T;
@@ -685,241 +733,70 @@ winograd_output_tiles(const winograd_args *a, int t_begin, int t_end)
 					ty = (t / tw) % th,
 					tx = t % tw;
 		int			n = tw - tx;
-		/* 8 whole 2x2 tiles inside the map: two rows of 16 outputs */
-		int			whole;
 
 		if (n > 8)
 			n = 8;
 		if (n > t_end - t)
 			n = t_end - t;
-		whole = (n == 8 && 2 * ty + 1 < H && 2 * (tx + 7) + 1 < W);
 		for (int o = 0; o < Cout; o++)
 		{
 			const float *mp = M + (size_t) o * T + t;
 			float	   *oplane = out + ((size_t) o * B + b) * HW;
 			const float *rplane = residual ? residual + ((size_t) o * B + b) * HW : NULL;
-			__m256		m[16],
-						s[2][4],
-						y[2][2],
-						bo = _mm256_set1_ps(bias ? bias[o] : 0.0f);
+			float		bo = bias ? bias[o] : 0.0f;
+			v8sf		m[WINO_P],
+						s[WINO_M * WINO_A],
+						y[WINO_M * WINO_M];
+			float		yv[WINO_M * WINO_M][8] __attribute__((aligned(32)));
 
-			for (int p = 0; p < 16; p++)
+			for (int p = 0; p < WINO_P; p++)
 			{
 				if (n == 8)
-					m[p] = _mm256_loadu_ps(mp + p * step);
+					memcpy(&m[p], mp + p * step, sizeof(v8sf));
 				else
 				{
 					float		tmp[8] = {0};
 
 					memcpy(tmp, mp + p * step, sizeof(float) * n);
-					m[p] = _mm256_loadu_ps(tmp);
+					memcpy(&m[p], tmp, sizeof(v8sf));
 				}
 			}
-			for (int j = 0; j < 4; j++)
+			/* columns: s[., j] = A^T m[., j]; rows: y[i, .] = s[i, .] A */
+			for (int j = 0; j < WINO_A; j++)
+				wino_at(s + j, WINO_A, m + j, WINO_A);
+			for (int i = 0; i < WINO_M; i++)
+				wino_at(y + i * WINO_M, 1, s + i * WINO_A, 1);
+			for (int q = 0; q < WINO_M * WINO_M; q++)
+				y[q] += bo;
+			memcpy(yv, y, sizeof(yv));
+			for (int i = 0; i < WINO_M; i++)
 			{
-				s[0][j] = _mm256_add_ps(_mm256_add_ps(m[j], m[4 + j]), m[8 + j]);
-				s[1][j] = _mm256_sub_ps(_mm256_sub_ps(m[4 + j], m[8 + j]), m[12 + j]);
-			}
-			for (int i = 0; i < 2; i++)
-			{
-				y[i][0] = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s[i][0], s[i][1]), s[i][2]), bo);
-				y[i][1] = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s[i][1], s[i][2]), s[i][3]), bo);
-			}
-			if (whole)
-			{
-				for (int i = 0; i < 2; i++)
-				{
-					size_t		idx = (size_t) (2 * ty + i) * W + 2 * tx;
-					__m256		lo = _mm256_unpacklo_ps(y[i][0], y[i][1]),
-								hi = _mm256_unpackhi_ps(y[i][0], y[i][1]),
-								v0 = _mm256_permute2f128_ps(lo, hi, 0x20),
-								v1 = _mm256_permute2f128_ps(lo, hi, 0x31);
+				int			yy = WINO_M * ty + i;
 
-					if (rplane)
-					{
-						v0 = _mm256_add_ps(v0, _mm256_loadu_ps(rplane + idx));
-						v1 = _mm256_add_ps(v1, _mm256_loadu_ps(rplane + idx + 8));
-					}
-					if (relu)
-					{
-						v0 = _mm256_max_ps(v0, _mm256_setzero_ps());
-						v1 = _mm256_max_ps(v1, _mm256_setzero_ps());
-					}
-					_mm256_storeu_ps(oplane + idx, v0);
-					_mm256_storeu_ps(oplane + idx + 8, v1);
-				}
-			}
-			else
-			{
-				float		yv[2][2][8];
-
-				for (int i = 0; i < 2; i++)
-					for (int j = 0; j < 2; j++)
-						_mm256_storeu_ps(yv[i][j], y[i][j]);
+				if (yy >= H)
+					break;
 				for (int l = 0; l < n; l++)
-					for (int i = 0; i < 2 && 2 * ty + i < H; i++)
-						for (int j = 0; j < 2 && 2 * (tx + l) + j < W; j++)
-						{
-							size_t		idx = (size_t) (2 * ty + i) * W + 2 * (tx + l) + j;
-							float		v = yv[i][j][l] + (rplane ? rplane[idx] : 0.0f);
+				{
+					int			x0 = WINO_M * (tx + l);
+					size_t		idx = (size_t) yy * W + x0;
 
-							oplane[idx] = (relu && v < 0.0f) ? 0.0f : v;
-						}
+					for (int j = 0; j < WINO_M && x0 + j < W; j++)
+					{
+						float		v = yv[i * WINO_M + j][l] +
+							(rplane ? rplane[idx + j] : 0.0f);
+
+						oplane[idx + j] = (relu && v < 0.0f) ? 0.0f : v;
+					}
+				}
 			}
 		}
 		t += n;
 	}
 }
 
-#else							/* portable transforms, one tile at a time */
-
-/*
- * Input transform of tiles [t_begin, t_end), every channel:
- * V[p][c][t] = (B^T d B)[p] of the 4x4 input tile d at (2ty-1, 2tx-1).
- */
-static void
-winograd_input_tiles(const winograd_args *a, int t_begin, int t_end)
-{
-	const float *inp = a->inp;
-	float	   *V = a->V;
-	int			B = a->B,
-				Cin = a->Cin,
-				H = a->H,
-				W = a->W;
-	int			th = (H + 1) / 2,
-				tw = (W + 1) / 2;
-	size_t		T = (size_t) B * th * tw;
-	size_t		HW = (size_t) H * W;
-	size_t		step = (size_t) Cin * T;
-
-	for (int c = 0; c < Cin; c++)
-		for (int t = t_begin; t < t_end; t++)
-		{
-			int			b = t / (th * tw),
-						ty = (t / tw) % th,
-						tx = t % tw;
-			const float *plane = inp + ((size_t) c * B + b) * HW;
-			int			y0 = 2 * ty - 1,
-						x0 = 2 * tx - 1;
-			float		d[4][4],
-						r[4][4];
-
-			if (y0 >= 0 && x0 >= 0 && y0 + 3 < H && x0 + 3 < W)
-			{
-				for (int i = 0; i < 4; i++)
-					for (int j = 0; j < 4; j++)
-						d[i][j] = plane[(size_t) (y0 + i) * W + x0 + j];
-			}
-			else
-			{
-				for (int i = 0; i < 4; i++)
-					for (int j = 0; j < 4; j++)
-					{
-						int			y = y0 + i,
-									x = x0 + j;
-
-						d[i][j] = (y >= 0 && y < H && x >= 0 && x < W) ?
-							plane[(size_t) y * W + x] : 0.0f;
-					}
-			}
-			/* rows: B^T d */
-			for (int j = 0; j < 4; j++)
-			{
-				r[0][j] = d[0][j] - d[2][j];
-				r[1][j] = d[1][j] + d[2][j];
-				r[2][j] = d[2][j] - d[1][j];
-				r[3][j] = d[1][j] - d[3][j];
-			}
-			/* columns: (B^T d) B */
-			for (int i = 0; i < 4; i++)
-			{
-				float	   *v = V + ((size_t) (i * 4) * Cin + c) * T + t;
-
-				v[0] = r[i][0] - r[i][2];
-				v[step] = r[i][1] + r[i][2];
-				v[2 * step] = r[i][2] - r[i][1];
-				v[3 * step] = r[i][1] - r[i][3];
-			}
-		}
-}
-
-/*
- * Output transform of tiles [t_begin, t_end), every output channel:
- * A^T m A with A^T = [1 1 1 0; 0 1 -1 -1], + bias, residual, ReLU.
- */
-static void
-winograd_output_tiles(const winograd_args *a, int t_begin, int t_end)
-{
-	float	   *out = a->out;
-	const float *M = a->M,
-			   *bias = a->bias,
-			   *residual = a->residual;
-	int			relu = a->relu,
-				B = a->B,
-				H = a->H,
-				W = a->W,
-				Cout = a->Cout;
-	int			th = (H + 1) / 2,
-				tw = (W + 1) / 2;
-	size_t		T = (size_t) B * th * tw;
-	size_t		HW = (size_t) H * W;
-	size_t		step = (size_t) Cout * T;
-
-	for (int o = 0; o < Cout; o++)
-	{
-		float		bo = bias ? bias[o] : 0.0f;
-
-		for (int t = t_begin; t < t_end; t++)
-		{
-			int			b = t / (th * tw),
-						ty = (t / tw) % th,
-						tx = t % tw;
-			float	   *oplane = out + ((size_t) o * B + b) * HW;
-			const float *rplane = residual ? residual + ((size_t) o * B + b) * HW : NULL;
-			const float *mp = M + (size_t) o * T + t;
-			float		m[16],
-						s[2][4],
-						y[2][2];
-
-			for (int p = 0; p < 16; p++)
-				m[p] = mp[p * step];
-			for (int j = 0; j < 4; j++)
-			{
-				s[0][j] = m[j] + m[4 + j] + m[8 + j];
-				s[1][j] = m[4 + j] - m[8 + j] - m[12 + j];
-			}
-			for (int i = 0; i < 2; i++)
-			{
-				y[i][0] = s[i][0] + s[i][1] + s[i][2];
-				y[i][1] = s[i][1] - s[i][2] - s[i][3];
-			}
-			for (int i = 0; i < 2; i++)
-			{
-				int			yy = 2 * ty + i;
-
-				if (yy >= H)
-					break;
-				for (int j = 0; j < 2; j++)
-				{
-					int			xx = 2 * tx + j;
-					size_t		idx = (size_t) yy * W + xx;
-					float		v;
-
-					if (xx >= W)
-						break;
-					v = y[i][j] + bo + (rplane ? rplane[idx] : 0.0f);
-					oplane[idx] = (relu && v < 0.0f) ? 0.0f : v;
-				}
-			}
-		}
-	}
-}
-
-#endif
-
 /*
  * The work of one thread.  Phase 0: its own range of tiles through the
- * input transform, the 16 products (its columns of each) and the output
+ * input transform, the 36 products (its columns of each) and the output
  * transform, so the threads never wait for each other.  For few tiles
  * (small maps) that would make every thread stream all the weights, so
  * then the work is three regions: 1, input transform by tiles; 2, the
@@ -929,7 +806,7 @@ static void
 winograd_thread(void *arg, int t, int n)
 {
 	const winograd_args *a = arg;
-	int			T = a->B * ((a->H + 1) / 2) * ((a->W + 1) / 2);
+	int			T = a->B * wino_tiles(a->H) * wino_tiles(a->W);
 	size_t		per = gemm_packed_floats(a->Cout, a->Cin);
 	int			t0,
 				t1,
@@ -949,7 +826,7 @@ winograd_thread(void *arg, int t, int n)
 		winograd_input_tiles(a, t0, t1);
 	/* M[p] (Cout, T) = U[p] (Cout, Cin) x V[p] (Cin, T), columns t0 .. t1 */
 	if (a->phase == 0 || a->phase == 2)
-		for (int p = 0; p < 16; p++)
+		for (int p = 0; p < WINO_P; p++)
 			gemm_packed_range(a->M + (size_t) p * a->Cout * T, T, a->Up + p * per,
 							  a->V + (size_t) p * a->Cin * T, T, a->Cout, a->Cin,
 							  m0, m1, t0, t1, NULL, a->ex->bpack[t]);
@@ -958,8 +835,8 @@ winograd_thread(void *arg, int t, int n)
 }
 
 /*
- * Winograd F(2x2, 3x3) convolution (see conv.h).  Tiles are numbered
- * t = (b * th + ty) * tw + tx; V: (16, Cin, T), M: (16, Cout, T).
+ * Winograd F(4x4, 3x3) convolution (see conv.h).  Tiles are numbered
+ * t = (b * th + ty) * tw + tx; V: (36, Cin, T), M: (36, Cout, T).
  */
 void
 conv2d_winograd_forward(const conv_exec *ex, float *out, const float *inp,
@@ -969,7 +846,7 @@ conv2d_winograd_forward(const conv_exec *ex, float *out, const float *inp,
 						float *V, float *M)
 {
 	winograd_args a = {ex, out, inp, Up, bias, residual, relu, B, Cin, H, W, Cout, V, M, 0};
-	int			T = B * ((H + 1) / 2) * ((W + 1) / 2);
+	int			T = B * wino_tiles(H) * wino_tiles(W);
 	int			threads = exec_threads(ex);
 
 	if (threads == 1 || T >= 64 * threads)

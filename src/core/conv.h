@@ -73,18 +73,20 @@ void		conv2d_forward(const conv_exec *ex, float *out, const float *inp, const fl
 						   float *col, size_t col_floats);
 
 /*
- * Winograd F(2x2, 3x3) for 3x3 stride-1 pad-1 convolutions: each 4x4 input
- * tile (stride 2) is transformed (V = B^T d B), the 16 transformed
- * positions are 16 matrix products M = U (Cout, Cin) x V (Cin, tiles), and
- * each 2x2 output tile is A^T M A: 16 multiplications per 2x2 outputs
- * instead of 36.
+ * Winograd F(4x4, 3x3) for 3x3 stride-1 pad-1 convolutions: each 6x6 input
+ * tile (stride 4) is transformed (V = B^T d B), the 36 transformed
+ * positions are 36 matrix products M = U (Cout, Cin) x V (Cin, tiles), and
+ * each 4x4 output tile is A^T M A: 36 multiplications per 16 outputs
+ * instead of 144.
  *
- * winograd_weight_transform: U: (16, Cout, Cin) = G g G^T of w: (Cout, Cin, 3, 3).
- * winograd_weight_pack: the 16 matrices U[p] each packed by gemm_pack_a,
+ * winograd_weight_transform: U: (36, Cout, Cin) = G g G^T of w: (Cout, Cin, 3, 3).
+ * winograd_weight_pack: the 36 matrices U[p] each packed by gemm_pack_a,
  * winograd_packed_floats floats.
- * winograd_floats: floats of one transformed tensor (16, C, tiles) for a
+ * winograd_floats: floats of one transformed tensor (36, C, tiles) for a
  * batch of B images of H x W.
  */
+#define WINOGRAD_POSITIONS 36
+
 void		winograd_weight_transform(float *U, const float *w, int Cout, int Cin);
 size_t		winograd_packed_floats(int Cout, int Cin);
 void		winograd_weight_pack(float *Up, const float *U, int Cout, int Cin);

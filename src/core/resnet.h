@@ -52,7 +52,7 @@ typedef struct resnet_conv
 				k,
 				stride,
 				pad;
-	int			winograd;		/* 3x3 stride 1: weight holds U (16, cout, cin) */
+	int			winograd;		/* 3x3 stride 1: weight holds U (36, cout, cin) */
 	float	   *weight;			/* (cout, cin, k, k) (or U) packed for gemm.c,
 								 * in the model's arena */
 	float	   *bias;			/* (cout) */

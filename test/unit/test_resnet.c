@@ -141,7 +141,7 @@ test_conv_layers(const conv_exec *ex)
 					nout = (size_t) Cout * B * H * W;
 		float	   *inp = malloc(sizeof(float) * nin),
 				   *w = malloc(sizeof(float) * Cout * Cin * 9),
-				   *U = malloc(sizeof(float) * Cout * Cin * 16),
+				   *U = malloc(sizeof(float) * Cout * Cin * WINOGRAD_POSITIONS),
 				   *Up = malloc(sizeof(float) * winograd_packed_floats(Cout, Cin)),
 				   *bias = malloc(sizeof(float) * Cout),
 				   *res = malloc(sizeof(float) * nout),
@@ -166,7 +166,8 @@ test_conv_layers(const conv_exec *ex)
 		winograd_weight_pack(Up, U, Cout, Cin);
 		conv2d_winograd_forward(ex, got, inp, Up, bias, res, 1, B, Cin, H, W, Cout, V, M);
 		snprintf(name, sizeof(name), "conv2d_winograd_forward %dx%d + residual + ReLU vs direct loops", H, W);
-		tap_close_within(want, got, (long) nout, 1e-5, name);
+		/* F(4x4, 3x3) rounds more than direct loops: outputs here are ~10 */
+		tap_close_within(want, got, (long) nout, 5e-5, name);
 		free(inp);
 		free(w);
 		free(U);
