@@ -88,7 +88,14 @@ pack_b(float *bp, const float *B, size_t ldb, int k0, int kc, int n0, int nc)
 			int			cols = nc - j * GEMM_NR;
 
 			if (cols >= GEMM_NR)
+			{
+#ifdef GEMM_AVX2
+				_mm256_storeu_ps(dst, _mm256_loadu_ps(row + j * GEMM_NR));
+				_mm256_storeu_ps(dst + 8, _mm256_loadu_ps(row + j * GEMM_NR + 8));
+#else
 				memcpy(dst, row + j * GEMM_NR, sizeof(float) * GEMM_NR);
+#endif
+			}
 			else
 			{
 				memcpy(dst, row + j * GEMM_NR, sizeof(float) * cols);

@@ -571,27 +571,10 @@ nomem:
  * scratch: a free activation buffer (Winograd's products), or NULL when
  * the convolution is not a Winograd one.
  */
-#ifdef RESNET_PROFILE
-#include <time.h>
-static double prof_ms[64];
-static int	prof_n;
-static double
-prof_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-#endif
-
 static void
 run_conv(resnet_model *m, const resnet_conv *c, float *out, const float *inp,
 		 const float *residual, int relu, int B, int H, float *scratch)
 {
-#ifdef RESNET_PROFILE
-	double		t0 = prof_now();
-#endif
 	if (c->winograd)
 		conv2d_winograd_forward(&m->exec, out, inp, c->weight, c->bias, residual, relu,
 								B, c->cin, H, H, c->cout, m->col, scratch);
@@ -599,13 +582,6 @@ run_conv(resnet_model *m, const resnet_conv *c, float *out, const float *inp,
 		conv2d_forward(&m->exec, out, inp, c->weight, c->bias, residual, relu,
 					   B, c->cin, H, H, c->cout, c->k, c->stride, c->pad,
 					   m->col, m->col_floats);
-#ifdef RESNET_PROFILE
-	prof_ms[prof_n] += prof_now() - t0;
-	if (getenv("RESNET_PROFILE_PRINT"))
-		fprintf(stderr, "conv %2d cin %4d cout %4d k %d s %d H %3d B %d wino %d: %.3f ms\n",
-				prof_n, c->cin, c->cout, c->k, c->stride, H, B, c->winograd, prof_now() - t0);
-	prof_n = (prof_n + 1) % 64;
-#endif
 }
 
 /*
