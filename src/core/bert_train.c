@@ -432,6 +432,29 @@ bert_train_save(const bert_train_model *m, const char *dir, mmsa_error *err)
  * ---------------------------------------------------------------------
  */
 
+mmsa_status
+bert_train_adamw_create(const bert_train_model *m, float beta1, float beta2,
+						float eps, float weight_decay, adamw_optimizer **out,
+						mmsa_error *err)
+{
+	adamw_segment *seg = malloc(m->n_tensors * sizeof(adamw_segment));
+	mmsa_status status;
+
+	*out = NULL;
+	if (seg == NULL)
+		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+	for (int i = 0; i < m->n_tensors; i++)
+	{
+		seg[i].offset = m->tensors[i].offset;
+		seg[i].n = m->tensors[i].numel;
+		seg[i].decay = m->tensors[i].decay;
+	}
+	status = adamw_create(m->n_params, seg, m->n_tensors, beta1, beta2, eps,
+						  weight_decay, out, err);
+	free(seg);
+	return status;
+}
+
 void
 bert_train_zero_grad(bert_train_model *m)
 {

@@ -44,6 +44,7 @@
 
 #include "bert.h"
 #include "mmsa_error.h"
+#include "optim.h"
 
 #define BERT_TRAIN_MAX_LABELS	4096
 
@@ -231,6 +232,15 @@ mmsa_status bert_train_load_weights(bert_train_model *m, const char *path,
  */
 mmsa_status bert_train_save(const bert_train_model *m, const char *dir,
 							mmsa_error *err);
+
+/*
+ * An AdamW optimizer over every parameter of m, with weight decay on the
+ * tensors whose decay flag is set (all but LayerNorm weights and biases,
+ * as Hugging Face's no_decay = ["bias", "LayerNorm.weight"]).
+ */
+mmsa_status bert_train_adamw_create(const bert_train_model *m, float beta1,
+									float beta2, float eps, float weight_decay,
+									adamw_optimizer **out, mmsa_error *err);
 
 /* Zeroes the parameter gradients. */
 void		bert_train_zero_grad(bert_train_model *m);

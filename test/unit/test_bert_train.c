@@ -337,7 +337,6 @@ train_tiny(bert_train_model *m, int steps, double *mlm_first, double *mlm_last,
 		   double *cls_first, double *cls_last, mmsa_error *err)
 {
 	adamw_optimizer *opt;
-	adamw_segment *seg = malloc(m->n_tensors * sizeof(adamw_segment));
 	int32_t		ids[SM_B * SM_T],
 				mask[SM_B * SM_T],
 				mlm[SM_B * SM_T],
@@ -346,14 +345,8 @@ train_tiny(bert_train_model *m, int steps, double *mlm_first, double *mlm_last,
 	int			window = 8;
 
 	*mlm_first = *mlm_last = *cls_first = *cls_last = 0.0;
-	for (int i = 0; i < m->n_tensors; i++)
-		seg[i] = (adamw_segment) {m->tensors[i].offset, m->tensors[i].numel, m->tensors[i].decay};
-	if (adamw_create(m->n_params, seg, m->n_tensors, 0.9f, 0.999f, 1e-6f, 0.01f, &opt, err) != MMSA_OK)
-	{
-		free(seg);
+	if (bert_train_adamw_create(m, 0.9f, 0.999f, 1e-6f, 0.01f, &opt, err) != MMSA_OK)
 		return 0;
-	}
-	free(seg);
 	for (int step = 0; step < steps; step++)
 	{
 		float		lm,
