@@ -5,6 +5,7 @@
  */
 #include "bert.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <cblas.h>
 #include <jansson.h>
 
+#include "gemm.h"
 #include "layers.h"
 
 /* ---------------------------------------------------------------------
@@ -266,8 +268,84 @@ bind_weights(bert_model *m, mmsa_error *err)
 
 #undef GET
 
+/* n floats rounded up to a whole number of 64-byte lines */
+static size_t
+round_floats(size_t n)
+{
+	return (n + 15) / 16 * 16;
+}
+
+/*
+ * Packs every layer's dense weights (gemm.h layout) into one private block:
+ * query, key and value stacked into one (3C, C) matrix with their biases
+ * side by side, then attention output, intermediate and output.
+ */
+static mmsa_status
+pack_weights(bert_model *m, mmsa_error *err)
+{
+	const bert_config *c = &m->config;
+	size_t		C = c->hidden_size;
+	size_t		IC = c->intermediate_size;
+	size_t		qkv_floats = round_floats(gemm_packed_floats(3 * C, C));
+	size_t		ao_floats = round_floats(gemm_packed_floats(C, C));
+	size_t		inter_floats = round_floats(gemm_packed_floats(IC, C));
+	size_t		out_floats = round_floats(gemm_packed_floats(C, IC));
+	size_t		bias_floats = round_floats(3 * C);
+	size_t		layer_floats = qkv_floats + bias_floats + ao_floats + inter_floats + out_floats;
+	float	   *stacked;
+
+	m->packed_bytes = layer_floats * c->num_hidden_layers * sizeof(float);
+	m->packed_block = aligned_alloc(64, m->packed_bytes);
+	m->packed = calloc(c->num_hidden_layers, sizeof(bert_packed_layer));
+	stacked = malloc(3 * C * C * sizeof(float));
+	if (m->packed_block == NULL || m->packed == NULL || stacked == NULL)
+	{
+		free(stacked);
+		return mmsa_set_error(err, MMSA_ERR_NOMEM,
+							  "out of memory for the packed BERT weights (%zu bytes)",
+							  m->packed_bytes);
+	}
+	for (int l = 0; l < c->num_hidden_layers; l++)
+	{
+		const bert_layer_weights *w = &m->layers[l];
+		bert_packed_layer *p = &m->packed[l];
+		float	   *at = m->packed_block + layer_floats * l;
+
+		p->qkv = at;
+		p->qkv_b = p->qkv + qkv_floats;
+		p->attn_out = p->qkv_b + bias_floats;
+		p->inter = p->attn_out + ao_floats;
+		p->out = p->inter + inter_floats;
+
+		memcpy(stacked, w->q_w, C * C * sizeof(float));
+		memcpy(stacked + C * C, w->k_w, C * C * sizeof(float));
+		memcpy(stacked + 2 * C * C, w->v_w, C * C * sizeof(float));
+		gemm_pack_a(p->qkv, stacked, 3 * C, C, C);
+		memcpy(p->qkv_b, w->q_b, C * sizeof(float));
+		memcpy(p->qkv_b + C, w->k_b, C * sizeof(float));
+		memcpy(p->qkv_b + 2 * C, w->v_b, C * sizeof(float));
+		gemm_pack_a(p->attn_out, w->attn_out_w, C, C, C);
+		gemm_pack_a(p->inter, w->inter_w, IC, C, C);
+		gemm_pack_a(p->out, w->out_w, C, IC, IC);
+		if (mmsa_interrupted())
+		{
+			free(stacked);
+			return mmsa_set_error(err, MMSA_ERR_CANCELED, "canceled");
+		}
+	}
+	free(stacked);
+	return MMSA_OK;
+}
+
 mmsa_status
 bert_model_load(const char *dir, bert_model **out, mmsa_error *err)
+{
+	return bert_model_load_flags(dir, 0, out, err);
+}
+
+mmsa_status
+bert_model_load_flags(const char *dir, int flags, bert_model **out,
+					  mmsa_error *err)
 {
 	char		path[4096];
 	bert_model *m;
@@ -301,7 +379,8 @@ bert_model_load(const char *dir, bert_model **out, mmsa_error *err)
 		bert_model_free(m);
 		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
 	}
-	if ((status = bind_weights(m, err)) != MMSA_OK)
+	if ((status = bind_weights(m, err)) != MMSA_OK ||
+		(!(flags & BERT_LOAD_UNPACKED) && (status = pack_weights(m, err)) != MMSA_OK))
 	{
 		bert_model_free(m);
 		return status;
@@ -314,17 +393,18 @@ static void
 free_buffers(bert_model *m)
 {
 	free(m->x);
-	free(m->q);
-	free(m->k);
-	free(m->v);
+	free(m->q);					/* k and v are in the same block */
 	free(m->ctx);
 	free(m->proj);
 	free(m->ffn);
 	free(m->addmask);
 	free(m->att);
 	free(m->cls);
+	free(m->stats);
+	free(m->gemm_work);
 	m->x = m->q = m->k = m->v = m->ctx = m->proj = m->ffn = NULL;
-	m->addmask = m->att = m->cls = NULL;
+	m->addmask = m->att = m->cls = m->stats = m->gemm_work = NULL;
+	m->gemm_work_floats = 0;
 	m->max_rows = 0;
 	m->max_T = 0;
 	m->att_slots = 0;
@@ -339,6 +419,8 @@ bert_model_free(bert_model *m)
 	mmsa_pool_free(m->pool);
 	safetensors_close(&m->file);
 	free(m->layers);
+	free(m->packed);
+	free(m->packed_block);
 	free(m);
 }
 
@@ -353,6 +435,9 @@ ensure_buffers(bert_model *m, int B, int T, int att_slots, mmsa_error *err)
 	long		rows = (long) B * T;
 	size_t		C = m->config.hidden_size;
 	size_t		IC = m->config.intermediate_size;
+	size_t		hs = C / m->config.num_attention_heads;
+	size_t		apack,
+				work;
 
 	if (rows <= m->max_rows && T <= m->max_T && att_slots <= m->att_slots)
 		return MMSA_OK;
@@ -363,18 +448,36 @@ ensure_buffers(bert_model *m, int B, int T, int att_slots, mmsa_error *err)
 	if (att_slots < m->att_slots)
 		att_slots = m->att_slots;
 	free_buffers(m);
+
+	/*
+	 * Per thread of the packed path: gemm.c's work buffer for the largest
+	 * K, a packed key or value head, and two rows of softmax statistics.
+	 */
+	apack = gemm_packed_floats(T, hs);
+	if (gemm_packed_floats(hs, T) > apack)
+		apack = gemm_packed_floats(hs, T);
+	work = gemm_bpack_floats(IC > C ? IC : C);
+	if (gemm_bpack_floats(T) > work)
+		work = gemm_bpack_floats(T);
+	work = round_floats(work) + round_floats(apack) + 2 * round_floats(T);
+
 	m->x = malloc(rows * C * sizeof(float));
-	m->q = malloc(rows * C * sizeof(float));
-	m->k = malloc(rows * C * sizeof(float));
-	m->v = malloc(rows * C * sizeof(float));
+	m->q = malloc(3 * rows * C * sizeof(float));
+	if (m->q != NULL)
+	{
+		m->k = m->q + rows * C;
+		m->v = m->k + rows * C;
+	}
 	m->ctx = malloc(rows * C * sizeof(float));
 	m->proj = malloc(rows * C * sizeof(float));
 	m->ffn = malloc(rows * IC * sizeof(float));
 	m->addmask = malloc(rows * sizeof(float));
 	m->att = malloc(att_slots * T * T * sizeof(float));
 	m->cls = malloc(rows * C * sizeof(float));
-	if (!m->x || !m->q || !m->k || !m->v || !m->ctx || !m->proj || !m->ffn ||
-		!m->addmask || !m->att || !m->cls)
+	m->stats = malloc(2 * rows * sizeof(float));
+	m->gemm_work = aligned_alloc(64, att_slots * work * sizeof(float));
+	if (!m->x || !m->q || !m->ctx || !m->proj || !m->ffn ||
+		!m->addmask || !m->att || !m->cls || !m->stats || !m->gemm_work)
 	{
 		free_buffers(m);
 		return mmsa_set_error(err, MMSA_ERR_NOMEM,
@@ -383,6 +486,7 @@ ensure_buffers(bert_model *m, int B, int T, int att_slots, mmsa_error *err)
 	m->max_rows = rows;
 	m->max_T = T;
 	m->att_slots = att_slots;
+	m->gemm_work_floats = work;
 	return MMSA_OK;
 }
 
@@ -446,7 +550,11 @@ typedef enum bert_job_kind
 	JOB_QKV,					/* q, k, v projections of x */
 	JOB_ATTENTION,				/* ctx from q, k, v; split by (row, head) */
 	JOB_ATTENTION_OUT,			/* x = LN1(proj + x), split by rows */
-	JOB_FFN_OUT					/* x = LN2(proj + x), split by rows */
+	JOB_FFN_OUT,				/* x = LN2(proj + x), split by rows */
+	/* the packed path, on feature-major (C, N) activations */
+	JOB_GEMM,					/* c = act(ap x bm + ep), split by gemm.c */
+	JOB_ATTENTION_T,			/* ctx from q, k, v; split by (row, head) */
+	JOB_LAYERNORM_T				/* x = LN(proj) per column, split by columns */
 } bert_job_kind;
 
 typedef struct bert_job
@@ -464,7 +572,163 @@ typedef struct bert_job
 	int			N,
 				C,
 				OC;
+	/* JOB_GEMM: c (M, N) = act(ap (M, K) x bm (K, N) + ep), gelu or none */
+	float	   *c;
+	const float *ap,
+			   *bm;
+	int			M,
+				K;
+	gemm_epilogue ep;
+	int			gelu;
+	/* JOB_LAYERNORM_T */
+	const float *ln_w,
+			   *ln_b;
 } bert_job;
+
+/*
+ * inp (rows, cols) transposed into out (cols, rows), leading dimensions
+ * ldi and ldo, in 16 x 16 blocks so that both sides stay in cache.
+ */
+static void
+transpose(float *out, size_t ldo, const float *inp, size_t ldi, int rows, int cols)
+{
+	for (int r0 = 0; r0 < rows; r0 += 16)
+		for (int c0 = 0; c0 < cols; c0 += 16)
+		{
+			int			r1 = r0 + 16 < rows ? r0 + 16 : rows;
+			int			c1 = c0 + 16 < cols ? c0 + 16 : cols;
+
+			for (int c = c0; c < c1; c++)
+				for (int r = r0; r < r1; r++)
+					out[(size_t) c * ldo + r] = inp[(size_t) r * ldi + c];
+		}
+}
+
+/*
+ * LayerNorm of columns [n0, n1) of inp (C, N), feature-major: each column
+ * (token) normalized over its C rows, into out (may be inp).  mean, rstd:
+ * (N) scratch, of which these columns are used.  The loops run along rows,
+ * so that they are vectorized over the columns.
+ */
+static void
+layernorm_cols(float *out, const float *inp, const float *weight,
+			   const float *bias, float *mean, float *rstd, int C, size_t N,
+			   size_t n0, size_t n1, float eps)
+{
+	size_t		w = n1 - n0;
+	float	   *mu = mean + n0;
+	float	   *rs = rstd + n0;
+
+	for (size_t j = 0; j < w; j++)
+		mu[j] = rs[j] = 0.0f;
+	for (int c = 0; c < C; c++)
+	{
+		const float *x = inp + (size_t) c * N + n0;
+
+		for (size_t j = 0; j < w; j++)
+			mu[j] += x[j];
+	}
+	for (size_t j = 0; j < w; j++)
+		mu[j] /= C;
+	for (int c = 0; c < C; c++)
+	{
+		const float *x = inp + (size_t) c * N + n0;
+
+		for (size_t j = 0; j < w; j++)
+		{
+			float		d = x[j] - mu[j];
+
+			rs[j] += d * d;
+		}
+	}
+	for (size_t j = 0; j < w; j++)
+		rs[j] = 1.0f / sqrtf(rs[j] / C + eps);
+	for (int c = 0; c < C; c++)
+	{
+		const float *x = inp + (size_t) c * N + n0;
+		float	   *o = out + (size_t) c * N + n0;
+		float		wc = weight[c],
+					bc = bias[c];
+
+		for (size_t j = 0; j < w; j++)
+			o[j] = (x[j] - mu[j]) * rs[j] * wc + bc;
+	}
+}
+
+/*
+ * One attention head of one sequence, feature-major: qT, kT, vT (hs, T)
+ * are the head's rows of the (3C, N) projections (leading dimension ld),
+ * ctxT (hs, T) its rows of the (C, N) context.  addmask: (T).
+ * att: (T, T) scratch, holding att[s][t] = weight of key s for query t;
+ * apack: a packed (T, hs) or (hs, T) operand; colstat: (2, T) scratch;
+ * bpack: gemm.c's work buffer.
+ *
+ *   att (T, T) = K_h (T, hs) / sqrt(hs) x qT (hs, T) + addmask per key row
+ *   softmax of each column of att (over the keys)
+ *   ctxT (hs, T) = vT (hs, T) x att (T, T)
+ *
+ * Both products run on gemm.c, K_h packed here straight from kT (a packed
+ * panel holds 6 keys side by side, which are contiguous in kT).
+ */
+static void
+attention_head_forward_t(float *ctxT, const float *qT, const float *kT,
+						 const float *vT, size_t ld, const float *addmask,
+						 float *att, float *apack, float *colstat,
+						 float *bpack, int T, int hs)
+{
+	float		scale = 1.0f / sqrtf((float) hs);
+	gemm_epilogue ep = {.bias = addmask};
+	int			panels = (T + GEMM_MR - 1) / GEMM_MR;
+	float	   *mx = colstat;
+	float	   *sum = colstat + T;
+
+	for (int p = 0; p < panels; p++)
+		for (int d = 0; d < hs; d++)
+		{
+			const float *k = kT + (size_t) d * ld + p * GEMM_MR;
+			float	   *a = apack + ((size_t) p * hs + d) * GEMM_MR;
+
+			for (int r = 0; r < GEMM_MR; r++)
+				a[r] = p * GEMM_MR + r < T ? k[r] * scale : 0.0f;
+		}
+	gemm_packed_range(att, T, apack, qT, ld, T, hs, 0, T, 0, T, &ep, bpack);
+
+	/* softmax over s of att[s][t], for every t at once */
+	for (int t = 0; t < T; t++)
+	{
+		mx[t] = att[t];
+		sum[t] = 0.0f;
+	}
+	for (int s = 1; s < T; s++)
+	{
+		const float *row = att + (size_t) s * T;
+
+		for (int t = 0; t < T; t++)
+			mx[t] = row[t] > mx[t] ? row[t] : mx[t];
+	}
+	for (int s = 0; s < T; s++)
+	{
+		float	   *row = att + (size_t) s * T;
+
+		for (int t = 0; t < T; t++)
+		{
+			row[t] = expf(row[t] - mx[t]);
+			sum[t] += row[t];
+		}
+	}
+	for (int t = 0; t < T; t++)
+		sum[t] = 1.0f / sum[t];
+	for (int s = 0; s < T; s++)
+	{
+		float	   *row = att + (size_t) s * T;
+
+		for (int t = 0; t < T; t++)
+			row[t] *= sum[t];
+	}
+
+	gemm_pack_a(apack, vT, hs, T, ld);
+	gemm_packed_range(ctxT, ld, apack, att, T, hs, T, 0, hs, 0, T, NULL, bpack);
+}
 
 /* Share [*begin, *end) of n items for thread i of nthreads. */
 static void
@@ -561,6 +825,69 @@ bert_job_run(void *arg, int i, int nthreads)
 								  (int) (r1 - r0), C, m->config.layer_norm_eps);
 				break;
 			}
+		case JOB_GEMM:
+			{
+				int			m0,
+							m1,
+							n0,
+							n1;
+
+				gemm_thread_share(j->M, j->N, i, nthreads, &m0, &m1, &n0, &n1);
+				if (m0 >= m1 || n0 >= n1)
+					break;
+				gemm_packed_range(j->c, j->N, j->ap, j->bm, j->N, j->M, j->K,
+								  m0, m1, n0, n1, &j->ep,
+								  m->gemm_work + (size_t) i * m->gemm_work_floats);
+				if (j->gelu)
+					for (int r = m0; r < m1; r++)
+						gelu_forward(j->c + (size_t) r * j->N + n0,
+									 j->c + (size_t) r * j->N + n0, n1 - n0);
+				break;
+			}
+		case JOB_ATTENTION_T:
+			{
+				size_t		N = (size_t) j->B * j->T;
+				float	   *work = m->gemm_work + (size_t) i * m->gemm_work_floats;
+				size_t		bpack_floats = gemm_bpack_floats(m->config.intermediate_size > C ?
+															 m->config.intermediate_size : C);
+				float	   *apack,
+						   *colstat;
+
+				if (gemm_bpack_floats(j->T) > bpack_floats)
+					bpack_floats = gemm_bpack_floats(j->T);
+				apack = work + round_floats(bpack_floats);
+				colstat = apack + round_floats(gemm_packed_floats(j->T, hs) > gemm_packed_floats(hs, j->T) ?
+											   gemm_packed_floats(j->T, hs) :
+											   gemm_packed_floats(hs, j->T));
+				share((long) j->B * NH, i, nthreads, &r0, &r1);
+				for (long p = r0; p < r1; p++)
+				{
+					long		b = p / NH;
+					size_t		off = (size_t) (p % NH) * hs * N + (size_t) b * j->T;
+
+					attention_head_forward_t(m->ctx + off, m->q + off,
+											 m->q + (size_t) C * N + off,
+											 m->q + 2 * (size_t) C * N + off, N,
+											 m->addmask + b * j->T,
+											 m->att + (size_t) i * j->T * j->T,
+											 apack, colstat, work, j->T, hs);
+				}
+				break;
+			}
+		case JOB_LAYERNORM_T:
+			{
+				long		N = (long) j->B * j->T;
+
+				/* columns in blocks of 16: no cache line written by two threads */
+				share((N + 15) / 16, i, nthreads, &r0, &r1);
+				r0 *= 16;
+				r1 = r1 * 16 < N ? r1 * 16 : N;
+				if (r0 >= r1)
+					break;
+				layernorm_cols(m->x, m->proj, j->ln_w, j->ln_b, m->stats, m->stats + N,
+							   C, N, r0, r1, m->config.layer_norm_eps);
+				break;
+			}
 	}
 }
 
@@ -578,7 +905,8 @@ static void
 run_matmul(bert_model *m, bert_job_kind kind, float *out, const float *inp,
 		   const float *weight, const float *bias, int N, int C, int OC)
 {
-	bert_job	j = {kind, m, NULL, 0, 0, out, inp, weight, bias, N, C, OC};
+	bert_job	j = {.kind = kind, .m = m, .out = out, .inp = inp,
+	.weight = weight, .bias = bias, .N = N, .C = C, .OC = OC};
 
 	run_job(m, &j, (long) N * OC);
 }
@@ -587,7 +915,7 @@ static void
 run_qkv(bert_model *m, const bert_layer_weights *w, int N)
 {
 	int			C = m->config.hidden_size;
-	bert_job	j = {JOB_QKV, m, w, 0, 0, NULL, NULL, NULL, NULL, N, C, C};
+	bert_job	j = {.kind = JOB_QKV, .m = m, .w = w, .N = N, .C = C, .OC = C};
 
 	run_job(m, &j, 3L * N * C);
 }
@@ -596,9 +924,35 @@ static void
 run_rows(bert_model *m, bert_job_kind kind, const bert_layer_weights *w,
 		 int B, int T, long work)
 {
-	bert_job	j = {kind, m, w, B, T, NULL, NULL, NULL, NULL, 0, 0, 0};
+	bert_job	j = {.kind = kind, .m = m, .w = w, .B = B, .T = T};
 
 	run_job(m, &j, work);
+}
+
+/*
+ * c (M, N) = act(ap (M, K) x bm (K, N) + bias [+ residual (M, N)]), all
+ * with leading dimension N; act is GELU when gelu, else none.
+ */
+static void
+run_gemm(bert_model *m, float *c, const float *ap, const float *bm, int M,
+		 int K, int N, const float *bias, const float *residual, int gelu)
+{
+	bert_job	j = {.kind = JOB_GEMM, .m = m, .N = N, .c = c, .ap = ap,
+		.bm = bm, .M = M, .K = K, .gelu = gelu};
+
+	j.ep.bias = bias;
+	j.ep.residual = residual;
+	j.ep.ldr = N;
+	run_job(m, &j, (long) M * N);
+}
+
+static void
+run_layernorm_t(bert_model *m, const float *ln_w, const float *ln_b, int B, int T)
+{
+	bert_job	j = {.kind = JOB_LAYERNORM_T, .m = m, .B = B, .T = T,
+	.ln_w = ln_w, .ln_b = ln_b};
+
+	run_job(m, &j, (long) B * T * m->config.hidden_size / 8);
 }
 
 /*
@@ -616,6 +970,70 @@ ensure_pool(bert_model *m, int nthreads, mmsa_error *err)
 	if (mmsa_pool_create(nthreads, &m->pool, err) != MMSA_OK)
 		return err ? err->status : MMSA_ERR_NOMEM;
 	m->pool_threads = nthreads;
+	return MMSA_OK;
+}
+
+/*
+ * The forward pass on the packed weights (see bert.h): the residual stream
+ * x, the projections, the context and the feed-forward activations are all
+ * feature-major, (features, N) with N = B*T columns, so that each is the
+ * right-hand operand of the next product as it stands.  The caller has set
+ * up the pool, the buffers and addmask.
+ */
+static mmsa_status
+forward_packed(bert_model *m, const int32_t *ids, const int32_t *token_types,
+			   int B, int T, float *all_hidden, float *hidden, float *pooled,
+			   mmsa_error *err)
+{
+	const bert_config *c = &m->config;
+	int			C = c->hidden_size;
+	int			IC = c->intermediate_size;
+	int			NH = c->num_attention_heads;
+	int			N = B * T;
+	size_t		layer_floats = (size_t) N * C;
+
+	/* embeddings (N, C), token-major, then x (C, N) */
+	embeddings_forward(m->proj, ids, token_types, m->word_emb, m->pos_emb,
+					   m->type_emb, B, T, C);
+	layernorm_forward(m->proj, m->proj, m->emb_ln_w, m->emb_ln_b, N, C, c->layer_norm_eps);
+	if (all_hidden != NULL)
+		memcpy(all_hidden, m->proj, layer_floats * sizeof(float));
+	transpose(m->x, N, m->proj, C, N, C);
+
+	for (int l = 0; l < c->num_hidden_layers; l++)
+	{
+		const bert_layer_weights *w = &m->layers[l];
+		const bert_packed_layer *p = &m->packed[l];
+
+		if (mmsa_interrupted())
+			return mmsa_set_error(err, MMSA_ERR_CANCELED, "canceled");
+
+		/* q, k, v (3C, N); attention; x = LN1(Wo ctx + bo + x) */
+		run_gemm(m, m->q, p->qkv, m->x, 3 * C, C, N, p->qkv_b, NULL, 0);
+		run_rows(m, JOB_ATTENTION_T, w, B, T, (long) B * NH * T * T);
+		run_gemm(m, m->proj, p->attn_out, m->ctx, C, C, N, w->attn_out_b, m->x, 0);
+		run_layernorm_t(m, w->ln1_w, w->ln1_b, B, T);
+
+		/* x = LN2(Wout gelu(Wi x + bi) + bout + x) */
+		run_gemm(m, m->ffn, p->inter, m->x, IC, C, N, w->inter_b, NULL, 1);
+		run_gemm(m, m->proj, p->out, m->ffn, C, IC, N, w->out_b, m->x, 0);
+		run_layernorm_t(m, w->ln2_w, w->ln2_b, B, T);
+
+		if (all_hidden != NULL)
+			transpose(all_hidden + (size_t) (l + 1) * layer_floats, C, m->x, N, C, N);
+	}
+
+	if (hidden != NULL)
+		transpose(hidden, C, m->x, N, C, N);
+	if (pooled != NULL)
+	{
+		/* pooled (B,C) = tanh(x[:, 0, :] W^T + b) */
+		for (int b = 0; b < B; b++)
+			for (int i = 0; i < C; i++)
+				m->cls[(size_t) b * C + i] = m->x[(size_t) i * N + (size_t) b * T];
+		run_matmul(m, JOB_MATMUL, pooled, m->cls, m->pool_w, m->pool_b, B, C, C);
+		tanh_forward(pooled, pooled, (long) B * C);
+	}
 	return MMSA_OK;
 }
 
@@ -650,6 +1068,14 @@ bert_forward_ex(bert_model *m, const int32_t *ids, const int32_t *token_types,
 	layer_floats = (size_t) N * C;
 	if (blas_threads > 1)
 		openblas_set_num_threads(1);
+	attention_mask_forward(m->addmask, mask, B, T);
+
+	if (m->packed != NULL)
+	{
+		status = forward_packed(m, ids, token_types, B, T, all_hidden, hidden,
+								pooled, err);
+		goto done;
+	}
 
 	/* embeddings: x (N,C) */
 	embeddings_forward(m->x, ids, token_types, m->word_emb, m->pos_emb,
@@ -657,8 +1083,6 @@ bert_forward_ex(bert_model *m, const int32_t *ids, const int32_t *token_types,
 	layernorm_forward(m->x, m->x, m->emb_ln_w, m->emb_ln_b, N, C, c->layer_norm_eps);
 	if (all_hidden != NULL)
 		memcpy(all_hidden, m->x, layer_floats * sizeof(float));
-	attention_mask_forward(m->addmask, mask, B, T);
-
 	for (int l = 0; l < c->num_hidden_layers; l++)
 	{
 		const bert_layer_weights *w = &m->layers[l];

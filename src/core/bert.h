@@ -11,6 +11,26 @@
  * names (bare or with the "bert." prefix; LayerNorm weight/bias or the
  * legacy gamma/beta), F32 or F16.  F32 weights are used in place inside the
  * mapped file.
+ *
+ * Packed weights.  By default bert_model_load also keeps a private copy of
+ * every encoder layer's dense weights in the packed layout of gemm.h (the
+ * query, key and value weights stacked into one (3C, C) matrix), made once
+ * at load, and the forward pass runs its products on gemm.c's micro-kernel
+ * instead of OpenBLAS, which would repack the weights on every call.  That
+ * path keeps the activations feature-major ((C, B*T): one row per feature,
+ * one column per token), which is the right-hand operand gemm.c wants, so
+ * a layer needs no transposes; only the embedding output and the returned
+ * hidden states are transposed.  The copy costs as much memory as the
+ * encoder's weights (about 340 MB for bert-base); BERT_LOAD_UNPACKED skips
+ * it and runs the products on OpenBLAS with the mapped weights.  The
+ * mapped F32 weights are never written.
+ *
+ * A later issue will store the packed layout in a file mapped read-only
+ * and shared between processes (PostgreSQL backends), instead of a private
+ * copy per process: a sidecar safetensors file next to model.safetensors
+ * holding the packed tensors (same names, with the packing in the header's
+ * __metadata__), keyed by the source file's size, mtime and a content hash
+ * so that a stale sidecar is ignored, and written by a CLI command.
  */
 #ifndef MMSA_BERT_H
 #define MMSA_BERT_H
@@ -66,6 +86,22 @@ typedef struct bert_layer_weights
 			   *ln2_b;			/* (C), (C): output.LayerNorm */
 } bert_layer_weights;
 
+/*
+ * One encoder layer's dense weights in gemm.h's packed layout (private
+ * memory, see the top of this file).
+ */
+typedef struct bert_packed_layer
+{
+	float	   *qkv;			/* packed (3C, C): query, key, value rows */
+	float	   *qkv_b;			/* (3C): query, key, value biases */
+	float	   *attn_out;		/* packed (C, C) */
+	float	   *inter;			/* packed (I, C) */
+	float	   *out;			/* packed (C, I) */
+} bert_packed_layer;
+
+/* bert_model_load_flags flags */
+#define BERT_LOAD_UNPACKED		0x1 /* no packed copy: OpenBLAS products */
+
 typedef struct bert_model
 {
 	bert_config config;
@@ -79,6 +115,9 @@ typedef struct bert_model
 	bert_layer_weights *layers; /* L of them */
 	const float *pool_w,
 			   *pool_b;			/* (C,C), (C); NULL when the file has no pooler */
+	bert_packed_layer *packed;	/* L of them, or NULL (BERT_LOAD_UNPACKED) */
+	float	   *packed_block;	/* the memory they point into */
+	size_t		packed_bytes;
 
 	/* work buffers, sized for max_rows = B*T rows and max_T, grown on demand */
 	long		max_rows;
@@ -89,13 +128,17 @@ typedef struct bert_model
 	float	   *x;				/* (B,T,C) the residual stream */
 	float	   *q,
 			   *k,
-			   *v;				/* (B,T,C) */
+			   *v;				/* (B,T,C) each, one block (q is its start);
+								 * packed path: (3C, B*T) */
 	float	   *ctx;			/* (B,T,C) attention output, heads merged */
 	float	   *proj;			/* (B,T,C) a projection before its residual */
 	float	   *ffn;			/* (B,T,I) */
 	float	   *addmask;		/* (B,T) */
 	float	   *att;			/* (att_slots,T,T) */
 	float	   *cls;			/* (B,C) */
+	float	   *stats;			/* (2,B*T) LayerNorm means and 1/stddevs */
+	float	   *gemm_work;		/* (att_slots, gemm_work_floats) */
+	size_t		gemm_work_floats;
 } bert_model;
 
 /*
@@ -107,9 +150,14 @@ mmsa_status bert_config_load(const char *config_json_path, bert_config *cfg,
 
 /*
  * Loads dir/config.json and dir/model.safetensors, checking the name and
- * shape of every tensor against the configuration.
+ * shape of every tensor against the configuration, and packs the dense
+ * weights (bert_model_load_flags with flags 0).
  */
 mmsa_status bert_model_load(const char *dir, bert_model **out, mmsa_error *err);
+
+/* bert_model_load with flags: BERT_LOAD_UNPACKED or 0. */
+mmsa_status bert_model_load_flags(const char *dir, int flags, bert_model **out,
+								  mmsa_error *err);
 
 /* Frees the model and its work buffers and unmaps its file (NULL is fine). */
 void		bert_model_free(bert_model *m);
@@ -120,7 +168,8 @@ void		bert_model_free(bert_model *m);
  * (openblas_set_num_threads): the model keeps a pool of that many threads
  * (the caller's included) that split every product, the attention heads and
  * the row-wise passes, with OpenBLAS set to one thread meanwhile (restored
- * on return).
+ * on return).  The packed and unpacked paths agree to rounding (the sums
+ * are taken in another order).
  * ids: (B,T) token ids < vocab_size; mask: (B,T) 1 = attend, 0 = padding,
  * or NULL for all ones; T <= max_position_embeddings.
  * hidden: (B,T,C) last hidden state, or NULL; pooled: (B,C) pooler output,

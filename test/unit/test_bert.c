@@ -490,6 +490,43 @@ test_model(void)
 		tap_close_within(h2, h1, (long) BB * P * C, 1e-4, "hidden states, one thread vs two");
 		tap_close_within(p2, p1, BB * C, 1e-4, "pooled, one thread vs two");
 		openblas_set_num_threads(saved);
+
+		/*
+		 * the OpenBLAS products on the mapped weights (BERT_LOAD_UNPACKED)
+		 * and gemm.c's on the packed copy agree, on one thread and two
+		 */
+		{
+			bert_model *u = NULL;
+
+			ok(m->packed != NULL && m->packed_bytes > 0, "weights packed by default");
+			ok(bert_model_load_flags(dir, BERT_LOAD_UNPACKED, &u, &err) == MMSA_OK &&
+			   u->packed == NULL && u->packed_block == NULL,
+			   "BERT_LOAD_UNPACKED: no packed copy");
+			if (u != NULL)
+			{
+				float		up[48 * C];
+
+				for (int threads = 1; threads <= 2; threads++)
+				{
+					char		what[64];
+
+					openblas_set_num_threads(threads);
+					ok(bert_forward(u, bids, bmask, BB, P, h1, up, &err) == MMSA_OK &&
+					   bert_forward(m, bids, bmask, BB, P, h2, p2, &err) == MMSA_OK,
+					   "B=48 unpacked and packed, %d thread(s)", threads);
+					snprintf(what, sizeof(what), "hidden states, packed vs unpacked, %d thread(s)", threads);
+					tap_close_within(h2, h1, (long) BB * P * C, 1e-4, what);
+					snprintf(what, sizeof(what), "pooled, packed vs unpacked, %d thread(s)", threads);
+					tap_close_within(p2, up, BB * C, 1e-4, what);
+				}
+				ok(bert_forward(u, ids, mask, 1, T, again, NULL, &err) == MMSA_OK,
+				   "unpacked B=1");
+				tap_close_within(again, hidden1, T * C, 1e-4,
+								 "B=1 with padding, packed vs unpacked");
+				openblas_set_num_threads(saved);
+				bert_model_free(u);
+			}
+		}
 		free(bids);
 		free(bmask);
 		free(h1);
