@@ -306,36 +306,48 @@ bert_train_load_weights(bert_train_model *m, const char *path, int *n_loaded,
 {
 	safetensors_file f;
 	mmsa_status status;
+	const float **src;
 	int			loaded = 0;
 
 	if (n_loaded)
 		*n_loaded = 0;
+	src = calloc(m->n_tensors, sizeof(const float *));
+	if (src == NULL)
+		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
 	if ((status = safetensors_open(path, &f, err)) != MMSA_OK)
 	{
 		safetensors_close(&f);
+		free(src);
 		return status;
 	}
+	/* check every tensor first, so that a bad file changes nothing */
 	for (int i = 0; i < m->n_tensors; i++)
 	{
 		const bert_train_tensor *t = &m->tensors[i];
 		const char *name = t->name;
-		const float *src;
 
 		if (safetensors_find(&f, name) == NULL &&
 			strncmp(name, "bert.", 5) == 0 && safetensors_find(&f, name + 5) != NULL)
 			name += 5;
 		if (safetensors_find(&f, name) == NULL && is_head_tensor(t->name))
 			continue;
-		src = safetensors_get_f32(&f, name, t->ndim, t->shape, err);
-		if (src == NULL)
+		src[i] = safetensors_get_f32(&f, name, t->ndim, t->shape, err);
+		if (src[i] == NULL)
 		{
 			safetensors_close(&f);
+			free(src);
 			return err ? err->status : MMSA_ERR_FORMAT;
 		}
-		memcpy(m->params + t->offset, src, t->numel * sizeof(float));
-		loaded++;
 	}
+	for (int i = 0; i < m->n_tensors; i++)
+		if (src[i] != NULL)
+		{
+			memcpy(m->params + m->tensors[i].offset, src[i],
+				   m->tensors[i].numel * sizeof(float));
+			loaded++;
+		}
 	safetensors_close(&f);
+	free(src);
 	if (n_loaded)
 		*n_loaded = loaded;
 	return MMSA_OK;

@@ -221,7 +221,8 @@ const bert_train_tensor *bert_train_find(const bert_train_model *m,
  * present with its shape; head tensors (pooler, cls.predictions,
  * classifier) that are missing keep their current values, as when
  * fine-tuning starts from a pre-trained checkpoint.  *n_loaded (may be
- * NULL) gets the number of tensors read.
+ * NULL) gets the number of tensors read.  Every tensor is checked before
+ * any is copied, so on error the model is unchanged.
  */
 mmsa_status bert_train_load_weights(bert_train_model *m, const char *path,
 									int *n_loaded, mmsa_error *err);

@@ -500,7 +500,7 @@ test_smoke_and_roundtrip(const char *tmpdir)
 /* ---- bad input ----------------------------------------------------------- */
 
 static void
-test_errors(void)
+test_errors(const char *tmpdir)
 {
 	bert_config cfg = tiny_config(20, 8, 1, 2, 16, 4);
 	bert_train_options opt = bert_train_options_default();
@@ -526,6 +526,35 @@ test_errors(void)
 	   "MLM label outside the vocabulary: %s", err.message);
 	ok(bert_train_cls_forward(m, cls_labels, NULL, &loss, &err) == MMSA_ERR_INVALID,
 	   "class label >= num_labels: %s", err.message);
+	/* checkpoints that do not fit: a missing encoder tensor, a wrong shape */
+	{
+		char		path[4200];
+		float	   *other = calloc(20 * 8, sizeof(float));
+		float		saved = m->params[8];	/* row 1: row 0 is the zeroed [PAD] */
+		st_write_tensor wt = {"bert.embeddings.word_embeddings.weight", ST_F32, 2,
+		{20, 8}, other};
+
+		snprintf(path, sizeof(path), "%s/partial.safetensors", tmpdir);
+		if (safetensors_write(path, &wt, 1, NULL, NULL, 0, &err) == MMSA_OK)
+			ok(bert_train_load_weights(m, path, NULL, &err) != MMSA_OK &&
+			   strstr(err.message, "position_embeddings") != NULL,
+			   "checkpoint without the position embeddings: %s", err.message);
+		else
+			ok(0, "partial checkpoint written: %s", err.message);
+		wt.shape[0] = 19;
+		snprintf(path, sizeof(path), "%s/shape.safetensors", tmpdir);
+		if (safetensors_write(path, &wt, 1, NULL, NULL, 0, &err) == MMSA_OK)
+			ok(bert_train_load_weights(m, path, NULL, &err) != MMSA_OK &&
+			   strstr(err.message, "word_embeddings") != NULL,
+			   "checkpoint with word embeddings of another shape: %s", err.message);
+		else
+			ok(0, "wrong-shape checkpoint written: %s", err.message);
+		ok(m->params[8] == saved && saved != 0.0f, "a failed load leaves the weights unchanged");
+		snprintf(path, sizeof(path), "%s/missing.safetensors", tmpdir);
+		ok(bert_train_load_weights(m, path, NULL, &err) == MMSA_ERR_IO,
+		   "missing checkpoint file: %s", err.message);
+		free(other);
+	}
 	bert_train_free(m);
 	opt.num_labels = 0;
 	ok(bert_train_create(&cfg, &opt, 1, &m, &err) == MMSA_ERR_INVALID, "num_labels 0: %s", err.message);
@@ -751,7 +780,7 @@ main(int argc, char **argv)
 	test_whole_model_fd();
 	test_schedule_and_clip();
 	test_smoke_and_roundtrip(tmpdir);
-	test_errors();
+	test_errors(tmpdir);
 	{
 		char		cmd[4200];
 
