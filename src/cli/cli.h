@@ -19,5 +19,6 @@ MMSA_CMD(cmd_bench);
 MMSA_CMD(cmd_decode);
 MMSA_CMD(cmd_classify);
 MMSA_CMD(cmd_convert_tfjs);
+MMSA_CMD(cmd_features);
 
 #endif

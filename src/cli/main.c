@@ -23,6 +23,7 @@ static const mmsa_command commands[] = {
 	{"decode", cmd_decode, "decode and preprocess an image file"},
 	{"classify", cmd_classify, "ResNet-50 ImageNet top-k classes of images"},
 	{"convert-tfjs", cmd_convert_tfjs, "convert Keras ResNet-50 (TensorFlow.js) weights"},
+	{"features", cmd_features, "cache ResNet-50 features (F_I, H_I) of posts' images"},
 };
 
 static void
