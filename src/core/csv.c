@@ -13,7 +13,8 @@ const char *const mmsa_class_names[MMSA_CLASSES] = {"negative", "neutral", "posi
 
 /*
  * Checks that data is valid UTF-8 (no overlong forms, no surrogates, at most
- * U+10FFFF).  Returns the offset of the first bad byte, or len.
+ * U+10FFFF) without NUL bytes (which would cut a cell short).  Returns the
+ * offset of the first bad byte, or len.
  */
 static size_t
 utf8_first_invalid(const unsigned char *s, size_t len)
@@ -26,6 +27,8 @@ utf8_first_invalid(const unsigned char *s, size_t len)
 		int			n;
 		unsigned int cp;
 
+		if (c == 0)
+			return i;
 		if (c < 0x80)
 		{
 			i++;
@@ -109,8 +112,9 @@ csv_parse(const char *data, size_t len, const char *name, csv_table *out,
 		pos = 3;
 	bad = utf8_first_invalid((const unsigned char *) data, len);
 	if (bad < len)
-		return mmsa_set_error(err, MMSA_ERR_FORMAT, "%s:%lld: invalid UTF-8 (byte 0x%02X at offset %zu)",
-							  who, (long long) line_of(data, bad), (unsigned char) data[bad], bad);
+		return mmsa_set_error(err, MMSA_ERR_FORMAT, "%s:%lld: %s (byte 0x%02X at offset %zu)",
+							  who, (long long) line_of(data, bad),
+							  data[bad] == '\0' ? "NUL byte" : "invalid UTF-8", (unsigned char) data[bad], bad);
 	if (pos >= len)
 		return mmsa_set_error(err, MMSA_ERR_FORMAT, "%s: empty file (no header)", who);
 	out->arena = malloc(2 * len + 2);

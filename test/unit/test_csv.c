@@ -76,6 +76,13 @@ main(void)
 	refused("a,b\n1,\xED\xA0\x80\n", "invalid UTF-8", "UTF-8 surrogate");
 	refused("a,b\n1,\xE2\x82", "invalid UTF-8", "truncated UTF-8 at end of file");
 	refused("", "empty file", "empty file");
+	{
+		csv_table	t2;
+		mmsa_error	e2 = {0};
+
+		ok(csv_parse("a,b\n1,x\0y\n", 10, "t.csv", &t2, &e2) == MMSA_ERR_FORMAT &&
+		   strstr(e2.message, "t.csv:2: NUL byte") != NULL, "refused: NUL byte (\"%s\")", e2.message);
+	}
 	refused("a,a\n1,2\n", "column \"a\" appears twice", "duplicate header");
 
 	/* posts loader on a written file */
