@@ -9,8 +9,8 @@
  * inside).  Anything else is refused with MMSA_ERR_FORMAT and the line
  * number: a quote inside an unquoted field, text after a closing quote, an
  * unterminated quoted field, a bare CR, a record with a different number of
- * fields than the header, a NUL byte, or bytes that are not valid UTF-8.  A UTF-8 byte
- * order mark at the start is skipped.
+ * fields than the header, a NUL byte, or bytes that are not valid UTF-8.
+ * A UTF-8 byte order mark at the start is skipped.
  *
  * Why not libcsv (Debian's libcsv-dev 3.0.3): it would be one more
  * dependency for the extension, it reports no line numbers, and it is
