@@ -31,7 +31,11 @@ typedef struct conv_exec
 	float	   *bpack[CONV_MAX_THREADS];
 } conv_exec;
 
-/* Starts nthreads threads in all (the caller included); 1 = no pool. */
+/*
+ * Starts nthreads threads in all (the caller included); 1 = no pool.  The
+ * layer functions below that take an ex need one (conv_exec_init(ex, 1)
+ * runs everything on the caller).
+ */
 mmsa_status conv_exec_init(conv_exec *ex, int nthreads, mmsa_error *err);
 void		conv_exec_free(conv_exec *ex);
 

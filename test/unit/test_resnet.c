@@ -66,7 +66,8 @@ test_conv_layers(const conv_exec *ex)
 					s,
 					p,
 					H;
-	}			cases[] = {{3, 1, 1, 9}, {3, 2, 1, 10}, {7, 2, 3, 15}, {1, 2, 0, 8}, {1, 1, 0, 6}};
+	}			cases[] = {{3, 1, 1, 9}, {3, 2, 1, 10}, {7, 2, 3, 15}, {1, 2, 0, 8}, {1, 1, 0, 6},
+	{3, 2, 1, 40}};				/* rows of 20 outputs: the 8-wide stride-2 copy */
 	unsigned	seed = 7;
 
 	for (size_t t = 0; t < sizeof(cases) / sizeof(cases[0]); t++)
