@@ -12,7 +12,7 @@
 
 #include "gemm.h"
 
-#if defined(__AVX2__)
+#if defined(__AVX__)
 #include <immintrin.h>
 #endif
 
@@ -737,6 +737,37 @@ winograd_input_tiles(const winograd_args *a, int t_begin, int t_end)
 }
 
 /*
+ * row[4l + j] = y[j] lane l: four vectors of 8 tiles' results into the 32
+ * outputs of those tiles along one output row.
+ */
+static inline void
+wino_row_transpose(float *row, const v8sf *y)
+{
+#if defined(__AVX__)
+	__m256		t0 = _mm256_unpacklo_ps(y[0], y[1]),	/* a0 b0 a1 b1 | a4 b4 a5 b5 */
+				t1 = _mm256_unpackhi_ps(y[0], y[1]),	/* a2 b2 a3 b3 | a6 b6 a7 b7 */
+				t2 = _mm256_unpacklo_ps(y[2], y[3]),
+				t3 = _mm256_unpackhi_ps(y[2], y[3]),
+				u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)),	/* tiles 0 | 4 */
+				u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)),	/* tiles 1 | 5 */
+				u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)),	/* tiles 2 | 6 */
+				u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));	/* tiles 3 | 7 */
+
+	_mm256_store_ps(row, _mm256_permute2f128_ps(u0, u1, 0x20));
+	_mm256_store_ps(row + 8, _mm256_permute2f128_ps(u2, u3, 0x20));
+	_mm256_store_ps(row + 16, _mm256_permute2f128_ps(u0, u1, 0x31));
+	_mm256_store_ps(row + 24, _mm256_permute2f128_ps(u2, u3, 0x31));
+#else
+	float		yv[4][8];
+
+	memcpy(yv, y, sizeof(yv));
+	for (int l = 0; l < 8; l++)
+		for (int j = 0; j < 4; j++)
+			row[4 * l + j] = yv[j][l];
+#endif
+}
+
+/*
  * Output transform of tiles [t_begin, t_end), every output channel:
  * A^T m A + bias, residual, ReLU, clipped to the map.
  */
@@ -778,7 +809,6 @@ winograd_output_tiles(const winograd_args *a, int t_begin, int t_end)
 			v8sf		m[WINO_P],
 						s[WINO_M * WINO_A],
 						y[WINO_M * WINO_M];
-			float		yv[WINO_M * WINO_M][8] __attribute__((aligned(32)));
 
 			for (int p = 0; p < WINO_P; p++)
 			{
@@ -799,26 +829,26 @@ winograd_output_tiles(const winograd_args *a, int t_begin, int t_end)
 				wino_at(y + i * WINO_M, 1, s + i * WINO_A, 1);
 			for (int q = 0; q < WINO_M * WINO_M; q++)
 				y[q] += bo;
-			memcpy(yv, y, sizeof(yv));
+			/* output row 4ty + i: the n tiles' 4 columns each, side by side */
 			for (int i = 0; i < WINO_M; i++)
 			{
-				int			yy = WINO_M * ty + i;
+				int			yy = WINO_M * ty + i,
+							w = WINO_M * n;
+				size_t		idx = (size_t) yy * W + WINO_M * tx;
+				float		row[WINO_M * 8] __attribute__((aligned(32)));
 
 				if (yy >= H)
 					break;
-				for (int l = 0; l < n; l++)
-				{
-					int			x0 = WINO_M * (tx + l);
-					size_t		idx = (size_t) yy * W + x0;
-
-					for (int j = 0; j < WINO_M && x0 + j < W; j++)
-					{
-						float		v = yv[i * WINO_M + j][l] +
-							(rplane ? rplane[idx + j] : 0.0f);
-
-						oplane[idx + j] = (relu && v < 0.0f) ? 0.0f : v;
-					}
-				}
+				if (w > W - WINO_M * tx)
+					w = W - WINO_M * tx;
+				wino_row_transpose(row, y + i * WINO_M);
+				if (rplane)
+					for (int x = 0; x < w; x++)
+						row[x] += rplane[idx + x];
+				if (relu)
+					for (int x = 0; x < w; x++)
+						row[x] = row[x] > 0.0f ? row[x] : 0.0f;
+				memcpy(oplane + idx, row, sizeof(float) * w);
 			}
 		}
 		t += n;
