@@ -276,6 +276,22 @@ round_floats(size_t n)
 }
 
 /*
+ * Leading dimension of the feature-major (features, N) activations of the
+ * packed path: N rounded up to 16 floats, 16 more when that is a multiple
+ * of 256 (1 KiB), so that the rows of a 6 x 16 tile do not all fall into
+ * the same L1 cache set (batch 16 x 64 tokens would make it 4 KiB).
+ */
+static long
+feature_ld(long N)
+{
+	long		ld = (N + 15) / 16 * 16;
+
+	if (ld % 256 == 0)
+		ld += 16;
+	return ld;
+}
+
+/*
  * Packs every layer's dense weights (gemm.h layout) into one private block:
  * query, key and value stacked into one (3C, C) matrix with their biases
  * side by side, then attention output, intermediate and output.
@@ -437,7 +453,8 @@ ensure_buffers(bert_model *m, int B, int T, int att_slots, mmsa_error *err)
 	size_t		IC = m->config.intermediate_size;
 	size_t		hs = C / m->config.num_attention_heads;
 	size_t		apack,
-				work;
+				work,
+				cap;
 
 	if (rows <= m->max_rows && T <= m->max_T && att_slots <= m->att_slots)
 		return MMSA_OK;
@@ -461,20 +478,22 @@ ensure_buffers(bert_model *m, int B, int T, int att_slots, mmsa_error *err)
 		work = gemm_bpack_floats(T);
 	work = round_floats(work) + round_floats(apack) + 2 * round_floats(T);
 
-	m->x = malloc(rows * C * sizeof(float));
-	m->q = malloc(3 * rows * C * sizeof(float));
+	/* room for rows tokens, or for feature_ld(rows) columns */
+	cap = feature_ld(rows);
+	m->x = malloc(cap * C * sizeof(float));
+	m->q = malloc(3 * cap * C * sizeof(float));
 	if (m->q != NULL)
 	{
-		m->k = m->q + rows * C;
-		m->v = m->k + rows * C;
+		m->k = m->q + cap * C;
+		m->v = m->k + cap * C;
 	}
-	m->ctx = malloc(rows * C * sizeof(float));
-	m->proj = malloc(rows * C * sizeof(float));
-	m->ffn = malloc(rows * IC * sizeof(float));
+	m->ctx = malloc(cap * C * sizeof(float));
+	m->proj = malloc(cap * C * sizeof(float));
+	m->ffn = malloc(cap * IC * sizeof(float));
 	m->addmask = malloc(rows * sizeof(float));
 	m->att = malloc(att_slots * T * T * sizeof(float));
 	m->cls = malloc(rows * C * sizeof(float));
-	m->stats = malloc(2 * rows * sizeof(float));
+	m->stats = malloc(2 * cap * sizeof(float));
 	m->gemm_work = aligned_alloc(64, att_slots * work * sizeof(float));
 	if (!m->x || !m->q || !m->ctx || !m->proj || !m->ffn ||
 		!m->addmask || !m->att || !m->cls || !m->stats || !m->gemm_work)
@@ -573,6 +592,7 @@ typedef struct bert_job
 				C,
 				OC;
 	/* JOB_GEMM: c (M, N) = act(ap (M, K) x bm (K, N) + ep), gelu or none */
+	size_t		ld;				/* and the other feature-major jobs */
 	float	   *c;
 	const float *ap,
 			   *bm;
@@ -605,14 +625,14 @@ transpose(float *out, size_t ldo, const float *inp, size_t ldi, int rows, int co
 }
 
 /*
- * LayerNorm of columns [n0, n1) of inp (C, N), feature-major: each column
+ * LayerNorm of columns [n0, n1) of inp (C, ld), feature-major: each column
  * (token) normalized over its C rows, into out (may be inp).  mean, rstd:
- * (N) scratch, of which these columns are used.  The loops run along rows,
+ * (ld) scratch, of which these columns are used.  The loops run along rows,
  * so that they are vectorized over the columns.
  */
 static void
 layernorm_cols(float *out, const float *inp, const float *weight,
-			   const float *bias, float *mean, float *rstd, int C, size_t N,
+			   const float *bias, float *mean, float *rstd, int C, size_t ld,
 			   size_t n0, size_t n1, float eps)
 {
 	size_t		w = n1 - n0;
@@ -623,7 +643,7 @@ layernorm_cols(float *out, const float *inp, const float *weight,
 		mu[j] = rs[j] = 0.0f;
 	for (int c = 0; c < C; c++)
 	{
-		const float *x = inp + (size_t) c * N + n0;
+		const float *x = inp + (size_t) c * ld + n0;
 
 		for (size_t j = 0; j < w; j++)
 			mu[j] += x[j];
@@ -632,7 +652,7 @@ layernorm_cols(float *out, const float *inp, const float *weight,
 		mu[j] /= C;
 	for (int c = 0; c < C; c++)
 	{
-		const float *x = inp + (size_t) c * N + n0;
+		const float *x = inp + (size_t) c * ld + n0;
 
 		for (size_t j = 0; j < w; j++)
 		{
@@ -645,8 +665,8 @@ layernorm_cols(float *out, const float *inp, const float *weight,
 		rs[j] = 1.0f / sqrtf(rs[j] / C + eps);
 	for (int c = 0; c < C; c++)
 	{
-		const float *x = inp + (size_t) c * N + n0;
-		float	   *o = out + (size_t) c * N + n0;
+		const float *x = inp + (size_t) c * ld + n0;
+		float	   *o = out + (size_t) c * ld + n0;
 		float		wc = weight[c],
 					bc = bias[c];
 
@@ -835,18 +855,18 @@ bert_job_run(void *arg, int i, int nthreads)
 				gemm_thread_share(j->M, j->N, i, nthreads, &m0, &m1, &n0, &n1);
 				if (m0 >= m1 || n0 >= n1)
 					break;
-				gemm_packed_range(j->c, j->N, j->ap, j->bm, j->N, j->M, j->K,
+				gemm_packed_range(j->c, j->ld, j->ap, j->bm, j->ld, j->M, j->K,
 								  m0, m1, n0, n1, &j->ep,
 								  m->gemm_work + (size_t) i * m->gemm_work_floats);
 				if (j->gelu)
 					for (int r = m0; r < m1; r++)
-						gelu_forward(j->c + (size_t) r * j->N + n0,
-									 j->c + (size_t) r * j->N + n0, n1 - n0);
+						gelu_forward(j->c + (size_t) r * j->ld + n0,
+									 j->c + (size_t) r * j->ld + n0, n1 - n0);
 				break;
 			}
 		case JOB_ATTENTION_T:
 			{
-				size_t		N = (size_t) j->B * j->T;
+				size_t		ld = j->ld;
 				float	   *work = m->gemm_work + (size_t) i * m->gemm_work_floats;
 				size_t		bpack_floats = gemm_bpack_floats(m->config.intermediate_size > C ?
 															 m->config.intermediate_size : C);
@@ -863,11 +883,11 @@ bert_job_run(void *arg, int i, int nthreads)
 				for (long p = r0; p < r1; p++)
 				{
 					long		b = p / NH;
-					size_t		off = (size_t) (p % NH) * hs * N + (size_t) b * j->T;
+					size_t		off = (size_t) (p % NH) * hs * ld + (size_t) b * j->T;
 
 					attention_head_forward_t(m->ctx + off, m->q + off,
-											 m->q + (size_t) C * N + off,
-											 m->q + 2 * (size_t) C * N + off, N,
+											 m->q + (size_t) C * ld + off,
+											 m->q + 2 * (size_t) C * ld + off, ld,
 											 m->addmask + b * j->T,
 											 m->att + (size_t) i * j->T * j->T,
 											 apack, colstat, work, j->T, hs);
@@ -884,8 +904,8 @@ bert_job_run(void *arg, int i, int nthreads)
 				r1 = r1 * 16 < N ? r1 * 16 : N;
 				if (r0 >= r1)
 					break;
-				layernorm_cols(m->x, m->proj, j->ln_w, j->ln_b, m->stats, m->stats + N,
-							   C, N, r0, r1, m->config.layer_norm_eps);
+				layernorm_cols(m->x, m->proj, j->ln_w, j->ln_b, m->stats, m->stats + j->ld,
+							   C, j->ld, r0, r1, m->config.layer_norm_eps);
 				break;
 			}
 	}
@@ -924,32 +944,35 @@ static void
 run_rows(bert_model *m, bert_job_kind kind, const bert_layer_weights *w,
 		 int B, int T, long work)
 {
-	bert_job	j = {.kind = kind, .m = m, .w = w, .B = B, .T = T};
+	bert_job	j = {.kind = kind, .m = m, .w = w, .B = B, .T = T,
+	.ld = feature_ld((long) B * T)};
 
 	run_job(m, &j, work);
 }
 
 /*
  * c (M, N) = act(ap (M, K) x bm (K, N) + bias [+ residual (M, N)]), all
- * with leading dimension N; act is GELU when gelu, else none.
+ * with leading dimension ld; act is GELU when gelu, else none.
  */
 static void
 run_gemm(bert_model *m, float *c, const float *ap, const float *bm, int M,
-		 int K, int N, const float *bias, const float *residual, int gelu)
+		 int K, int N, size_t ld, const float *bias, const float *residual,
+		 int gelu)
 {
-	bert_job	j = {.kind = JOB_GEMM, .m = m, .N = N, .c = c, .ap = ap,
-		.bm = bm, .M = M, .K = K, .gelu = gelu};
+	bert_job	j = {.kind = JOB_GEMM, .m = m, .N = N, .ld = ld, .c = c,
+		.ap = ap, .bm = bm, .M = M, .K = K, .gelu = gelu};
 
 	j.ep.bias = bias;
 	j.ep.residual = residual;
-	j.ep.ldr = N;
+	j.ep.ldr = ld;
 	run_job(m, &j, (long) M * N);
 }
 
 static void
-run_layernorm_t(bert_model *m, const float *ln_w, const float *ln_b, int B, int T)
+run_layernorm_t(bert_model *m, const float *ln_w, const float *ln_b, int B,
+				int T, size_t ld)
 {
-	bert_job	j = {.kind = JOB_LAYERNORM_T, .m = m, .B = B, .T = T,
+	bert_job	j = {.kind = JOB_LAYERNORM_T, .m = m, .B = B, .T = T, .ld = ld,
 	.ln_w = ln_w, .ln_b = ln_b};
 
 	run_job(m, &j, (long) B * T * m->config.hidden_size / 8);
@@ -990,6 +1013,7 @@ forward_packed(bert_model *m, const int32_t *ids, const int32_t *token_types,
 	int			IC = c->intermediate_size;
 	int			NH = c->num_attention_heads;
 	int			N = B * T;
+	size_t		ld = feature_ld(N);
 	size_t		layer_floats = (size_t) N * C;
 
 	/* embeddings (N, C), token-major, then x (C, N) */
@@ -998,7 +1022,7 @@ forward_packed(bert_model *m, const int32_t *ids, const int32_t *token_types,
 	layernorm_forward(m->proj, m->proj, m->emb_ln_w, m->emb_ln_b, N, C, c->layer_norm_eps);
 	if (all_hidden != NULL)
 		memcpy(all_hidden, m->proj, layer_floats * sizeof(float));
-	transpose(m->x, N, m->proj, C, N, C);
+	transpose(m->x, ld, m->proj, C, N, C);
 
 	for (int l = 0; l < c->num_hidden_layers; l++)
 	{
@@ -1009,28 +1033,28 @@ forward_packed(bert_model *m, const int32_t *ids, const int32_t *token_types,
 			return mmsa_set_error(err, MMSA_ERR_CANCELED, "canceled");
 
 		/* q, k, v (3C, N); attention; x = LN1(Wo ctx + bo + x) */
-		run_gemm(m, m->q, p->qkv, m->x, 3 * C, C, N, p->qkv_b, NULL, 0);
+		run_gemm(m, m->q, p->qkv, m->x, 3 * C, C, N, ld, p->qkv_b, NULL, 0);
 		run_rows(m, JOB_ATTENTION_T, w, B, T, (long) B * NH * T * T);
-		run_gemm(m, m->proj, p->attn_out, m->ctx, C, C, N, w->attn_out_b, m->x, 0);
-		run_layernorm_t(m, w->ln1_w, w->ln1_b, B, T);
+		run_gemm(m, m->proj, p->attn_out, m->ctx, C, C, N, ld, w->attn_out_b, m->x, 0);
+		run_layernorm_t(m, w->ln1_w, w->ln1_b, B, T, ld);
 
 		/* x = LN2(Wout gelu(Wi x + bi) + bout + x) */
-		run_gemm(m, m->ffn, p->inter, m->x, IC, C, N, w->inter_b, NULL, 1);
-		run_gemm(m, m->proj, p->out, m->ffn, C, IC, N, w->out_b, m->x, 0);
-		run_layernorm_t(m, w->ln2_w, w->ln2_b, B, T);
+		run_gemm(m, m->ffn, p->inter, m->x, IC, C, N, ld, w->inter_b, NULL, 1);
+		run_gemm(m, m->proj, p->out, m->ffn, C, IC, N, ld, w->out_b, m->x, 0);
+		run_layernorm_t(m, w->ln2_w, w->ln2_b, B, T, ld);
 
 		if (all_hidden != NULL)
-			transpose(all_hidden + (size_t) (l + 1) * layer_floats, C, m->x, N, C, N);
+			transpose(all_hidden + (size_t) (l + 1) * layer_floats, C, m->x, ld, C, N);
 	}
 
 	if (hidden != NULL)
-		transpose(hidden, C, m->x, N, C, N);
+		transpose(hidden, C, m->x, ld, C, N);
 	if (pooled != NULL)
 	{
 		/* pooled (B,C) = tanh(x[:, 0, :] W^T + b) */
 		for (int b = 0; b < B; b++)
 			for (int i = 0; i < C; i++)
-				m->cls[(size_t) b * C + i] = m->x[(size_t) i * N + (size_t) b * T];
+				m->cls[(size_t) b * C + i] = m->x[(size_t) i * ld + (size_t) b * T];
 		run_matmul(m, JOB_MATMUL, pooled, m->cls, m->pool_w, m->pool_b, B, C, C);
 		tanh_forward(pooled, pooled, (long) B * C);
 	}

@@ -519,6 +519,12 @@ test_model(void)
 					snprintf(what, sizeof(what), "pooled, packed vs unpacked, %d thread(s)", threads);
 					tap_close_within(p2, up, BB * C, 1e-4, what);
 				}
+				/* 32 x 8 = 256 tokens: the padded leading dimension */
+				ok(bert_forward(u, bids, bmask, 32, 8, h1, NULL, &err) == MMSA_OK &&
+				   bert_forward(m, bids, bmask, 32, 8, h2, NULL, &err) == MMSA_OK,
+				   "B=32, T=8 unpacked and packed");
+				tap_close_within(h2, h1, 256L * C, 1e-4,
+								 "B=32, T=8 (256 columns), packed vs unpacked");
 				ok(bert_forward(u, ids, mask, 1, T, again, NULL, &err) == MMSA_OK,
 				   "unpacked B=1");
 				tap_close_within(again, hidden1, T * C, 1e-4,
