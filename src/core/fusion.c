@@ -999,6 +999,11 @@ check_inputs(fusion_model *m, const float *H_T, const int32_t *mask,
 
 	if (B <= 0 || B > 1 << 20 || T <= 0 || T > 1 << 16)
 		return mmsa_set_error(err, MMSA_ERR_INVALID, "fusion: bad batch shape B=%d T=%d", B, T);
+	/* row counts of the products are ints; keep B*(T+NI) tokens well inside */
+	if ((int64_t) B * (T + m->cfg.image_tokens) > (1 << 24))
+		return mmsa_set_error(err, MMSA_ERR_LIMIT,
+							  "fusion: batch of %d x (%d + %d) tokens exceeds the limit of %d",
+							  B, T, m->cfg.image_tokens, 1 << 24);
 	if (!logits ||
 		((uses & FUSION_USES_HT) && !H_T) || ((uses & FUSION_USES_FT) && !F_T) ||
 		((uses & FUSION_USES_HI) && !H_I) || ((uses & FUSION_USES_FI) && !F_I))

@@ -343,6 +343,13 @@ check_misc(void)
 	ok(fusion_forward(m, in.H_T, mask, in.F_T, in.H_I, in.F_I, TB, TT, logits,
 					  0, 0, &err) == MMSA_ERR_INVALID,
 	   "mask row without tokens rejected (%s)", err.message);
+	ok(fusion_forward(m, in.H_T, mask, in.F_T, in.H_I, in.F_I, 1 << 20, 100,
+					  logits, 0, 0, &err) == MMSA_ERR_LIMIT,
+	   "batch beyond the token limit rejected before reading (%s)", err.message);
+	ok(fusion_forward(m, in.H_T, mask, in.F_T, in.H_I, in.F_I, 0, TT,
+					  logits, 0, 0, &err) == MMSA_ERR_INVALID,
+	   "empty batch rejected (%s)", err.message);
+	fusion_free(m);
 	ok(fusion_load("/nonexistent/fusion.safetensors", &m, &err) != MMSA_OK && m == NULL,
 	   "load of a missing file fails cleanly");
 	{
