@@ -52,7 +52,7 @@
  *	 12); per head softmax(q k^T / sqrt(C/NH) + keymask) with Drop
  *	 (p = cfg.attn_dropout) on the probabilities; heads merged, then
  *	 Linear(C->C) (output projection).  keymask is 0 for keys that are
- *	 tokens and -inf (the most negative float) for padded text keys.
+ *	 tokens and -inf for padded text keys (their probability is exactly 0).
  *
  * ---- bert (the "Bert" row of Table 4: text only) ----------------------
  *	 logits = Classifier(F_T)                                 (C -> 3)
@@ -230,7 +230,8 @@ void		fusion_zero_grad(fusion_model *m);
  * with masks drawn from seed; otherwise dropout is off.  The activations
  * are kept in the model for fusion_backward, which also reads the input
  * arrays again: they must stay unchanged until then.  Work buffers grow to
- * the largest (B,T) seen and are reused.
+ * the largest (B,T) seen and are reused.  B*(T+NI) may be at most 2^24
+ * (MMSA_ERR_LIMIT).
  */
 mmsa_status fusion_forward(fusion_model *m, const float *H_T,
 						   const int32_t *mask, const float *F_T,
