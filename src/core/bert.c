@@ -1094,7 +1094,7 @@ bert_forward_ex(bert_model *m, const int32_t *ids, const int32_t *token_types,
 		openblas_set_num_threads(1);
 	attention_mask_forward(m->addmask, mask, B, T);
 
-	if (m->packed != NULL)
+	if (m->packed != NULL && N <= BERT_PACKED_MAX_TOKENS)
 	{
 		status = forward_packed(m, ids, token_types, B, T, all_hidden, hidden,
 								pooled, err);
