@@ -103,9 +103,10 @@ typedef struct bert_packed_layer
 /*
  * The packed path serves calls of at most this many tokens (B*T); longer
  * ones run on OpenBLAS even when the weights are packed.  Measured on the
- * 2-core EPYC (bert-base, 2 threads): packed about 10% faster at 64 tokens,
- * even at 256, 5-8% slower at 512 and 1024, where OpenBLAS's repacking of
- * the weights is spread over enough tokens and its kernel is the faster.
+ * 2-core EPYC (bert-base, 2 threads, forward pass against OpenBLAS): 20-25%
+ * faster at 64 tokens, about 10% at 256, even at 512, 1-9% slower at 1024,
+ * where OpenBLAS's repacking of the weights is spread over enough tokens
+ * and its kernel is the faster one.
  */
 #define BERT_PACKED_MAX_TOKENS	256
 
