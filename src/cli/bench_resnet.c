@@ -19,16 +19,8 @@
 #include <cblas.h>
 
 #include "bench_resnet.h"
+#include "cli.h"
 #include "resnet.h"
-
-static double
-resnet_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 static int
 resnet_compare_doubles(const void *a, const void *b)
@@ -126,7 +118,7 @@ bench_resnet(int argc, char **argv)
 	}
 	for (int i = 0; i < warmup + runs; i++)
 	{
-		double		t0 = resnet_now_ms();
+		double		t0 = cli_now_ms();
 
 		if (resnet_forward(m, images, batch, tokens, pooled, logits, &err) != MMSA_OK)
 		{
@@ -134,7 +126,7 @@ bench_resnet(int argc, char **argv)
 			goto done;
 		}
 		if (i >= warmup)
-			ms[i - warmup] = resnet_now_ms() - t0;
+			ms[i - warmup] = cli_now_ms() - t0;
 	}
 	qsort(ms, runs, sizeof(double), resnet_compare_doubles);
 	{

@@ -7,6 +7,18 @@
 #ifndef MMSA_CLI_H
 #define MMSA_CLI_H
 
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mmsa_error.h"
+
+/* Image files larger than this are refused by the subcommands. */
+#define CLI_MAX_IMAGE_FILE_BYTES ((size_t) 512 << 20)
+
+mmsa_status cli_read_file(const char *path, size_t max_bytes, uint8_t **data, size_t *len,
+						  mmsa_error *err);
+double		cli_now_ms(void);
+
 /*
  * Declared weak while the subcommands are being written, so the tool links
  * with whichever exist; main() skips a NULL entry.

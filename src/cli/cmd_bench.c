@@ -33,15 +33,6 @@ typedef struct bench_options
 /* One forward pass of the model under test, set up by its bench function. */
 typedef mmsa_status (*bench_step) (void *state, mmsa_error *err);
 
-static double
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 static int
 compare_doubles(const void *a, const void *b)
 {
@@ -70,7 +61,7 @@ time_steps(const char *what, const bench_options *o, bench_step step,
 	mmsa_clear_error(&err);
 	for (int i = 0; i < o->warmup + o->runs; i++)
 	{
-		double		t0 = now_ms();
+		double		t0 = cli_now_ms();
 
 		if (step(state, &err) != MMSA_OK)
 		{
@@ -79,7 +70,7 @@ time_steps(const char *what, const bench_options *o, bench_step step,
 			return 1;
 		}
 		if (i >= o->warmup)
-			ms[i - o->warmup] = now_ms() - t0;
+			ms[i - o->warmup] = cli_now_ms() - t0;
 	}
 	qsort(ms, o->runs, sizeof(double), compare_doubles);
 	printf("%s batch=%d seq=%d threads=%d runs=%d median_ms=%.3f min_ms=%.3f corename=%s\n",

@@ -45,35 +45,6 @@ classify_usage(FILE *out)
 			"output: FILE<TAB>RANK<TAB>CLASS<TAB>PROBABILITY<TAB>LABEL\n");
 }
 
-/* Reads a whole file into memory. */
-static int
-read_file(const char *path, uint8_t **data, size_t *len)
-{
-	FILE	   *fp = fopen(path, "rb");
-	long		size;
-
-	*data = NULL;
-	*len = 0;
-	if (fp == NULL)
-		return -1;
-	if (fseek(fp, 0, SEEK_END) != 0 || (size = ftell(fp)) < 0 || fseek(fp, 0, SEEK_SET) != 0)
-	{
-		fclose(fp);
-		return -1;
-	}
-	*data = malloc(size > 0 ? size : 1);
-	if (*data == NULL || fread(*data, 1, size, fp) != (size_t) size)
-	{
-		free(*data);
-		*data = NULL;
-		fclose(fp);
-		return -1;
-	}
-	fclose(fp);
-	*len = size;
-	return 0;
-}
-
 static FILE *
 open_output(const char *path)
 {
@@ -344,9 +315,9 @@ cmd_classify(int argc, char **argv)
 					size_t		len;
 					mmsa_image	img = {0};
 
-					if (read_file(path, &data, &len) != 0)
+					if (cli_read_file(path, CLI_MAX_IMAGE_FILE_BYTES, &data, &len, &err) != MMSA_OK)
 					{
-						fprintf(stderr, "mmsa classify: could not read \"%s\": %s\n", path, strerror(errno));
+						fprintf(stderr, "mmsa classify: %s\n", err.message);
 						rc = 1;
 						continue;
 					}

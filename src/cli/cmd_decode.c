@@ -25,7 +25,7 @@
 #include "image.h"
 #include "safetensors.h"
 
-#define DECODE_MAX_FILE_BYTES ((size_t) 512 << 20)
+#define DECODE_MAX_FILE_BYTES CLI_MAX_IMAGE_FILE_BYTES
 
 static void
 decode_usage(FILE *out)
@@ -40,56 +40,6 @@ decode_usage(FILE *out)
 			"                      {\"resize\":256,\"crop\":224,\"channel_order\":\"RGB\",\"scale\":..,\"mean\":[..],\"std\":[..]}\n"
 			"  -o OUTPUT           (one FILE) write the RGB as PPM, or the tensor as .safetensors / raw float32\n",
 			(long long) IMAGE_DEFAULT_MAX_PIXELS);
-}
-
-static double
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-/* Reads a whole file into *data (malloc'ed). */
-static mmsa_status
-read_file(const char *path, uint8_t **data, size_t *len, mmsa_error *err)
-{
-	FILE	   *f = fopen(path, "rb");
-	long		size;
-	uint8_t    *buf;
-
-	*data = NULL;
-	*len = 0;
-	if (f == NULL)
-		return mmsa_set_error(err, MMSA_ERR_IO, "cannot open \"%s\": %s", path, strerror(errno));
-	if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
-	{
-		fclose(f);
-		return mmsa_set_error(err, MMSA_ERR_IO, "cannot seek \"%s\"", path);
-	}
-	if ((size_t) size > DECODE_MAX_FILE_BYTES)
-	{
-		fclose(f);
-		return mmsa_set_error(err, MMSA_ERR_LIMIT, "\"%s\" is larger than %zu bytes", path,
-							  DECODE_MAX_FILE_BYTES);
-	}
-	buf = malloc(size > 0 ? (size_t) size : 1);
-	if (buf == NULL)
-	{
-		fclose(f);
-		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory reading \"%s\"", path);
-	}
-	if (size > 0 && fread(buf, 1, (size_t) size, f) != (size_t) size)
-	{
-		free(buf);
-		fclose(f);
-		return mmsa_set_error(err, MMSA_ERR_IO, "cannot read \"%s\"", path);
-	}
-	fclose(f);
-	*data = buf;
-	*len = (size_t) size;
-	return MMSA_OK;
 }
 
 static mmsa_status
@@ -265,18 +215,18 @@ cmd_decode(int argc, char **argv)
 		mmsa_status status;
 
 		mmsa_clear_error(&err);
-		status = read_file(path, &data, &len, &err);
+		status = cli_read_file(path, DECODE_MAX_FILE_BYTES, &data, &len, &err);
 		if (status == MMSA_OK)
 		{
-			t0 = now_ms();
+			t0 = cli_now_ms();
 			status = image_decode(data, len, &opt, &img, &err);
-			t1 = now_ms();
+			t1 = cli_now_ms();
 			free(data);
 			t2 = t1;
 			if (status == MMSA_OK && tensor != NULL)
 			{
 				status = image_preprocess(&img, &cfg, &ws, tensor, &err);
-				t2 = now_ms();
+				t2 = cli_now_ms();
 			}
 			if (status == MMSA_OK)
 			{

@@ -47,43 +47,6 @@ features_usage(FILE *out)
 			"posts' images IMAGES/<id>.jpg.  Re-running resumes from FILE.part-* chunks.\n");
 }
 
-static double
-now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int
-read_file(const char *path, uint8_t **data, size_t *len)
-{
-	FILE	   *fp = fopen(path, "rb");
-	long		size;
-
-	*data = NULL;
-	*len = 0;
-	if (fp == NULL)
-		return -1;
-	if (fseek(fp, 0, SEEK_END) != 0 || (size = ftell(fp)) < 0 || fseek(fp, 0, SEEK_SET) != 0)
-	{
-		fclose(fp);
-		return -1;
-	}
-	*data = malloc(size > 0 ? size : 1);
-	if (*data == NULL || fread(*data, 1, size, fp) != (size_t) size)
-	{
-		free(*data);
-		*data = NULL;
-		fclose(fp);
-		return -1;
-	}
-	fclose(fp);
-	*len = size;
-	return 0;
-}
-
 /*
  * Whether the cache at path holds exactly ids[0..n) made from the model's
  * current files with the same preprocessing.
@@ -294,7 +257,7 @@ cmd_features(int argc, char **argv)
 	{
 		int64_t		todo = 0,
 					done_images = 0;
-		double		t0 = now_seconds(),
+		double		t0 = (cli_now_ms() / 1e3),
 					last_report = 0;
 
 		/* which chunks are already there */
@@ -333,11 +296,11 @@ cmd_features(int argc, char **argv)
 					mmsa_image	img = {0};
 
 					snprintf(path, sizeof(path), "%s/%lld.jpg", images_dir, (long long) id);
-					if (read_file(path, &data, &len) != 0)
+					if (cli_read_file(path, CLI_MAX_IMAGE_FILE_BYTES, &data, &len, &err) != MMSA_OK)
 					{
-						fprintf(stderr, "\nmmsa features: post %lld (%s line %lld): could not read \"%s\": %s\n",
-								(long long) id, posts_path, (long long) posts.lines[first + b0 + b], path,
-								strerror(errno));
+						fprintf(stderr, "\nmmsa features: post %lld (%s line %lld): %s\n",
+								(long long) id, posts_path, (long long) posts.lines[first + b0 + b],
+								err.message);
 						goto done;
 					}
 					if (image_decode(data, len, NULL, &img, &err) != MMSA_OK ||
@@ -362,7 +325,7 @@ cmd_features(int argc, char **argv)
 					chunk_tokens[(size_t) b0 * TOKEN_VALUES + i] = st_f32_to_f16(tokens[i]);
 				done_images += B;
 				{
-					double		t = now_seconds() - t0;
+					double		t = (cli_now_ms() / 1e3) - t0;
 
 					if (t - last_report >= 2.0 || done_images == todo)
 					{

@@ -115,7 +115,7 @@ for i in val_ids[:17]:
 cache2 = os.path.join(work, 'resumed.safetensors')
 r = features(cache2, image_dir=partial_images)
 parts = sorted(p for p in os.listdir(work) if p.startswith('resumed.safetensors.part-'))
-ok(r.returncode == 1 and 'could not read' in r.stderr and not os.path.exists(cache2)
+ok(r.returncode == 1 and 'cannot open' in r.stderr and not os.path.exists(cache2)
    and parts == ['resumed.safetensors.part-00000', 'resumed.safetensors.part-00001'],
    'run stopped by a missing image: exit 1, two finished chunk parts kept (%s)' % ', '.join(parts))
 r = features(cache2)
