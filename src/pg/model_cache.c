@@ -86,6 +86,9 @@ mmsa_text_encoder_weights(mmsa_text_encoder *enc)
 	{
 		bert_model *bert = NULL;
 
+		/* the model's thread pool is sized from mmsa.threads */
+		mmsa_prepare_threads();
+
 		if (bert_model_load(enc->dir, &bert, &err) != MMSA_OK)
 			mmsa_report_error(&err, MMSA_ORIGIN_MODEL);
 		if (bert->config.max_position_embeddings < enc->max_length)
@@ -125,6 +128,8 @@ mmsa_image_encoder_get(void)
 		return &image_encoder;
 	image_encoder_reset();
 
+	/* the model's thread pool is sized from mmsa.threads */
+	mmsa_prepare_threads();
 	if (resnet_model_load(dir, &resnet, &err) != MMSA_OK)
 		mmsa_report_error(&err, MMSA_ORIGIN_MODEL);
 
