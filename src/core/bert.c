@@ -514,12 +514,14 @@ ensure_buffers(bert_model *m, int B, int T, int att_slots, mmsa_error *err)
  * ---------------------------------------------------------------------
  */
 
-/* Checks that the inputs are in range for the model. */
-static mmsa_status
-check_inputs(const bert_model *m, const int32_t *ids, const int32_t *token_types,
-			 const int32_t *mask, int B, int T, mmsa_error *err)
+/*
+ * Checks that a batch of inputs is in range for a model of configuration c
+ * (shared by inference and training).
+ */
+mmsa_status
+bert_check_inputs(const bert_config *c, const int32_t *ids, const int32_t *token_types,
+				  const int32_t *mask, int B, int T, mmsa_error *err)
 {
-	const bert_config *c = &m->config;
 	long		n = (long) B * T;
 
 	if (B < 1 || B > BERT_MAX_BATCH)
@@ -1075,7 +1077,7 @@ bert_forward_ex(bert_model *m, const int32_t *ids, const int32_t *token_types,
 	size_t		layer_floats;
 	mmsa_status status;
 
-	if ((status = check_inputs(m, ids, token_types, mask, B, T, err)) != MMSA_OK)
+	if ((status = bert_check_inputs(&m->config, ids, token_types, mask, B, T, err)) != MMSA_OK)
 		return status;
 	if (pooled != NULL && m->pool_w == NULL)
 		return mmsa_set_error(err, MMSA_ERR_UNSUPPORTED,

@@ -174,6 +174,16 @@ mmsa_status bert_model_load_flags(const char *dir, int flags, bert_model **out,
 void		bert_model_free(bert_model *m);
 
 /*
+ * Checks a batch for a model of configuration c: 1 <= B <= BERT_MAX_BATCH,
+ * T >= 1, B*T <= BERT_MAX_ROWS, T <= max_position_embeddings, ids inside
+ * the vocabulary, token types (may be NULL) inside type_vocab_size, mask
+ * (may be NULL) values 0 or 1.  bert_forward and the trainable BERT call it.
+ */
+mmsa_status bert_check_inputs(const bert_config *c, const int32_t *ids,
+							  const int32_t *token_types, const int32_t *mask,
+							  int B, int T, mmsa_error *err);
+
+/*
  * The forward pass.  It uses the work buffers of m, so one model serves one
  * caller at a time.  It runs on as many threads as OpenBLAS is set to
  * (openblas_set_num_threads): the model keeps a pool of that many threads

@@ -610,43 +610,6 @@ p_attention(const bert_train_model *m)
 	return m->training ? m->opt.attention_dropout : 0.0f;
 }
 
-static mmsa_status
-check_inputs(const bert_train_model *m, const int32_t *ids,
-			 const int32_t *token_types, const int32_t *mask, int B, int T,
-			 mmsa_error *err)
-{
-	const bert_config *c = &m->config;
-	long		n = (long) B * T;
-
-	if (B < 1 || B > BERT_MAX_BATCH || T < 1)
-		return mmsa_set_error(err, MMSA_ERR_INVALID,
-							  "batch %d x %d out of range", B, T);
-	if (n > BERT_MAX_ROWS)
-		return mmsa_set_error(err, MMSA_ERR_LIMIT,
-							  "batch size x sequence length %ld exceeds %d", n, BERT_MAX_ROWS);
-	if (T > c->max_position_embeddings)
-		return mmsa_set_error(err, MMSA_ERR_LIMIT,
-							  "sequence length %d exceeds max_position_embeddings %d",
-							  T, c->max_position_embeddings);
-	for (long i = 0; i < n; i++)
-	{
-		if (ids[i] < 0 || ids[i] >= c->vocab_size)
-			return mmsa_set_error(err, MMSA_ERR_INVALID,
-								  "token id %d at batch row %ld, position %ld is outside the vocabulary (size %d)",
-								  ids[i], i / T, i % T, c->vocab_size);
-		if (token_types != NULL &&
-			(token_types[i] < 0 || token_types[i] >= c->type_vocab_size))
-			return mmsa_set_error(err, MMSA_ERR_INVALID,
-								  "token type id %d at batch row %ld, position %ld is outside 0..%d",
-								  token_types[i], i / T, i % T, c->type_vocab_size - 1);
-		if (mask != NULL && mask[i] != 0 && mask[i] != 1)
-			return mmsa_set_error(err, MMSA_ERR_INVALID,
-								  "attention mask value %d at batch row %ld, position %ld is not 0 or 1",
-								  mask[i], i / T, i % T);
-	}
-	return MMSA_OK;
-}
-
 mmsa_status
 bert_train_forward(bert_train_model *m, const int32_t *ids,
 				   const int32_t *token_types, const int32_t *mask, int B,
@@ -666,7 +629,7 @@ bert_train_forward(bert_train_model *m, const int32_t *ids,
 	m->have_forward = 0;
 	m->mlm_rows = -1;
 	m->cls_done = 0;
-	if ((status = check_inputs(m, ids, token_types, mask, B, T, err)) != MMSA_OK ||
+	if ((status = bert_check_inputs(&m->config, ids, token_types, mask, B, T, err)) != MMSA_OK ||
 		(status = ensure_acts(m, B, T, err)) != MMSA_OK)
 		return status;
 	m->B = B;
