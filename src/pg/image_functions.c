@@ -59,7 +59,7 @@ run_image_encoder(mmsa_image_encoder *enc, const float *pixels,
 
 	mmsa_prepare_threads();
 	if (resnet_forward(enc->resnet, pixels, 1, NULL, pooled, logits, &err) != MMSA_OK)
-		mmsa_report_error(&err, err.status == MMSA_ERR_CANCELED ? MMSA_ORIGIN_INPUT : MMSA_ORIGIN_MODEL);
+		mmsa_report_error(&err, MMSA_ORIGIN_MODEL);
 }
 
 /*
@@ -74,13 +74,9 @@ mmsa_image_embedding(PG_FUNCTION_ARGS)
 	mmsa_image_encoder *enc = mmsa_image_encoder_get();
 	float	   *pixels = preprocess_image_arg(enc, image);
 	float	   *pooled = palloc(sizeof(float) * RESNET_FEATURES);
-	Datum	   *elems = palloc(sizeof(Datum) * RESNET_FEATURES);
 
 	run_image_encoder(enc, pixels, pooled, NULL);
-	for (int i = 0; i < RESNET_FEATURES; i++)
-		elems[i] = Float4GetDatum(pooled[i]);
-	PG_RETURN_ARRAYTYPE_P(construct_array(elems, RESNET_FEATURES, FLOAT4OID,
-										  sizeof(float4), true, TYPALIGN_INT));
+	PG_RETURN_ARRAYTYPE_P(mmsa_float4_array(pooled, RESNET_FEATURES));
 }
 
 /*

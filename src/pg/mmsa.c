@@ -15,6 +15,7 @@
 #include <limits.h>
 
 #include "fmgr.h"
+#include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
 
@@ -112,6 +113,20 @@ mmsa_prepare_threads(void)
 		openblas_set_num_threads(mmsa_threads);
 		current = mmsa_threads;
 	}
+}
+
+/*
+ * Builds a real[] from n floats (an embedding, for the SQL functions that
+ * return one).
+ */
+ArrayType *
+mmsa_float4_array(const float *v, int n)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * n);
+
+	for (int i = 0; i < n; i++)
+		elems[i] = Float4GetDatum(v[i]);
+	return construct_array(elems, n, FLOAT4OID, sizeof(float4), true, TYPALIGN_INT);
 }
 
 /*

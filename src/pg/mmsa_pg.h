@@ -7,6 +7,8 @@
 
 #include "postgres.h"
 
+#include "utils/array.h"
+
 #include "bert.h"
 #include "image.h"
 #include "resnet.h"
@@ -30,6 +32,9 @@ typedef enum mmsa_error_origin
 
 /* Raises err as an ERROR with a fitting SQLSTATE; never returns. */
 void		mmsa_report_error(const mmsa_error *err, mmsa_error_origin origin) pg_attribute_noreturn();
+
+/* A real[] of the n values v (mmsa.c). */
+ArrayType  *mmsa_float4_array(const float *v, int n);
 
 /* Sets the OpenBLAS thread count from mmsa.threads (mmsa.c). */
 void		mmsa_prepare_threads(void);

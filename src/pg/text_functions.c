@@ -63,15 +63,12 @@ mmsa_text_embedding(PG_FUNCTION_ARGS)
 	int32	   *ids;
 	int			n = tokenize_text(enc, body, &ids);
 	float	   *pooled = palloc(sizeof(float) * C);
-	Datum	   *elems = palloc(sizeof(Datum) * C);
 	mmsa_error	err;
 
 	mmsa_prepare_threads();
 	if (bert_forward(bert, ids, NULL, 1, n, NULL, pooled, &err) != MMSA_OK)
-		mmsa_report_error(&err, err.status == MMSA_ERR_CANCELED ? MMSA_ORIGIN_INPUT : MMSA_ORIGIN_MODEL);
-	for (int i = 0; i < C; i++)
-		elems[i] = Float4GetDatum(pooled[i]);
-	PG_RETURN_ARRAYTYPE_P(construct_array(elems, C, FLOAT4OID, sizeof(float4), true, TYPALIGN_INT));
+		mmsa_report_error(&err, MMSA_ORIGIN_MODEL);
+	PG_RETURN_ARRAYTYPE_P(mmsa_float4_array(pooled, C));
 }
 
 /*
