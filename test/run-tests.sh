@@ -22,7 +22,7 @@ $SUDO make install >/dev/null
 export MMSA_ROOT="$ROOT"
 export MMSA_CLI="$ROOT/build/mmsa"
 export MMSA_DATA="${MMSA_DATA:-$(cd "$ROOT/.." && pwd)/shared/data}"
-export MMSA_VOCAB="$ROOT/weights/vocab.txt"
+export MMSA_VOCAB="$ROOT/weights/text/vocab.txt"
 MMSA_TMP=$(mktemp -d /tmp/mmsa-test.XXXXXX)
 chmod 755 "$MMSA_TMP"
 export MMSA_TMP

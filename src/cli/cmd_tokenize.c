@@ -12,8 +12,8 @@
  * tokenized (invalid UTF-8) prints an empty line and a message on stderr,
  * and the exit status is 1.
  *
- * The vocabulary defaults to $MMSA_ROOT/weights/vocab.txt, else to
- * weights/vocab.txt next to the directory holding the binary (build/..).
+ * The vocabulary defaults to $MMSA_ROOT/weights/text/vocab.txt, else to
+ * weights/text/vocab.txt next to the directory holding the binary (build/..).
  */
 #include <limits.h>
 #include <stdint.h>
@@ -42,13 +42,13 @@ tokenize_usage(FILE *out)
 			"  Prints, per text, its BERT uncased WordPiece ids [CLS] ... [SEP]\n"
 			"  (at most N, default %d), or the wordpieces with --tokens.\n"
 			"  Without TEXT, reads texts from stdin: one per line, or NUL-separated\n"
-			"  with --null.  PATH defaults to $MMSA_ROOT/weights/vocab.txt.\n",
+			"  with --null.  PATH defaults to $MMSA_ROOT/weights/text/vocab.txt.\n",
 			TOKENIZE_DEFAULT_MAX_LENGTH);
 }
 
 /*
- * The default vocabulary path: $MMSA_ROOT/weights/vocab.txt, else
- * <directory of the binary>/../weights/vocab.txt.
+ * The default vocabulary path: $MMSA_ROOT/weights/text/vocab.txt, else
+ * <directory of the binary>/../weights/text/vocab.txt.
  */
 static void
 default_vocab_path(char *path, size_t size)
@@ -60,7 +60,7 @@ default_vocab_path(char *path, size_t size)
 
 	if (root != NULL && root[0] != '\0')
 	{
-		snprintf(path, size, "%s/weights/vocab.txt", root);
+		snprintf(path, size, "%s/weights/text/vocab.txt", root);
 		return;
 	}
 	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -71,11 +71,11 @@ default_vocab_path(char *path, size_t size)
 		if (slash != NULL)
 		{
 			*slash = '\0';
-			snprintf(path, size, "%s/../weights/vocab.txt", exe);
+			snprintf(path, size, "%s/../weights/text/vocab.txt", exe);
 			return;
 		}
 	}
-	snprintf(path, size, "weights/vocab.txt");
+	snprintf(path, size, "weights/text/vocab.txt");
 }
 
 /*

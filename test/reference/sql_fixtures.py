@@ -10,7 +10,7 @@ Writes into OUT:
   truncated/text/        model.safetensors cut in the middle of its data
   wrong-shape/text/      config.json that disagrees with one tensor's shape
   model/image            a link to the converted ImageNet ResNet-50
-                         (weights/resnet50, fetched by the build)
+                         (weights/image, fetched by the build)
   images/                the decoder's good and hostile test files
                          (make_test_images.py, with its manifest.json)
   fixtures.sql           tables fixture_texts (body, ref_ids, ref_pooled),
@@ -19,7 +19,7 @@ Writes into OUT:
                          and fixture_settings, with the reference tokenizer's
                          ids and the reference model's pooled outputs.
 
-Usage: sql_fixtures.py --out DIR [--vocab weights/vocab.txt] [--data ../shared/data]
+Usage: sql_fixtures.py --out DIR [--vocab weights/text/vocab.txt] [--data ../shared/data]
 """
 import argparse
 import csv
@@ -64,7 +64,7 @@ def sql_literal(s):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
-    ap.add_argument("--vocab", default=os.path.join(ROOT, "weights", "vocab.txt"))
+    ap.add_argument("--vocab", default=os.path.join(ROOT, "weights", "text", "vocab.txt"))
     ap.add_argument("--data", default=os.environ.get(
         "MMSA_DATA", os.path.join(os.path.dirname(ROOT), "shared", "data")))
     ap.add_argument("--cli", default=os.environ.get("MMSA_CLI", os.path.join(ROOT, "build", "mmsa")))
@@ -109,13 +109,13 @@ def main():
     with open(os.path.join(wrong, "config.json"), "w") as f:
         json.dump(wrong_cfg, f, indent=2)
 
-    os.symlink(os.path.join(ROOT, "weights", "resnet50"), os.path.join(args.out, "model", "image"))
+    os.symlink(os.path.join(ROOT, "weights", "image"), os.path.join(args.out, "model", "image"))
     images = os.path.join(args.out, "images")
     subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                  "make_test_images.py"), images],
                    check=True, stdout=subprocess.DEVNULL)
     photos = [os.path.join(SKIMAGE_DATA, n) for n in ("chelsea.png", "coffee.png", "astronaut.png")]
-    classify = subprocess.run([args.cli, "classify", "--model", os.path.join(ROOT, "weights", "resnet50"),
+    classify = subprocess.run([args.cli, "classify", "--model", os.path.join(ROOT, "weights", "image"),
                                "-k", "5"] + photos, check=True, capture_output=True, text=True).stdout
     image_rows = []
     for line in classify.splitlines():

@@ -82,7 +82,7 @@ def check_text_mode():
     """mmsa embed --text: the texts tokenized by the C tokenizer (ids as
     `mmsa tokenize` prints them), padded into one batch, through the
     bert-base-shaped checkpoint; pooler outputs against PyTorch."""
-    vocab = os.environ.get("MMSA_VOCAB") or os.path.join(ROOT, "weights", "vocab.txt")
+    vocab = os.environ.get("MMSA_VOCAB") or os.path.join(ROOT, "weights", "text", "vocab.txt")
     label = "embed --text: pooled outputs of a padded batch of 3 texts"
     if not os.path.exists(vocab):
         skip(label, "no vocab.txt (src/tools fetches it)")

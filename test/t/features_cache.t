@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from tap import ok, diag, done, ROOT, CLI, DATA, TMP  # noqa: E402
 
 N = 20
-model_dir = os.path.join(ROOT, 'weights', 'resnet50')
+model_dir = os.path.join(ROOT, 'weights', 'image')
 posts_csv = os.path.join(DATA, 'mvsa-single', 'posts.csv')
 images = os.path.join(DATA, 'mvsa-single', 'images')
 work = os.path.join(TMP, 'features_cache')
@@ -34,7 +34,7 @@ os.makedirs(work)
 
 if not ok(os.path.isfile(os.path.join(model_dir, 'model.safetensors')) and os.path.isfile(posts_csv),
           'ResNet-50 weights and MVSA-Single present'):
-    diag('need weights/resnet50 (make) and %s' % posts_csv)
+    diag('need weights/image (make) and %s' % posts_csv)
     done()
 
 with open(posts_csv, newline='', encoding='utf-8') as f:

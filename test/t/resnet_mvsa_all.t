@@ -17,7 +17,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
 from tap import ok, diag, done, ROOT, CLI, DATA  # noqa: E402
 
-MODEL = os.path.join(ROOT, "weights", "resnet50")
+MODEL = os.path.join(ROOT, "weights", "image")
 images = sorted(glob.glob(os.path.join(DATA, "mvsa-single", "images", "*.jpg")))
 if not ok(len(images) == 4511, "%d MVSA-Single images found (4,511 expected)" % len(images)):
     done()

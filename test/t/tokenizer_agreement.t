@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import bert_tokenizer_ref as ref  # noqa: E402
 from tap import ok, diag, done, ROOT, CLI, DATA, TMP  # noqa: E402
 
-vocab_path = os.environ.get('MMSA_VOCAB') or os.path.join(ROOT, 'weights', 'vocab.txt')
+vocab_path = os.environ.get('MMSA_VOCAB') or os.path.join(ROOT, 'weights', 'text', 'vocab.txt')
 os.makedirs(TMP, exist_ok=True)
 
 # Texts on which the C tokenizer and the reference may disagree, keyed by

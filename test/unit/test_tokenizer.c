@@ -5,8 +5,8 @@
  *	  test suites, the Unicode corner cases of basic tokenization,
  *	  truncation, invalid UTF-8, bad vocabulary files, and concurrent use.
  *
- *	  The vocabulary is $MMSA_VOCAB, else $MMSA_ROOT/weights/vocab.txt,
- *	  else ./weights/vocab.txt (src/tools/fetch-vocab.sh writes it); the
+ *	  The vocabulary is $MMSA_VOCAB, else $MMSA_ROOT/weights/text/vocab.txt,
+ *	  else ./weights/text/vocab.txt (src/tools/fetch-vocab.sh writes it); the
  *	  test fails when none exists.
  */
 #include <pthread.h>
@@ -104,10 +104,10 @@ find_vocab(void)
 		return env;
 	if (root != NULL && root[0] != '\0')
 	{
-		snprintf(path, sizeof(path), "%s/weights/vocab.txt", root);
+		snprintf(path, sizeof(path), "%s/weights/text/vocab.txt", root);
 		return path;
 	}
-	return "weights/vocab.txt";
+	return "weights/text/vocab.txt";
 }
 
 /* ---- concurrent use -------------------------------------------------- */
