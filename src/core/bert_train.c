@@ -396,6 +396,13 @@ config_json(const bert_train_model *m)
 mmsa_status
 bert_train_save(const bert_train_model *m, const char *dir, mmsa_error *err)
 {
+	return bert_train_save_as(m, dir, ST_F32, err);
+}
+
+mmsa_status
+bert_train_save_as(const bert_train_model *m, const char *dir, st_dtype dtype,
+				   mmsa_error *err)
+{
 	char		path[4096];
 	json_t	   *cfg;
 	st_write_tensor *wt;
@@ -422,7 +429,7 @@ bert_train_save(const bert_train_model *m, const char *dir, mmsa_error *err)
 		const bert_train_tensor *t = &m->tensors[i];
 
 		wt[i].name = t->name;
-		wt[i].dtype = ST_F32;
+		wt[i].dtype = dtype;
 		wt[i].ndim = t->ndim;
 		wt[i].shape[0] = t->shape[0];
 		wt[i].shape[1] = t->shape[1];

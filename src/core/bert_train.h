@@ -45,6 +45,7 @@
 #include "bert.h"
 #include "mmsa_error.h"
 #include "optim.h"
+#include "safetensors.h"
 
 #define BERT_TRAIN_MAX_LABELS	4096
 
@@ -233,6 +234,10 @@ mmsa_status bert_train_load_weights(bert_train_model *m, const char *path,
  */
 mmsa_status bert_train_save(const bert_train_model *m, const char *dir,
 							mmsa_error *err);
+
+/* bert_train_save with every tensor stored as dtype (ST_F32 or ST_F16). */
+mmsa_status bert_train_save_as(const bert_train_model *m, const char *dir,
+							   st_dtype dtype, mmsa_error *err);
 
 /*
  * An AdamW optimizer over every parameter of m, with weight decay on the

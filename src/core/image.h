@@ -118,6 +118,14 @@ mmsa_status image_preprocess_config_load(const char *path,
 										 image_preprocess_config *cfg,
 										 mmsa_error *err);
 
+/*
+ * The configuration of a model's "preprocess" object given as JSON text
+ * (resnet_model.preprocess_json), torchvision's when json is NULL, checked.
+ */
+mmsa_status image_preprocess_config_from_string(const char *json,
+												image_preprocess_config *cfg,
+												mmsa_error *err);
+
 /* Checks a configuration's values (sizes, std != 0, finite numbers). */
 mmsa_status image_preprocess_config_check(const image_preprocess_config *cfg,
 										  mmsa_error *err);

@@ -167,6 +167,27 @@ image_preprocess_config_load(const char *path, image_preprocess_config *cfg, mms
 	return status;
 }
 
+mmsa_status
+image_preprocess_config_from_string(const char *json, image_preprocess_config *cfg,
+									mmsa_error *err)
+{
+	json_error_t jerr;
+	json_t	   *root;
+	mmsa_status status;
+
+	image_preprocess_config_torchvision(cfg);
+	if (json == NULL)
+		return image_preprocess_config_check(cfg, err);
+	root = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL)
+		return mmsa_set_error(err, MMSA_ERR_FORMAT, "bad preprocessing object: %s", jerr.text);
+	status = image_preprocess_config_from_json(root, cfg, err);
+	json_decref(root);
+	if (status == MMSA_OK)
+		status = image_preprocess_config_check(cfg, err);
+	return status;
+}
+
 void
 image_resize_output_size(int width, int height, int resize, int *out_width, int *out_height)
 {

@@ -1,0 +1,285 @@
+/*
+ * sentiment.c
+ *	  Loading a sentiment model directory and classifying one post with any
+ *	  of its seven heads (see sentiment.h).
+ */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sentiment.h"
+
+static mmsa_status
+join(char *buf, size_t size, const char *dir, const char *name, mmsa_error *err)
+{
+	if ((size_t) snprintf(buf, size, "%s/%s", dir, name) >= size)
+		return mmsa_set_error(err, MMSA_ERR_INVALID, "model path too long: %s/%s", dir, name);
+	return MMSA_OK;
+}
+
+/* Reads DIR/model.json: its format and default fusion. */
+static mmsa_status
+read_model_json(const char *dir, fusion_kind *default_kind, mmsa_error *err)
+{
+	char		path[4096];
+	json_error_t jerr;
+	json_t	   *root;
+	const char *format,
+			   *fusion;
+	int			kind;
+	mmsa_status status;
+
+	if ((status = join(path, sizeof(path), dir, "model.json", err)) != MMSA_OK)
+		return status;
+	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL)
+		return mmsa_set_error(err, jerr.line < 0 ? MMSA_ERR_IO : MMSA_ERR_FORMAT,
+							  "%s: %s", path, jerr.text);
+	format = json_string_value(json_object_get(root, "format"));
+	fusion = json_string_value(json_object_get(root, "default_fusion"));
+	if (format == NULL || strcmp(format, SENTIMENT_FORMAT) != 0)
+		status = mmsa_set_error(err, MMSA_ERR_FORMAT, "%s: \"format\" must be \"%s\"", path,
+								SENTIMENT_FORMAT);
+	else if (fusion == NULL || (kind = fusion_kind_from_name(fusion)) < 0)
+		status = mmsa_set_error(err, MMSA_ERR_FORMAT,
+								"%s: \"default_fusion\" must name one of the seven models", path);
+	else
+		*default_kind = (fusion_kind) kind;
+	json_decref(root);
+	return status;
+}
+
+mmsa_status
+sentiment_model_load(const char *dir, int flags, sentiment_model **out,
+					 mmsa_error *err)
+{
+	sentiment_model *m;
+	char		path[4096];
+	mmsa_status status;
+
+	*out = NULL;
+	m = calloc(1, sizeof(*m));
+	if (m == NULL)
+		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+	if ((status = read_model_json(dir, &m->default_kind, err)) != MMSA_OK)
+		goto fail;
+
+	/* text encoder */
+	if ((status = join(path, sizeof(path), dir, "text/vocab.txt", err)) != MMSA_OK ||
+		(status = bert_tokenizer_load(path, &m->tokenizer, err)) != MMSA_OK ||
+		(status = join(path, sizeof(path), dir, "text", err)) != MMSA_OK ||
+		(status = bert_model_load(path, &m->text, err)) != MMSA_OK)
+		goto fail;
+	m->max_len = m->text->config.max_position_embeddings;
+	m->hidden = m->text->config.hidden_size;
+	m->ids = malloc(sizeof(int32_t) * m->max_len);
+	m->mask = malloc(sizeof(int32_t) * m->max_len);
+	if (m->ids == NULL || m->mask == NULL)
+	{
+		status = mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+		goto fail;
+	}
+
+	/* heads */
+	for (int k = 0; k < FUSION_N_KINDS; k++)
+	{
+		char		name[64];
+		const fusion_config *c;
+
+		snprintf(name, sizeof(name), "heads/%s.safetensors", fusion_kind_name((fusion_kind) k));
+		if ((status = join(path, sizeof(path), dir, name, err)) != MMSA_OK ||
+			(status = fusion_load(path, &m->heads[k], err)) != MMSA_OK)
+			goto fail;
+		c = fusion_get_config(m->heads[k]);
+		if (c->kind != (fusion_kind) k || c->hidden != m->hidden ||
+			c->image_width != RESNET_FEATURES || c->image_tokens != RESNET_TOKENS)
+		{
+			status = mmsa_set_error(err, MMSA_ERR_FORMAT,
+									"%s: a %s head of width %d for images %dx%d does not fit the text "
+									"encoder (width %d) and ResNet-50 (%dx%d)", path,
+									fusion_kind_name(c->kind), c->hidden, c->image_tokens,
+									c->image_width, m->hidden, RESNET_TOKENS, RESNET_FEATURES);
+			goto fail;
+		}
+	}
+
+	/* image encoder */
+	if (flags & SENTIMENT_LOAD_IMAGE)
+	{
+		if ((status = join(path, sizeof(path), dir, "image", err)) != MMSA_OK ||
+			(status = resnet_model_load(path, &m->image, err)) != MMSA_OK ||
+			(status = image_preprocess_config_from_string(m->image->preprocess_json,
+														  &m->preprocess, err)) != MMSA_OK)
+			goto fail;
+		if (m->preprocess.crop != RESNET_IMAGE_SIZE)
+		{
+			status = mmsa_set_error(err, MMSA_ERR_FORMAT, "%s/config.json: crop must be %d",
+									path, RESNET_IMAGE_SIZE);
+			goto fail;
+		}
+		m->pixels = malloc(sizeof(float) * 3 * RESNET_IMAGE_SIZE * RESNET_IMAGE_SIZE);
+		if (m->pixels == NULL)
+		{
+			status = mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+			goto fail;
+		}
+	}
+	*out = m;
+	return MMSA_OK;
+
+fail:
+	sentiment_model_free(m);
+	return status;
+}
+
+void
+sentiment_model_free(sentiment_model *m)
+{
+	if (m == NULL)
+		return;
+	bert_tokenizer_free(m->tokenizer);
+	bert_model_free(m->text);
+	resnet_model_free(m->image);
+	image_workspace_free(&m->workspace);
+	for (int k = 0; k < FUSION_N_KINDS; k++)
+		fusion_free(m->heads[k]);
+	free(m->pixels);
+	free(m->ids);
+	free(m->mask);
+	free(m);
+}
+
+mmsa_status
+sentiment_text_alloc(const sentiment_model *m, sentiment_text *t, mmsa_error *err)
+{
+	t->T = 0;
+	t->H_T = malloc(sizeof(float) * m->max_len * m->hidden);
+	t->F_T = malloc(sizeof(float) * m->hidden);
+	if (t->H_T == NULL || t->F_T == NULL)
+	{
+		sentiment_text_free(t);
+		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+	}
+	return MMSA_OK;
+}
+
+void
+sentiment_text_free(sentiment_text *t)
+{
+	free(t->H_T);
+	free(t->F_T);
+	t->H_T = t->F_T = NULL;
+}
+
+mmsa_status
+sentiment_image_alloc(sentiment_image *im, mmsa_error *err)
+{
+	im->H_I = malloc(sizeof(float) * RESNET_TOKENS * RESNET_FEATURES);
+	im->F_I = malloc(sizeof(float) * RESNET_FEATURES);
+	if (im->H_I == NULL || im->F_I == NULL)
+	{
+		sentiment_image_free(im);
+		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+	}
+	return MMSA_OK;
+}
+
+void
+sentiment_image_free(sentiment_image *im)
+{
+	free(im->H_I);
+	free(im->F_I);
+	im->H_I = im->F_I = NULL;
+}
+
+mmsa_status
+sentiment_encode_text(sentiment_model *m, const char *text, size_t len,
+					  sentiment_text *out, mmsa_error *err)
+{
+	mmsa_status status;
+	int			n;
+
+	status = bert_tokenize(m->tokenizer, text, len, m->max_len, m->ids, &n, err);
+	if (status != MMSA_OK)
+		return status;
+	for (int t = 0; t < n; t++)
+		m->mask[t] = 1;
+	out->T = n;
+	return bert_forward(m->text, m->ids, m->mask, 1, n, out->H_T, out->F_T, err);
+}
+
+mmsa_status
+sentiment_encode_image(sentiment_model *m, const uint8_t *data, size_t len,
+					   const image_decode_options *opt, sentiment_image *out,
+					   mmsa_error *err)
+{
+	mmsa_image	img = {0};
+	image_decode_options o;
+	mmsa_status status;
+
+	if (m->image == NULL)
+		return mmsa_set_error(err, MMSA_ERR_INVALID, "the model was loaded without its image encoder");
+	if (opt == NULL)
+		image_decode_options_init(&o);
+	else
+		o = *opt;
+	status = image_decode(data, len, &o, &img, err);
+	if (status == MMSA_OK)
+		status = image_preprocess(&img, &m->preprocess, &m->workspace, m->pixels, err);
+	image_free(&img);
+	if (status == MMSA_OK)
+		status = resnet_forward(m->image, m->pixels, 1, out->H_I, out->F_I, NULL, err);
+	return status;
+}
+
+mmsa_status
+sentiment_classify(sentiment_model *m, fusion_kind kind, const sentiment_text *text,
+				   const sentiment_image *image, float probs[3], mmsa_error *err)
+{
+	int			uses;
+	int			T;
+	float		logits[3],
+				mx,
+				sum;
+	mmsa_status status;
+
+	if ((int) kind < 0 || kind >= FUSION_N_KINDS)
+		return mmsa_set_error(err, MMSA_ERR_INVALID, "unknown model kind %d", (int) kind);
+	uses = fusion_inputs(kind);
+	if ((uses & (FUSION_USES_HT | FUSION_USES_FT)) && text == NULL)
+		return mmsa_set_error(err, MMSA_ERR_INVALID, "the %s model needs the post's text",
+							  fusion_kind_name(kind));
+	if ((uses & (FUSION_USES_HI | FUSION_USES_FI)) && image == NULL)
+		return mmsa_set_error(err, MMSA_ERR_INVALID, "the %s model needs the post's image",
+							  fusion_kind_name(kind));
+	T = text != NULL ? text->T : 1;
+	for (int t = 0; t < T; t++)
+		m->mask[t] = 1;
+	status = fusion_forward(m->heads[kind],
+							text ? text->H_T : NULL, text ? m->mask : NULL,
+							text ? text->F_T : NULL,
+							image ? image->H_I : NULL, image ? image->F_I : NULL,
+							1, T, logits, 0, 0, err);
+	if (status != MMSA_OK)
+		return status;
+	mx = fmaxf(logits[0], fmaxf(logits[1], logits[2]));
+	sum = 0;
+	for (int i = 0; i < 3; i++)
+		sum += probs[i] = expf(logits[i] - mx);
+	for (int i = 0; i < 3; i++)
+		probs[i] /= sum;
+	return MMSA_OK;
+}
+
+int
+sentiment_argmax(const float probs[3])
+{
+	int			best = 0;
+
+	for (int i = 1; i < 3; i++)
+		if (probs[i] > probs[best])
+			best = i;
+	return best;
+}

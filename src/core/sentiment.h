@@ -1,0 +1,107 @@
+/*
+ * sentiment.h
+ *	  A sentiment model directory, as `mmsa train` writes it and `mmsa
+ *	  predict`, `mmsa eval` and the extension read it:
+ *
+ *	    DIR/model.json           {"format": "mmsa-sentiment-1",
+ *	                              "default_fusion": "<name>", ...}
+ *	    DIR/text/                the text encoder, a Hugging Face BERT
+ *	                             (config.json, model.safetensors, vocab.txt)
+ *	    DIR/image/               ResNet-50 (config.json, model.safetensors)
+ *	    DIR/heads/<name>.safetensors   the seven heads (fusion.h)
+ *
+ * Posts are classified one at a time (batch 1), so a post gets the same
+ * probabilities whatever else is being classified with it.
+ */
+#ifndef MMSA_SENTIMENT_H
+#define MMSA_SENTIMENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bert.h"
+#include "fusion.h"
+#include "image.h"
+#include "mmsa_error.h"
+#include "resnet.h"
+#include "tokenizer.h"
+
+#define SENTIMENT_FORMAT "mmsa-sentiment-1"
+
+/* sentiment_model_load flags */
+#define SENTIMENT_LOAD_IMAGE 1	/* also load the image encoder */
+
+typedef struct sentiment_model
+{
+	bert_tokenizer *tokenizer;
+	bert_model *text;
+	int			max_len;		/* text positions */
+	int			hidden;			/* C */
+	resnet_model *image;		/* NULL unless SENTIMENT_LOAD_IMAGE */
+	image_preprocess_config preprocess;
+	image_workspace workspace;
+	float	   *pixels;			/* (3,224,224) */
+	fusion_model *heads[FUSION_N_KINDS];
+	fusion_kind default_kind;
+	int32_t    *ids,
+			   *mask;			/* (max_len) */
+} sentiment_model;
+
+/* Text features of one post. */
+typedef struct sentiment_text
+{
+	int			T;				/* tokens */
+	float	   *H_T;			/* (max_len, C), rows 0..T-1 used */
+	float	   *F_T;			/* (C) */
+} sentiment_text;
+
+/* Image features of one post. */
+typedef struct sentiment_image
+{
+	float	   *H_I;			/* (49, 2048) */
+	float	   *F_I;			/* (2048) */
+} sentiment_image;
+
+/*
+ * Loads a model directory (layout above).  Every head file must be there.
+ * flags: SENTIMENT_LOAD_IMAGE or 0.
+ */
+mmsa_status sentiment_model_load(const char *dir, int flags,
+								 sentiment_model **out, mmsa_error *err);
+void		sentiment_model_free(sentiment_model *m);
+
+/* Buffers for one post's features (free with the _free functions). */
+mmsa_status sentiment_text_alloc(const sentiment_model *m, sentiment_text *t,
+								 mmsa_error *err);
+void		sentiment_text_free(sentiment_text *t);
+mmsa_status sentiment_image_alloc(sentiment_image *im, mmsa_error *err);
+void		sentiment_image_free(sentiment_image *im);
+
+/* H_T and F_T of a text (len bytes of UTF-8), truncated to max_len tokens. */
+mmsa_status sentiment_encode_text(sentiment_model *m, const char *text,
+								  size_t len, sentiment_text *out,
+								  mmsa_error *err);
+
+/*
+ * H_I and F_I of an encoded image (JPEG or PNG bytes), decoded with opt
+ * (NULL: defaults) and preprocessed as the image model's config says.
+ * The defaults decode at full size, as `mmsa features` does for the
+ * cache the heads were trained on, so both see the same pixels.
+ */
+mmsa_status sentiment_encode_image(sentiment_model *m, const uint8_t *data,
+								   size_t len, const image_decode_options *opt,
+								   sentiment_image *out, mmsa_error *err);
+
+/*
+ * The probabilities (negative, neutral, positive) of head kind on one
+ * post's features.  text may be NULL only for resnet, image only for bert.
+ */
+mmsa_status sentiment_classify(sentiment_model *m, fusion_kind kind,
+							   const sentiment_text *text,
+							   const sentiment_image *image, float probs[3],
+							   mmsa_error *err);
+
+/* The index of the largest of the three probabilities (first on ties). */
+int			sentiment_argmax(const float probs[3]);
+
+#endif
