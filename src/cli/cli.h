@@ -32,5 +32,8 @@ MMSA_CMD(cmd_decode);
 MMSA_CMD(cmd_classify);
 MMSA_CMD(cmd_convert_tfjs);
 MMSA_CMD(cmd_features);
+MMSA_CMD(cmd_train);
+MMSA_CMD(cmd_eval);
+MMSA_CMD(cmd_predict);
 
 #endif

@@ -24,6 +24,9 @@ static const mmsa_command commands[] = {
 	{"classify", cmd_classify, "ResNet-50 ImageNet top-k classes of images"},
 	{"convert-tfjs", cmd_convert_tfjs, "convert Keras ResNet-50 (TensorFlow.js) weights"},
 	{"features", cmd_features, "cache ResNet-50 features (F_I, H_I) of posts' images"},
+	{"train", cmd_train, "train the text encoder and the seven heads (the default model)"},
+	{"eval", cmd_eval, "Table-4 metrics of the seven models on a labelled split"},
+	{"predict", cmd_predict, "sentiment of posts as CSV: id,label,p_negative,p_neutral,p_positive"},
 };
 
 static void

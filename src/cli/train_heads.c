@@ -1,0 +1,617 @@
+/*
+ * train_heads.c
+ *	  `mmsa train`, stage 2: the paper's seven heads (fusion.h) on
+ *	  MVSA-Single train, with both encoders frozen.
+ *
+ * Text features come from the encoder of stage 1 as saved (OUT/text, the
+ * float16 weights that ship), image features from the ResNet-50 cache.
+ * Every head trains for --head-epochs epochs of --head-batch posts with
+ * AdamW (warm-up over the first 10% of the steps, then linear decay),
+ * dropout 0.1 as the paper; after each epoch it is scored on val and the
+ * best epoch is kept (val is the selection split, as the paper's protocol
+ * has it).  The model with the best val accuracy becomes the default
+ * fusion in OUT/model.json.
+ *
+ * Resuming: a finished head leaves WORK/head-<name>.json (its val accuracy
+ * and the text encoder file it was trained on); a later run skips it.
+ */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bert.h"
+#include "cli.h"
+#include "csv.h"
+#include "feature_cache.h"
+#include "fusion.h"
+#include "metrics.h"
+#include "optim.h"
+#include "resnet.h"
+#include "safetensors.h"
+#include "sentiment.h"
+#include "text_dataset.h"
+#include "tokenizer.h"
+#include "train_common.h"
+#include "train_stages.h"
+
+#define ENCODE_BATCH 32
+#define EVAL_BATCH 64
+#define CLIP_NORM 1.0f
+#define TOKEN_VALUES ((size_t) RESNET_TOKENS * RESNET_FEATURES)
+
+/* Frozen features of every post, and its split and label. */
+typedef struct head_data
+{
+	int64_t		n;
+	int			C;
+	int			max_T;
+	int		   *T;				/* (n) text tokens */
+	int64_t    *h_off;			/* (n) offset of the post's H_T rows */
+	float	   *H_T;			/* (sum T, C) */
+	float	   *F_T;			/* (n, C) */
+	int64_t    *row;			/* (n) row in the feature cache */
+	int		   *label;			/* (n) */
+	int64_t    *train,
+			   *val;			/* indices of the splits */
+	int64_t		n_train,
+				n_val;
+	feature_cache cache;
+} head_data;
+
+/* Batch buffers, sized for max B and max_T. */
+typedef struct head_batch
+{
+	float	   *H_T,
+			   *F_T,
+			   *H_I,
+			   *F_I,
+			   *logits,
+			   *dlogits;
+	int32_t    *mask;
+	int		   *labels;
+} head_batch;
+
+static void
+head_data_free(head_data *d)
+{
+	free(d->T);
+	free(d->h_off);
+	free(d->H_T);
+	free(d->F_T);
+	free(d->row);
+	free(d->label);
+	free(d->train);
+	free(d->val);
+	if (d->cache.rows.n > 0)
+		feature_cache_close(&d->cache);
+}
+
+/* Encodes every post's text with the saved encoder and maps its image row. */
+static mmsa_status
+head_data_load(const train_options *o, const char *posts_csv, const char *features,
+			   head_data *d, mmsa_error *err)
+{
+	mmsa_posts	p = {0};
+	bert_model *bert = NULL;
+	bert_tokenizer *tok = NULL;
+	text_dataset texts = {0};
+	text_plan	plan = {0};
+	char		dir[4096];
+	int32_t    *ids = NULL,
+			   *mask = NULL;
+	float	   *hidden = NULL,
+			   *pooled = NULL;
+	int64_t		total_rows = 0;
+	mmsa_status status;
+
+	memset(d, 0, sizeof(*d));
+	if ((status = posts_load(posts_csv, NULL, &p, err)) != MMSA_OK)
+		return status;
+	if (p.numeric_ids == NULL)
+	{
+		status = mmsa_set_error(err, MMSA_ERR_FORMAT, "%s: ids must be integers", posts_csv);
+		goto done;
+	}
+	if ((status = feature_cache_open(features, o->image_model, &d->cache, err)) != MMSA_OK)
+		goto done;
+	if ((status = train_path(dir, sizeof(dir), o->out_dir, "text", err)) != MMSA_OK ||
+		(status = bert_model_load(dir, &bert, err)) != MMSA_OK ||
+		(status = bert_tokenizer_load(o->vocab, &tok, err)) != MMSA_OK)
+		goto done;
+	d->n = p.n;
+	d->C = bert->config.hidden_size;
+	d->max_T = bert->config.max_position_embeddings;
+	d->T = calloc(p.n, sizeof(int));
+	d->h_off = calloc(p.n, sizeof(int64_t));
+	d->F_T = malloc(sizeof(float) * p.n * d->C);
+	d->row = malloc(sizeof(int64_t) * p.n);
+	d->label = malloc(sizeof(int) * p.n);
+	d->train = malloc(sizeof(int64_t) * p.n);
+	d->val = malloc(sizeof(int64_t) * p.n);
+	ids = malloc(sizeof(int32_t) * ENCODE_BATCH * d->max_T);
+	mask = malloc(sizeof(int32_t) * ENCODE_BATCH * d->max_T);
+	hidden = malloc(sizeof(float) * ENCODE_BATCH * d->max_T * d->C);
+	pooled = malloc(sizeof(float) * ENCODE_BATCH * d->C);
+	if (!d->T || !d->h_off || !d->F_T || !d->row || !d->label || !d->train || !d->val ||
+		!ids || !mask || !hidden || !pooled)
+	{
+		status = mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+		goto done;
+	}
+	for (int64_t i = 0; i < p.n; i++)
+	{
+		d->row[i] = feature_cache_find(&d->cache, p.numeric_ids[i]);
+		if (d->row[i] < 0)
+		{
+			status = mmsa_set_error(err, MMSA_ERR_FORMAT, "post %lld has no image features in %s",
+									(long long) p.numeric_ids[i], features);
+			goto done;
+		}
+		d->label[i] = p.labels[i];
+		if (strcmp(p.groups[i], "train") == 0 && p.labels[i] >= 0)
+			d->train[d->n_train++] = i;
+		else if (strcmp(p.groups[i], "val") == 0 && p.labels[i] >= 0)
+			d->val[d->n_val++] = i;
+	}
+	if (d->n_train == 0 || d->n_val == 0)
+	{
+		status = mmsa_set_error(err, MMSA_ERR_FORMAT, "%s has no labelled train or val posts", posts_csv);
+		goto done;
+	}
+	if ((status = text_dataset_add(&texts, tok, p.texts, NULL, p.n, d->max_T, err)) != MMSA_OK)
+		goto done;
+	for (int64_t i = 0; i < p.n; i++)
+	{
+		d->T[i] = text_dataset_length(&texts, i);
+		d->h_off[i] = total_rows;
+		total_rows += d->T[i];
+	}
+	d->H_T = malloc(sizeof(float) * total_rows * d->C);
+	if (d->H_T == NULL)
+	{
+		status = mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+		goto done;
+	}
+	if ((status = text_dataset_plan(&texts, ENCODE_BATCH, 1, &plan, err)) != MMSA_OK)
+		goto done;
+	for (int64_t b = 0; b < plan.n_batches; b++)
+	{
+		const int64_t *idx = plan.order + plan.batch_start[b];
+		int			B = (int) (plan.batch_start[b + 1] - plan.batch_start[b]);
+		int			T = text_dataset_batch(&texts, idx, B, bert_tokenizer_pad_id(tok), ids, mask, NULL);
+
+		if ((status = bert_forward(bert, ids, mask, B, T, hidden, pooled, err)) != MMSA_OK)
+			goto done;
+		for (int i = 0; i < B; i++)
+		{
+			memcpy(d->H_T + d->h_off[idx[i]] * d->C, hidden + (size_t) i * T * d->C,
+				   sizeof(float) * d->T[idx[i]] * d->C);
+			memcpy(d->F_T + idx[i] * d->C, pooled + (size_t) i * d->C, sizeof(float) * d->C);
+		}
+	}
+	fprintf(stderr, "mmsa train: heads: %lld posts encoded (%lld train, %lld val)\n",
+			(long long) p.n, (long long) d->n_train, (long long) d->n_val);
+
+done:
+	text_plan_free(&plan);
+	text_dataset_free(&texts);
+	bert_model_free(bert);
+	bert_tokenizer_free(tok);
+	posts_free(&p);
+	free(ids);
+	free(mask);
+	free(hidden);
+	free(pooled);
+	return status;
+}
+
+static void
+head_batch_free(head_batch *b)
+{
+	free(b->H_T);
+	free(b->F_T);
+	free(b->H_I);
+	free(b->F_I);
+	free(b->logits);
+	free(b->dlogits);
+	free(b->mask);
+	free(b->labels);
+}
+
+static mmsa_status
+head_batch_alloc(head_batch *b, const head_data *d, int B, mmsa_error *err)
+{
+	memset(b, 0, sizeof(*b));
+	b->H_T = malloc(sizeof(float) * B * d->max_T * d->C);
+	b->F_T = malloc(sizeof(float) * B * d->C);
+	b->H_I = malloc(sizeof(float) * B * TOKEN_VALUES);
+	b->F_I = malloc(sizeof(float) * B * RESNET_FEATURES);
+	b->logits = malloc(sizeof(float) * B * 3);
+	b->dlogits = malloc(sizeof(float) * B * 3);
+	b->mask = malloc(sizeof(int32_t) * B * d->max_T);
+	b->labels = malloc(sizeof(int) * B);
+	if (!b->H_T || !b->F_T || !b->H_I || !b->F_I || !b->logits || !b->dlogits || !b->mask || !b->labels)
+	{
+		head_batch_free(b);
+		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+	}
+	return MMSA_OK;
+}
+
+/*
+ * Gathers posts idx[0..B) into b (text padded to the longest, image
+ * tokens from float16); only the inputs the kind reads.  Returns T.
+ */
+static int
+gather(const head_data *d, const int64_t *idx, int B, int uses, head_batch *b)
+{
+	int			T = 1;
+
+	for (int i = 0; i < B; i++)
+		if (d->T[idx[i]] > T)
+			T = d->T[idx[i]];
+	for (int i = 0; i < B; i++)
+	{
+		int64_t		p = idx[i];
+		int64_t		row = d->row[p];
+
+		b->labels[i] = d->label[p];
+		if (uses & FUSION_USES_HT)
+		{
+			memcpy(b->H_T + (size_t) i * T * d->C, d->H_T + d->h_off[p] * d->C,
+				   sizeof(float) * d->T[p] * d->C);
+			memset(b->H_T + ((size_t) i * T + d->T[p]) * d->C, 0,
+				   sizeof(float) * (T - d->T[p]) * d->C);
+			for (int t = 0; t < T; t++)
+				b->mask[i * T + t] = t < d->T[p];
+		}
+		if (uses & FUSION_USES_FT)
+			memcpy(b->F_T + (size_t) i * d->C, d->F_T + p * d->C, sizeof(float) * d->C);
+		if (uses & FUSION_USES_HI)
+		{
+			const uint16_t *src = d->cache.rows.tokens + row * TOKEN_VALUES;
+
+			for (size_t j = 0; j < TOKEN_VALUES; j++)
+				b->H_I[i * TOKEN_VALUES + j] = st_f16_to_f32(src[j]);
+		}
+		if (uses & FUSION_USES_FI)
+			memcpy(b->F_I + (size_t) i * RESNET_FEATURES, d->cache.rows.pooled + row * RESNET_FEATURES,
+				   sizeof(float) * RESNET_FEATURES);
+	}
+	return T;
+}
+
+/* Predicted labels of the posts idx[0..n) in eval mode. */
+static mmsa_status
+predict(fusion_model *fm, const head_data *d, const int64_t *idx, int64_t n,
+		head_batch *b, int *pred, mmsa_error *err)
+{
+	int			uses = fusion_inputs(fusion_get_config(fm)->kind);
+
+	for (int64_t s = 0; s < n; s += EVAL_BATCH)
+	{
+		int			B = (int) (n - s < EVAL_BATCH ? n - s : EVAL_BATCH);
+		int			T = gather(d, idx + s, B, uses, b);
+		mmsa_status status;
+
+		status = fusion_forward(fm, b->H_T, b->mask, b->F_T, b->H_I, b->F_I, B, T, b->logits,
+								0, 0, err);
+		if (status != MMSA_OK)
+			return status;
+		for (int i = 0; i < B; i++)
+			pred[s + i] = sentiment_argmax(b->logits + 3 * i);
+	}
+	return MMSA_OK;
+}
+
+/* Mean cross-entropy of logits (B,3) and its gradient into dlogits. */
+static float
+cross_entropy(const float *logits, const int *labels, int B, float *dlogits)
+{
+	double		loss = 0;
+
+	for (int i = 0; i < B; i++)
+	{
+		const float *l = logits + 3 * i;
+		float		mx = fmaxf(l[0], fmaxf(l[1], l[2]));
+		float		e[3],
+					sum = 0;
+
+		for (int k = 0; k < 3; k++)
+			sum += e[k] = expf(l[k] - mx);
+		for (int k = 0; k < 3; k++)
+			dlogits[3 * i + k] = (e[k] / sum - (k == labels[i])) / B;
+		loss -= log(e[labels[i]] / sum);
+	}
+	return (float) (loss / B);
+}
+
+/* The text encoder file's size and time, to tell whether heads are stale. */
+static void
+text_stamp(const train_options *o, char *buf, size_t size)
+{
+	char		path[4096];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/text/model.safetensors", o->out_dir);
+	if (stat(path, &st) != 0)
+		snprintf(buf, size, "none");
+	else
+		snprintf(buf, size, "%lld:%lld.%09ld", (long long) st.st_size, (long long) st.st_mtim.tv_sec,
+				 st.st_mtim.tv_nsec);
+}
+
+/*
+ * Trains one head, keeps its best val epoch, saves it; metrics on val into
+ * *val_metrics.
+ */
+static int
+train_one(const train_options *o, fusion_kind kind, const head_data *d,
+		  class_metrics *val_metrics)
+{
+	fusion_config cfg = fusion_default_config(kind);
+	fusion_model *fm = NULL;
+	adamw_optimizer *opt = NULL;
+	adamw_segment *segs = NULL;
+	head_batch	b;
+	int64_t    *order = NULL;
+	float	   *best = NULL;
+	int		   *pred = NULL,
+			   *truth = NULL;
+	double		best_acc = -1;
+	int			best_epoch = 0;
+	long		per_epoch = (long) ((d->n_train + o->head_batch - 1) / o->head_batch);
+	long		total = per_epoch * o->head_epochs;
+	long		step = 0;
+	double		t0 = cli_now_ms();
+	char		path[4096],
+				name[64];
+	mmsa_error	err;
+	int			rc = 1;
+	int			n_tensors;
+	int			uses = fusion_inputs(kind);
+
+	cfg.hidden = d->C;
+	cfg.heads = o->text_heads;
+	cfg.ffn = 4 * d->C;
+	memset(&b, 0, sizeof(b));
+	if (fusion_create(&cfg, o->seed * 31 + (uint64_t) kind, &fm, &err) != MMSA_OK ||
+		head_batch_alloc(&b, d, EVAL_BATCH > o->head_batch ? EVAL_BATCH : o->head_batch, &err) != MMSA_OK)
+		goto fail;
+	n_tensors = fusion_num_tensors(fm);
+	segs = calloc(n_tensors, sizeof(adamw_segment));
+	order = malloc(sizeof(int64_t) * d->n_train);
+	best = malloc(sizeof(float) * fusion_num_params(fm));
+	pred = malloc(sizeof(int) * d->n_val);
+	truth = malloc(sizeof(int) * d->n_val);
+	if (!segs || !order || !best || !pred || !truth)
+	{
+		mmsa_set_error(&err, MMSA_ERR_NOMEM, "out of memory");
+		goto fail;
+	}
+	for (int i = 0; i < n_tensors; i++)
+	{
+		const fusion_tensor *t = fusion_tensor_at(fm, i);
+
+		segs[i].offset = (long) t->offset;
+		segs[i].n = (long) t->numel;
+		segs[i].decay = t->ndim == 2;	/* not biases, not LayerNorm */
+	}
+	if (adamw_create((long) fusion_num_params(fm), segs, n_tensors, 0.9f, 0.999f, 1e-8f, 0.01f,
+					 &opt, &err) != MMSA_OK)
+		goto fail;
+	for (int64_t i = 0; i < d->n_val; i++)
+		truth[i] = d->label[d->val[i]];
+
+	for (int epoch = 0; epoch < o->head_epochs; epoch++)
+	{
+		double		loss_sum = 0;
+		class_metrics vm;
+
+		for (int64_t i = 0; i < d->n_train; i++)
+			order[i] = d->train[i];
+		seeded_shuffle(order, d->n_train, o->seed * 1000003ULL + (uint64_t) kind * 7919 + epoch);
+		for (long s = 0; s < per_epoch; s++, step++)
+		{
+			int64_t		first = s * o->head_batch;
+			int			B = (int) (d->n_train - first < o->head_batch ? d->n_train - first : o->head_batch);
+			int			T = gather(d, order + first, B, uses, &b);
+			float		lr = lr_linear_warmup_decay(step, total / 10, total, o->head_lr);
+
+			fusion_zero_grad(fm);
+			if (fusion_forward(fm, b.H_T, b.mask, b.F_T, b.H_I, b.F_I, B, T, b.logits, 1,
+							   o->seed * 104729ULL + (uint64_t) kind * 1299709ULL + (uint64_t) step,
+							   &err) != MMSA_OK)
+				goto fail;
+			loss_sum += cross_entropy(b.logits, b.labels, B, b.dlogits);
+			if (fusion_backward(fm, b.dlogits, NULL, NULL, &err) != MMSA_OK)
+				goto fail;
+			clip_grad_norm(fusion_grads(fm), (long) fusion_num_params(fm), CLIP_NORM);
+			adamw_step(opt, fusion_params(fm), fusion_grads(fm), lr);
+		}
+		if (predict(fm, d, d->val, d->n_val, &b, pred, &err) != MMSA_OK ||
+			metrics_compute(truth, pred, d->n_val, &vm, &err) != MMSA_OK)
+			goto fail;
+		if (vm.accuracy > best_acc)
+		{
+			best_acc = vm.accuracy;
+			best_epoch = epoch + 1;
+			*val_metrics = vm;
+			memcpy(best, fusion_params(fm), sizeof(float) * fusion_num_params(fm));
+		}
+		{
+			char		extra[160];
+
+			snprintf(extra, sizeof(extra), "%s epoch %d: train loss %.4f, val acc %.2f%%, macro F1 %.2f%%",
+					 fusion_kind_name(kind), epoch + 1, loss_sum / per_epoch, 100 * vm.accuracy,
+					 100 * vm.macro_f1);
+			train_progress("heads: epoch", epoch + 1, o->head_epochs, t0, 0, extra);
+		}
+	}
+
+	/* keep the best epoch */
+	memcpy(fusion_params(fm), best, sizeof(float) * fusion_num_params(fm));
+	snprintf(name, sizeof(name), "heads/%s.safetensors", fusion_kind_name(kind));
+	if (train_path(path, sizeof(path), o->out_dir, name, &err) != MMSA_OK ||
+		fusion_save(fm, path, &err) != MMSA_OK)
+		goto fail;
+	fprintf(stderr, "mmsa train: heads: %s kept at epoch %d (val acc %.2f%%), written to %s\n",
+			fusion_kind_name(kind), best_epoch, 100 * best_acc, path);
+
+	/* the resume marker */
+	{
+		char		stamp[128];
+		json_t	   *j;
+
+		text_stamp(o, stamp, sizeof(stamp));
+		snprintf(name, sizeof(name), "head-%s.json", fusion_kind_name(kind));
+		j = json_pack("{s:s,s:i}", "text_model", stamp, "epoch", best_epoch);
+		if (j == NULL || train_path(path, sizeof(path), o->work_dir, name, &err) != MMSA_OK ||
+			json_dump_file(j, path, JSON_INDENT(2)) != 0)
+		{
+			json_decref(j);
+			mmsa_set_error(&err, MMSA_ERR_IO, "could not write %s", path);
+			goto fail;
+		}
+		json_decref(j);
+	}
+	rc = 0;
+	goto done;
+
+fail:
+	fprintf(stderr, "mmsa train: heads: %s: %s: %s\n", fusion_kind_name(kind),
+			mmsa_status_name(err.status), err.message);
+done:
+	head_batch_free(&b);
+	adamw_free(opt);
+	fusion_free(fm);
+	free(segs);
+	free(order);
+	free(best);
+	free(pred);
+	free(truth);
+	return rc;
+}
+
+/*
+ * Whether a head finished earlier on the current text encoder; if so its
+ * val metrics are recomputed from the saved file.
+ */
+static int
+head_done(const train_options *o, fusion_kind kind, const head_data *d,
+		  class_metrics *val_metrics)
+{
+	char		path[4096],
+				name[64],
+				stamp[128];
+	json_t	   *j;
+	const char *was;
+	int			same;
+	fusion_model *fm = NULL;
+	head_batch	b;
+	int		   *pred,
+			   *truth;
+	mmsa_error	err;
+	int			ok = 0;
+
+	snprintf(name, sizeof(name), "head-%s.json", fusion_kind_name(kind));
+	if (train_path(path, sizeof(path), o->work_dir, name, &err) != MMSA_OK)
+		return 0;
+	j = json_load_file(path, 0, NULL);
+	if (j == NULL)
+		return 0;
+	text_stamp(o, stamp, sizeof(stamp));
+	was = json_string_value(json_object_get(j, "text_model"));
+	same = was != NULL && strcmp(was, stamp) == 0;
+	json_decref(j);
+	snprintf(name, sizeof(name), "heads/%s.safetensors", fusion_kind_name(kind));
+	if (!same || train_path(path, sizeof(path), o->out_dir, name, &err) != MMSA_OK ||
+		fusion_load(path, &fm, &err) != MMSA_OK)
+		return 0;
+	pred = malloc(sizeof(int) * d->n_val);
+	truth = malloc(sizeof(int) * d->n_val);
+	if (pred && truth && head_batch_alloc(&b, d, EVAL_BATCH, &err) == MMSA_OK)
+	{
+		for (int64_t i = 0; i < d->n_val; i++)
+			truth[i] = d->label[d->val[i]];
+		ok = predict(fm, d, d->val, d->n_val, &b, pred, &err) == MMSA_OK &&
+			metrics_compute(truth, pred, d->n_val, val_metrics, &err) == MMSA_OK;
+		head_batch_free(&b);
+	}
+	free(pred);
+	free(truth);
+	fusion_free(fm);
+	if (ok)
+		fprintf(stderr, "mmsa train: heads: %s already trained (val acc %.2f%%)\n",
+				fusion_kind_name(kind), 100 * val_metrics->accuracy);
+	return ok;
+}
+
+int
+train_heads_stage(const train_options *o, const char *posts_csv, const char *features)
+{
+	head_data	d;
+	class_metrics vm[FUSION_N_KINDS];
+	const char *names[FUSION_N_KINDS];
+	char		dir[4096],
+				path[4096];
+	mmsa_error	err;
+	int			best = 0;
+	json_t	   *model = NULL,
+			   *acc = NULL;
+
+	if (train_path(dir, sizeof(dir), o->out_dir, "heads", &err) != MMSA_OK ||
+		train_mkdir(dir, &err) != MMSA_OK ||
+		head_data_load(o, posts_csv, features, &d, &err) != MMSA_OK)
+	{
+		fprintf(stderr, "mmsa train: heads: %s: %s\n", mmsa_status_name(err.status), err.message);
+		return 1;
+	}
+	for (int k = 0; k < FUSION_N_KINDS; k++)
+	{
+		names[k] = fusion_kind_name((fusion_kind) k);
+		if (head_done(o, (fusion_kind) k, &d, &vm[k]))
+			continue;
+		if (train_one(o, (fusion_kind) k, &d, &vm[k]) != 0)
+		{
+			head_data_free(&d);
+			return 1;
+		}
+	}
+	head_data_free(&d);
+
+	/* the default: the best val accuracy (the first of equals) */
+	for (int k = 1; k < FUSION_N_KINDS; k++)
+		if (vm[k].accuracy > vm[best].accuracy)
+			best = k;
+	model = json_object();
+	acc = json_object();
+	for (int k = 0; model && acc && k < FUSION_N_KINDS; k++)
+		json_object_set_new(acc, names[k], json_real(round(vm[k].accuracy * 10000) / 10000));
+	if (model == NULL || acc == NULL ||
+		json_object_set_new(model, "format", json_string(SENTIMENT_FORMAT)) != 0 ||
+		json_object_set_new(model, "default_fusion", json_string(names[best])) != 0 ||
+		json_object_set_new(model, "val_accuracy", acc) != 0 ||
+		json_object_set_new(model, "labels", json_pack("[s,s,s]", "negative", "neutral", "positive")) != 0 ||
+		train_path(path, sizeof(path), o->out_dir, "model.json", &err) != MMSA_OK ||
+		json_dump_file(model, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(4)) != 0)
+	{
+		json_decref(model);
+		fprintf(stderr, "mmsa train: could not write %s/model.json\n", o->out_dir);
+		return 1;
+	}
+	json_decref(model);
+	{
+		char	   *table = metrics_format_table(names, vm, FUSION_N_KINDS);
+
+		printf("Heads on val (features from the cache; `mmsa eval` recomputes them from the images):\n%s",
+			   table ? table : "");
+		free(table);
+	}
+	fprintf(stderr, "mmsa train: default fusion: %s (val acc %.2f%%), written to %s\n",
+			names[best], 100 * vm[best].accuracy, path);
+	return 0;
+}

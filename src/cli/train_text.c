@@ -1,0 +1,356 @@
+/*
+ * train_text.c
+ *	  `mmsa train`, stage 1: the text encoder, a BERT trained from scratch
+ *	  as a three-way sentiment classifier on labelled tweets.
+ *
+ * Data: tweets-labelled (92,544) and mvsa-multiple-text (17,023, every
+ * split: they are extra data here).  MVSA-Single's own texts are left out
+ * on purpose: the heads of stage 2 are trained on MVSA-Single train with
+ * the encoder frozen, and an encoder that had seen those posts' labels
+ * would give the heads text features that are better on train than on val
+ * (they would learn to over-trust the text).  tweeteval-sentiment is never
+ * trained on: its val split is watched here and its test split scores the
+ * encoder at the end (macro-averaged recall, as TweetEval).
+ *
+ * Checkpoints: every 200 steps and at each epoch's end, to
+ * WORK/text.checkpoint.safetensors; a new run with the same options
+ * continues from it with the same batches (the batch plan of an epoch
+ * depends on the seed and the epoch only, dropout on the seed and step).
+ */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bert_train.h"
+#include "cli.h"
+#include "csv.h"
+#include "metrics.h"
+#include "text_dataset.h"
+#include "train_common.h"
+#include "train_stages.h"
+
+#define CHECKPOINT_EVERY 200
+#define PROGRESS_EVERY 25
+#define CLIP_NORM 1.0f
+
+/* Adds the labelled rows of a posts file (group = NULL: all rows). */
+static mmsa_status
+add_posts(text_dataset *d, const bert_tokenizer *tok, const char *path,
+		  const char *column, const char *group, long limit, int max_len,
+		  mmsa_error *err)
+{
+	mmsa_posts	p = {0};
+	mmsa_status status;
+	int64_t		n;
+
+	status = posts_load_where(path, column, group, &p, err);
+	if (status != MMSA_OK)
+		return status;
+	n = p.n;
+	if (limit > 0 && limit < n)
+		n = limit;
+	for (int64_t i = 0; i < n && status == MMSA_OK; i++)
+	{
+		if (p.labels[i] < 0)
+			continue;
+		status = text_dataset_add(d, tok, &p.texts[i], &p.labels[i], 1, max_len, err);
+	}
+	posts_free(&p);
+	return status;
+}
+
+/*
+ * Predicted labels (eval mode, no dropout) of the classification head for
+ * every text of d, in batches of B sorted by length.
+ */
+static mmsa_status
+predict_labels(bert_train_model *m, const text_dataset *d, int B, int32_t pad_id,
+			   int *pred, mmsa_error *err)
+{
+	text_plan	plan;
+	int32_t    *ids = malloc(sizeof(int32_t) * B * m->config.max_position_embeddings);
+	int32_t    *mask = malloc(sizeof(int32_t) * B * m->config.max_position_embeddings);
+	mmsa_status status;
+
+	if (ids == NULL || mask == NULL)
+	{
+		free(ids);
+		free(mask);
+		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+	}
+	status = text_dataset_plan(d, B, 1, &plan, err);
+	for (int64_t b = 0; status == MMSA_OK && b < plan.n_batches; b++)
+	{
+		const int64_t *idx = plan.order + plan.batch_start[b];
+		int			nb = (int) (plan.batch_start[b + 1] - plan.batch_start[b]);
+		int			T = text_dataset_batch(d, idx, nb, pad_id, ids, mask, NULL);
+		float		loss;
+
+		status = bert_train_forward(m, ids, NULL, mask, nb, T, 0, 0, err);
+		if (status == MMSA_OK)
+			status = bert_train_cls_forward(m, NULL, NULL, &loss, err);
+		for (int i = 0; status == MMSA_OK && i < nb; i++)
+		{
+			const float *lg = m->cls_logits + i * 3;
+
+			pred[idx[i]] = lg[0] >= lg[1] ? (lg[0] >= lg[2] ? 0 : 2) : (lg[1] >= lg[2] ? 1 : 2);
+		}
+	}
+	text_plan_free(&plan);
+	free(ids);
+	free(mask);
+	return status;
+}
+
+/* Metrics of the classification head on d. */
+static mmsa_status
+score(bert_train_model *m, const text_dataset *d, int32_t pad_id,
+	  class_metrics *out, mmsa_error *err)
+{
+	int		   *pred = malloc(sizeof(int) * d->n);
+	int		   *truth = malloc(sizeof(int) * d->n);
+	mmsa_status status;
+
+	if (pred == NULL || truth == NULL)
+	{
+		free(pred);
+		free(truth);
+		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+	}
+	for (int64_t i = 0; i < d->n; i++)
+		truth[i] = d->labels[i];
+	status = predict_labels(m, d, 64, pad_id, pred, err);
+	if (status == MMSA_OK)
+		status = metrics_compute(truth, pred, d->n, out, err);
+	free(pred);
+	free(truth);
+	return status;
+}
+
+/* The monitors: tweeteval val (macro recall) and MVSA-Single val (acc). */
+static mmsa_status
+report(bert_train_model *m, const text_dataset *tweeteval,
+	   const text_dataset *mvsa_val, int32_t pad_id, const char *when,
+	   mmsa_error *err)
+{
+	class_metrics a,
+				b;
+	mmsa_status status;
+
+	status = score(m, tweeteval, pad_id, &a, err);
+	if (status == MMSA_OK)
+		status = score(m, mvsa_val, pad_id, &b, err);
+	if (status == MMSA_OK)
+	{
+		fprintf(stderr, "mmsa train: text encoder %s: tweeteval-sentiment %s macro recall %.2f%% "
+				"(acc %.2f%%), mvsa-single val acc %.2f%% (text only, before the heads)\n",
+				when, "val", 100 * a.macro_recall,
+				100 * a.accuracy, 100 * b.accuracy);
+		fflush(stderr);
+	}
+	return status;
+}
+
+int
+train_text_stage(const train_options *o, const bert_tokenizer *tok)
+{
+	text_dataset train = {0},
+				tweeteval_val = {0},
+				tweeteval_test = {0},
+				mvsa_val = {0};
+	bert_train_model *m = NULL;
+	adamw_optimizer *opt = NULL;
+	bert_train_options bo = bert_train_options_default();
+	bert_config cfg;
+	text_plan	plan = {0};
+	int			plan_epoch = -1;
+	mmsa_error	err;
+	char		path[4096],
+				ckpt[4096],
+				text_dir[4096];
+	int32_t    *ids = NULL,
+			   *mask = NULL,
+			   *labels = NULL;
+	int32_t		pad_id = bert_tokenizer_pad_id(tok);
+	long		step = 0,
+				total,
+				per_epoch,
+				start_step;
+	double		t0;
+	double		loss_sum = 0;
+	long		loss_n = 0,
+				correct = 0,
+				seen = 0;
+	int			rc = 1;
+
+	if (train_path(text_dir, sizeof(text_dir), o->out_dir, "text", &err) != MMSA_OK ||
+		train_path(ckpt, sizeof(ckpt), o->work_dir, "text.checkpoint.safetensors", &err) != MMSA_OK)
+		goto fail;
+
+	/* data */
+	fprintf(stderr, "mmsa train: text encoder: tokenizing the labelled tweets\n");
+	if (train_path(path, sizeof(path), o->data_dir, "tweets-labelled/posts.csv", &err) != MMSA_OK ||
+		add_posts(&train, tok, path, "source", NULL, o->limit, o->text_max_len, &err) != MMSA_OK ||
+		train_path(path, sizeof(path), o->data_dir, "mvsa-multiple-text/posts.csv", &err) != MMSA_OK ||
+		add_posts(&train, tok, path, "split", NULL, o->limit, o->text_max_len, &err) != MMSA_OK ||
+		train_path(path, sizeof(path), o->data_dir, "tweeteval-sentiment/posts.csv", &err) != MMSA_OK ||
+		add_posts(&tweeteval_val, tok, path, "split", "val", o->limit, o->text_max_len, &err) != MMSA_OK ||
+		add_posts(&tweeteval_test, tok, path, "split", "test", o->limit, o->text_max_len, &err) != MMSA_OK ||
+		train_path(path, sizeof(path), o->data_dir, "mvsa-single/posts.csv", &err) != MMSA_OK ||
+		add_posts(&mvsa_val, tok, path, "split", "val", o->mvsa_limit, o->text_max_len, &err) != MMSA_OK)
+		goto fail;
+	fprintf(stderr, "mmsa train: text encoder: %lld training texts (%lld tokens), "
+			"%lld tweeteval val, %lld tweeteval test, %lld mvsa-single val\n",
+			(long long) train.n, (long long) train.n_ids, (long long) tweeteval_val.n,
+			(long long) tweeteval_test.n, (long long) mvsa_val.n);
+
+	/* model and optimizer */
+	cfg.vocab_size = bert_tokenizer_vocab_size(tok);
+	cfg.hidden_size = o->text_hidden;
+	cfg.num_hidden_layers = o->text_layers;
+	cfg.num_attention_heads = o->text_heads;
+	cfg.intermediate_size = 4 * o->text_hidden;
+	cfg.max_position_embeddings = o->text_max_len;
+	cfg.type_vocab_size = 2;
+	cfg.layer_norm_eps = 1e-12f;
+	bo.num_labels = 3;
+	bo.pad_token_id = pad_id;
+	if (bert_train_create(&cfg, &bo, o->seed, &m, &err) != MMSA_OK ||
+		bert_train_adamw_create(m, 0.9f, 0.999f, 1e-6f, 0.01f, &opt, &err) != MMSA_OK)
+		goto fail;
+	ids = malloc(sizeof(int32_t) * o->text_batch * o->text_max_len);
+	mask = malloc(sizeof(int32_t) * o->text_batch * o->text_max_len);
+	labels = malloc(sizeof(int32_t) * o->text_batch);
+	if (ids == NULL || mask == NULL || labels == NULL)
+	{
+		mmsa_set_error(&err, MMSA_ERR_NOMEM, "out of memory");
+		goto fail;
+	}
+	per_epoch = (train.n + o->text_batch - 1) / o->text_batch;
+	total = per_epoch * o->text_epochs;
+	fprintf(stderr, "mmsa train: text encoder: BERT L=%d C=%d heads=%d FFN=%d max_len=%d, "
+			"%ld parameters; %d epochs of %ld steps (batch %d), lr %g\n",
+			cfg.num_hidden_layers, cfg.hidden_size, cfg.num_attention_heads,
+			cfg.intermediate_size, cfg.max_position_embeddings, m->n_params,
+			o->text_epochs, per_epoch, o->text_batch, o->text_lr);
+
+	/* resume */
+	if (train_exists(ckpt))
+	{
+		if (train_checkpoint_load(ckpt, m->params, opt, &step, "text", &err) != MMSA_OK)
+			goto fail;
+		fprintf(stderr, "mmsa train: text encoder: resuming at step %ld of %ld\n", step, total);
+	}
+	start_step = step;
+	t0 = cli_now_ms();
+
+	for (; step < total; step++)
+	{
+		int			epoch = (int) (step / per_epoch);
+		long		b = step % per_epoch;
+		int64_t		nb;
+		int			T;
+		float		loss,
+					lr;
+
+		if (epoch != plan_epoch)
+		{
+			text_plan_free(&plan);
+			if (text_dataset_plan(&train, o->text_batch, o->seed * 1000003ULL + epoch, &plan, &err) != MMSA_OK)
+				goto fail;
+			plan_epoch = epoch;
+		}
+		nb = plan.batch_start[b + 1] - plan.batch_start[b];
+		T = text_dataset_batch(&train, plan.order + plan.batch_start[b], (int) nb, pad_id,
+							   ids, mask, labels);
+		bert_train_zero_grad(m);
+		if (bert_train_forward(m, ids, NULL, mask, (int) nb, T, 1,
+							   o->seed * 7919ULL + (uint64_t) step, &err) != MMSA_OK ||
+			bert_train_cls_forward(m, labels, NULL, &loss, &err) != MMSA_OK)
+			goto fail;
+		bert_train_cls_backward(m, 1.0f);
+		if (bert_train_backward(m, &err) != MMSA_OK)
+			goto fail;
+		clip_grad_norm(m->grads, m->n_params, CLIP_NORM);
+		lr = lr_linear_warmup_decay(step, (long) (o->text_warmup * total), total, o->text_lr);
+		adamw_step(opt, m->params, m->grads, lr);
+
+		if (!isfinite(loss))
+		{
+			mmsa_set_error(&err, MMSA_ERR_INVALID, "loss is not finite at step %ld", step);
+			goto fail;
+		}
+		loss_sum += loss;
+		loss_n++;
+		for (int i = 0; i < nb; i++)
+		{
+			const float *lg = m->cls_logits + i * 3;
+			int			p = lg[0] >= lg[1] ? (lg[0] >= lg[2] ? 0 : 2) : (lg[1] >= lg[2] ? 1 : 2);
+
+			correct += p == labels[i];
+		}
+		seen += nb;
+		if ((step + 1) % PROGRESS_EVERY == 0 || step + 1 == total)
+		{
+			char		extra[160];
+
+			snprintf(extra, sizeof(extra), "epoch %d, loss %.4f, train acc %.2f%%, lr %.2e",
+					 epoch + 1, loss_sum / loss_n, 100.0 * correct / (seen ? seen : 1), lr);
+			train_progress("text encoder step", step + 1, total, t0, start_step, extra);
+			loss_sum = 0;
+			loss_n = 0;
+			correct = 0;
+			seen = 0;
+		}
+		if ((step + 1) % per_epoch == 0 || (step + 1) % CHECKPOINT_EVERY == 0)
+		{
+			if (train_checkpoint_save(ckpt, m->params, opt, step + 1, "text", &err) != MMSA_OK)
+				goto fail;
+		}
+		if ((step + 1) % per_epoch == 0)
+		{
+			char		when[64];
+
+			snprintf(when, sizeof(when), "after epoch %d", epoch + 1);
+			if (report(m, &tweeteval_val, &mvsa_val, pad_id, when, &err) != MMSA_OK)
+				goto fail;
+		}
+	}
+
+	/* the external check: TweetEval's test split, scored as TweetEval does */
+	{
+		class_metrics tm;
+
+		if (score(m, &tweeteval_test, pad_id, &tm, &err) != MMSA_OK)
+			goto fail;
+		fprintf(stderr, "mmsa train: text encoder: tweeteval-sentiment test: macro recall %.2f%% "
+				"(TweetEval's score), accuracy %.2f%%, macro F1 %.2f%%, %lld texts\n",
+				100 * tm.macro_recall, 100 * tm.accuracy, 100 * tm.macro_f1,
+				(long long) tweeteval_test.n);
+	}
+	if (train_mkdir(text_dir, &err) != MMSA_OK ||
+		bert_train_save_as(m, text_dir, ST_F16, &err) != MMSA_OK ||
+		train_path(path, sizeof(path), text_dir, "vocab.txt", &err) != MMSA_OK ||
+		train_copy_file(o->vocab, path, &err) != MMSA_OK)
+		goto fail;
+	fprintf(stderr, "mmsa train: text encoder written to %s (float16)\n", text_dir);
+	rc = 0;
+	goto done;
+
+fail:
+	fprintf(stderr, "mmsa train: text encoder: %s: %s\n", mmsa_status_name(err.status), err.message);
+done:
+	text_plan_free(&plan);
+	text_dataset_free(&train);
+	text_dataset_free(&tweeteval_val);
+	text_dataset_free(&tweeteval_test);
+	text_dataset_free(&mvsa_val);
+	free(ids);
+	free(mask);
+	free(labels);
+	adamw_free(opt);
+	bert_train_free(m);
+	return rc;
+}
