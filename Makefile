@@ -67,10 +67,14 @@ install: install-model-files
 .PHONY: install-model-files
 install-model-files: weights/text/vocab.txt weights/image/model.safetensors
 	$(MKDIR_P) '$(MODEL_INSTALL_DIR)/text' '$(MODEL_INSTALL_DIR)/image' '$(MODEL_INSTALL_DIR)/heads'
-	$(INSTALL_DATA) weights/text/vocab.txt weights/text/config.json weights/text/model.safetensors \
-		'$(MODEL_INSTALL_DIR)/text/'
+	$(INSTALL_DATA) weights/text/vocab.txt '$(MODEL_INSTALL_DIR)/text/'
+ifneq ($(wildcard weights/model.json),)
+	$(INSTALL_DATA) weights/text/config.json weights/text/model.safetensors '$(MODEL_INSTALL_DIR)/text/'
 	$(INSTALL_DATA) weights/heads/*.safetensors '$(MODEL_INSTALL_DIR)/heads/'
 	$(INSTALL_DATA) weights/model.json '$(MODEL_INSTALL_DIR)/'
+else
+	@echo "mmsa: no trained model in weights/ (build/mmsa train makes it): installing the encoders' files only"
+endif
 	$(INSTALL_DATA) weights/image/config.json weights/image/model.safetensors \
 		weights/image/labels.txt '$(MODEL_INSTALL_DIR)/image/'
 
