@@ -11,8 +11,9 @@
 #include "cli.h"
 
 /*
- * Reads a whole file into *data (malloc'ed, caller frees) and its size into
- * *len; files over max_bytes are refused with MMSA_ERR_LIMIT.
+ * Reads a whole file into *data (malloc'ed, caller frees, with a NUL byte
+ * after the last one) and its size into *len; files over max_bytes are
+ * refused with MMSA_ERR_LIMIT.
  */
 mmsa_status
 cli_read_file(const char *path, size_t max_bytes, uint8_t **data, size_t *len, mmsa_error *err)
@@ -35,7 +36,7 @@ cli_read_file(const char *path, size_t max_bytes, uint8_t **data, size_t *len, m
 		fclose(f);
 		return mmsa_set_error(err, MMSA_ERR_LIMIT, "\"%s\" is larger than %zu bytes", path, max_bytes);
 	}
-	buf = malloc(size > 0 ? (size_t) size : 1);
+	buf = malloc((size_t) size + 1);
 	if (buf == NULL)
 	{
 		fclose(f);
@@ -48,6 +49,7 @@ cli_read_file(const char *path, size_t max_bytes, uint8_t **data, size_t *len, m
 		return mmsa_set_error(err, MMSA_ERR_IO, "cannot read \"%s\"", path);
 	}
 	fclose(f);
+	buf[size] = 0;
 	*data = buf;
 	*len = (size_t) size;
 	return MMSA_OK;

@@ -36,11 +36,12 @@ train_usage(FILE *out)
 			"usage: mmsa train [--data DIR] [--out DIR] [--work DIR] [--image-model DIR] [--vocab FILE]\n"
 			"                  [--seed N] [--threads N] [--only text|heads] [--smoke]\n"
 			"                  [--text-layers N] [--text-hidden N] [--text-heads N] [--text-max-len N]\n"
-			"                  [--text-epochs N] [--text-batch N] [--text-lr X] [--limit N]\n"
+			"                  [--text-epochs N] [--text-batch N] [--text-lr X] [--mlm-epochs N] [--limit N]\n"
 			"                  [--head-epochs N] [--head-batch N] [--head-lr X] [--mvsa-limit N]\n"
 			"Defaults: --data ../shared/data --out weights --work OUT/cache --image-model OUT/image\n"
 			"--vocab OUT/text/vocab.txt --seed 20261129; text encoder L=4 C=256 heads=4 max-len 128,\n"
-			"3 epochs of batch 64 at lr 4e-4; heads 20 epochs of batch 16 at lr 5e-4.\n");
+			"3 epochs of batch 64 at lr 4e-4 (no MLM pre-training: --mlm-epochs 0); heads 20 epochs of\n"
+			"batch 16 at lr 5e-4.  --limit N keeps N texts per source, --mvsa-limit N posts per split.\n");
 }
 
 /*
@@ -177,6 +178,8 @@ cmd_train(int argc, char **argv)
 			o.text_max_len = atoi(argv[++i]);
 		else if (strcmp(a, "--text-epochs") == 0 && v)
 			o.text_epochs = atoi(argv[++i]);
+		else if (strcmp(a, "--mlm-epochs") == 0 && v)
+			o.mlm_epochs = atoi(argv[++i]);
 		else if (strcmp(a, "--text-batch") == 0 && v)
 			o.text_batch = atoi(argv[++i]);
 		else if (strcmp(a, "--text-lr") == 0 && v)
@@ -207,7 +210,7 @@ cmd_train(int argc, char **argv)
 		o.text_hidden % o.text_heads != 0 || o.text_max_len < 8 || o.text_max_len > 512 ||
 		o.text_epochs < 1 || o.text_batch < 1 || o.text_batch > 1024 || !(o.text_lr > 0) ||
 		o.head_epochs < 1 || o.head_batch < 1 || o.head_batch > 1024 || !(o.head_lr > 0) ||
-		o.limit < 0 || o.mvsa_limit < 0 || o.threads < 1 || o.threads > 64)
+		o.mlm_epochs < 0 || o.limit < 0 || o.mvsa_limit < 0 || o.threads < 1 || o.threads > 64)
 	{
 		fprintf(stderr, "mmsa train: a hyper-parameter is out of range (see --help)\n");
 		return 2;

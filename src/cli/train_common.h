@@ -30,7 +30,8 @@ typedef struct train_options
 				text_heads,
 				text_max_len;
 	int			text_epochs,
-				text_batch;
+				text_batch,
+				mlm_epochs;		/* MLM pre-training epochs first (0: none) */
 	float		text_lr,
 				text_warmup;	/* share of the steps */
 

@@ -153,27 +153,56 @@ report(bert_train_model *m, const text_dataset *tweeteval,
 	return status;
 }
 
-int
-train_text_stage(const train_options *o, const bert_tokenizer *tok)
+/* What one phase of training the encoder does. */
+typedef struct text_phase
 {
-	text_dataset train = {0},
-				tweeteval_val = {0},
-				tweeteval_test = {0},
-				mvsa_val = {0};
-	bert_train_model *m = NULL;
+	const char *name;			/* "mlm" or "text" (checkpoint kind) */
+	int			mlm;			/* masked-language modelling, else classes */
+	const text_dataset *data;
+	int			epochs;
+	float		lr;
+	const char *checkpoint;
+	/* monitors, for the classification phase */
+	const text_dataset *tweeteval_val;
+	const text_dataset *mvsa_val;
+} text_phase;
+
+/* The first id that masking may draw as a random replacement: the first
+ * vocabulary entry after [MASK] that is not a bracketed special token. */
+static int32_t
+first_random_id(const bert_tokenizer *tok)
+{
+	int32_t		id = bert_tokenizer_lookup(tok, "[MASK]", 6);
+
+	for (id = id < 0 ? 0 : id + 1; id < bert_tokenizer_vocab_size(tok); id++)
+	{
+		const char *t = bert_tokenizer_token(tok, id);
+
+		if (t != NULL && t[0] != '[')
+			return id;
+	}
+	return 0;
+}
+
+/*
+ * Runs one phase: epochs over ph->data with AdamW (its own optimizer and
+ * schedule: warm-up over text_warmup of the steps, then linear decay),
+ * gradient clipping, progress lines, checkpoints every CHECKPOINT_EVERY
+ * steps and at each epoch's end, resuming from ph->checkpoint.
+ */
+static mmsa_status
+run_phase(const train_options *o, const bert_tokenizer *tok, bert_train_model *m,
+		  const text_phase *ph, mmsa_error *err)
+{
 	adamw_optimizer *opt = NULL;
-	bert_train_options bo = bert_train_options_default();
-	bert_config cfg;
 	text_plan	plan = {0};
 	int			plan_epoch = -1;
-	mmsa_error	err;
-	char		path[4096],
-				ckpt[4096],
-				text_dir[4096];
 	int32_t    *ids = NULL,
 			   *mask = NULL,
 			   *labels = NULL;
 	int32_t		pad_id = bert_tokenizer_pad_id(tok);
+	int32_t		mask_id = bert_tokenizer_lookup(tok, "[MASK]", 6);
+	int32_t		first_random = first_random_id(tok);
 	long		step = 0,
 				total,
 				per_epoch,
@@ -183,10 +212,198 @@ train_text_stage(const train_options *o, const bert_tokenizer *tok)
 	long		loss_n = 0,
 				correct = 0,
 				seen = 0;
+	mmsa_status status = MMSA_OK;
+	char		what[64];
+
+	snprintf(what, sizeof(what), "%s step", ph->mlm ? "MLM pre-training" : "text encoder");
+	if (ph->mlm && mask_id < 0)
+		return mmsa_set_error(err, MMSA_ERR_FORMAT, "the vocabulary has no [MASK] token");
+	if ((status = bert_train_adamw_create(m, 0.9f, 0.999f, 1e-6f, 0.01f, &opt, err)) != MMSA_OK)
+		return status;
+	ids = malloc(sizeof(int32_t) * o->text_batch * o->text_max_len);
+	mask = malloc(sizeof(int32_t) * o->text_batch * o->text_max_len);
+	labels = malloc(sizeof(int32_t) * o->text_batch * o->text_max_len);
+	if (ids == NULL || mask == NULL || labels == NULL)
+	{
+		status = mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+		goto done;
+	}
+	per_epoch = (ph->data->n + o->text_batch - 1) / o->text_batch;
+	total = per_epoch * ph->epochs;
+	if (train_exists(ph->checkpoint))
+	{
+		if ((status = train_checkpoint_load(ph->checkpoint, m->params, opt, &step, ph->name, err)) != MMSA_OK)
+			goto done;
+		fprintf(stderr, "mmsa train: %s: resuming at step %ld of %ld\n", ph->name, step, total);
+	}
+	fprintf(stderr, "mmsa train: %s: %d epochs of %ld steps (batch %d), lr %g\n",
+			ph->mlm ? "MLM pre-training" : "text encoder", ph->epochs, per_epoch, o->text_batch, ph->lr);
+	start_step = step;
+	t0 = cli_now_ms();
+
+	for (; step < total; step++)
+	{
+		int			epoch = (int) (step / per_epoch);
+		long		b = step % per_epoch;
+		int64_t		nb;
+		int			T;
+		float		loss,
+					lr;
+		uint64_t	step_seed = o->seed * 7919ULL + (uint64_t) step + (ph->mlm ? 0x9E3779B9ULL : 0);
+
+		if (epoch != plan_epoch)
+		{
+			text_plan_free(&plan);
+			if ((status = text_dataset_plan(ph->data, o->text_batch,
+											o->seed * 1000003ULL + epoch + (ph->mlm ? 77 : 0),
+											&plan, err)) != MMSA_OK)
+				goto done;
+			plan_epoch = epoch;
+		}
+		nb = plan.batch_start[b + 1] - plan.batch_start[b];
+		T = text_dataset_batch(ph->data, plan.order + plan.batch_start[b], (int) nb, pad_id,
+							   ids, mask, ph->mlm ? NULL : labels);
+		bert_train_zero_grad(m);
+		if (ph->mlm)
+			mlm_mask(ids, mask, labels, (int) nb, T, 0.15f, mask_id, bert_tokenizer_cls_id(tok),
+					 bert_tokenizer_sep_id(tok), first_random, bert_tokenizer_vocab_size(tok),
+					 step_seed);
+		if ((status = bert_train_forward(m, ids, NULL, mask, (int) nb, T, 1, step_seed, err)) != MMSA_OK)
+			goto done;
+		if (ph->mlm)
+		{
+			if ((status = bert_train_mlm_forward(m, labels, &loss, err)) != MMSA_OK)
+				goto done;
+			bert_train_mlm_backward(m, 1.0f);
+		}
+		else
+		{
+			if ((status = bert_train_cls_forward(m, labels, NULL, &loss, err)) != MMSA_OK)
+				goto done;
+			bert_train_cls_backward(m, 1.0f);
+			for (int i = 0; i < nb; i++)
+			{
+				const float *lg = m->cls_logits + i * 3;
+				int			p = lg[0] >= lg[1] ? (lg[0] >= lg[2] ? 0 : 2) : (lg[1] >= lg[2] ? 1 : 2);
+
+				correct += p == labels[i];
+			}
+			seen += nb;
+		}
+		if ((status = bert_train_backward(m, err)) != MMSA_OK)
+			goto done;
+		clip_grad_norm(m->grads, m->n_params, CLIP_NORM);
+		lr = lr_linear_warmup_decay(step, (long) (o->text_warmup * total), total, ph->lr);
+		adamw_step(opt, m->params, m->grads, lr);
+
+		if (!isfinite(loss))
+		{
+			status = mmsa_set_error(err, MMSA_ERR_INVALID, "%s: loss is not finite at step %ld",
+									ph->name, step);
+			goto done;
+		}
+		loss_sum += loss;
+		loss_n++;
+		if ((step + 1) % PROGRESS_EVERY == 0 || step + 1 == total)
+		{
+			char		extra[160];
+
+			if (ph->mlm)
+				snprintf(extra, sizeof(extra), "epoch %d, MLM loss %.4f, lr %.2e",
+						 epoch + 1, loss_sum / loss_n, lr);
+			else
+				snprintf(extra, sizeof(extra), "epoch %d, loss %.4f, train acc %.2f%%, lr %.2e",
+						 epoch + 1, loss_sum / loss_n, 100.0 * correct / (seen ? seen : 1), lr);
+			train_progress(what, step + 1, total, t0, start_step, extra);
+			loss_sum = 0;
+			loss_n = 0;
+			correct = 0;
+			seen = 0;
+		}
+		if ((step + 1) % per_epoch == 0 || (step + 1) % CHECKPOINT_EVERY == 0)
+		{
+			if ((status = train_checkpoint_save(ph->checkpoint, m->params, opt, step + 1, ph->name,
+												err)) != MMSA_OK)
+				goto done;
+		}
+		if (!ph->mlm && (step + 1) % per_epoch == 0)
+		{
+			char		when[64];
+
+			snprintf(when, sizeof(when), "after epoch %d", epoch + 1);
+			if ((status = report(m, ph->tweeteval_val, ph->mvsa_val, pad_id, when, err)) != MMSA_OK)
+				goto done;
+		}
+	}
+
+done:
+	text_plan_free(&plan);
+	free(ids);
+	free(mask);
+	free(labels);
+	adamw_free(opt);
+	return status;
+}
+
+/* Reads one text per line (tweets-unlabelled/texts.txt) into d, unlabelled. */
+static mmsa_status
+add_lines(text_dataset *d, const bert_tokenizer *tok, const char *path, long limit,
+		  int max_len, mmsa_error *err)
+{
+	uint8_t    *data;
+	size_t		len;
+	mmsa_status status;
+	char	   *p,
+			   *end;
+	long		n = 0;
+
+	if ((status = cli_read_file(path, (size_t) 1 << 31, &data, &len, err)) != MMSA_OK)
+		return status;
+	p = (char *) data;
+	end = p + len;
+	while (status == MMSA_OK && p < end && (limit <= 0 || n < limit))
+	{
+		char	   *nl = memchr(p, '\n', end - p);
+		const char *text;
+
+		if (nl == NULL)
+			nl = end;
+		*nl = '\0';				/* cli_read_file leaves a NUL after the end */
+		text = p;
+		if (nl > p)
+		{
+			status = text_dataset_add(d, tok, &text, NULL, 1, max_len, err);
+			n++;
+		}
+		p = nl + 1;
+	}
+	free(data);
+	return status;
+}
+
+int
+train_text_stage(const train_options *o, const bert_tokenizer *tok)
+{
+	text_dataset train = {0},
+				unlabelled = {0},
+				tweeteval_val = {0},
+				tweeteval_test = {0},
+				mvsa_val = {0};
+	bert_train_model *m = NULL;
+	bert_train_options bo = bert_train_options_default();
+	bert_config cfg;
+	mmsa_error	err;
+	char		path[4096],
+				ckpt[4096],
+				mlm_ckpt[4096],
+				text_dir[4096];
+	int32_t		pad_id = bert_tokenizer_pad_id(tok);
+	text_phase	ph;
 	int			rc = 1;
 
 	if (train_path(text_dir, sizeof(text_dir), o->out_dir, "text", &err) != MMSA_OK ||
-		train_path(ckpt, sizeof(ckpt), o->work_dir, "text.checkpoint.safetensors", &err) != MMSA_OK)
+		train_path(ckpt, sizeof(ckpt), o->work_dir, "text.checkpoint.safetensors", &err) != MMSA_OK ||
+		train_path(mlm_ckpt, sizeof(mlm_ckpt), o->work_dir, "mlm.checkpoint.safetensors", &err) != MMSA_OK)
 		goto fail;
 
 	/* data */
@@ -206,7 +423,7 @@ train_text_stage(const train_options *o, const bert_tokenizer *tok)
 			(long long) train.n, (long long) train.n_ids, (long long) tweeteval_val.n,
 			(long long) tweeteval_test.n, (long long) mvsa_val.n);
 
-	/* model and optimizer */
+	/* the model */
 	cfg.vocab_size = bert_tokenizer_vocab_size(tok);
 	cfg.hidden_size = o->text_hidden;
 	cfg.num_hidden_layers = o->text_layers;
@@ -217,107 +434,54 @@ train_text_stage(const train_options *o, const bert_tokenizer *tok)
 	cfg.layer_norm_eps = 1e-12f;
 	bo.num_labels = 3;
 	bo.pad_token_id = pad_id;
-	if (bert_train_create(&cfg, &bo, o->seed, &m, &err) != MMSA_OK ||
-		bert_train_adamw_create(m, 0.9f, 0.999f, 1e-6f, 0.01f, &opt, &err) != MMSA_OK)
+	if (bert_train_create(&cfg, &bo, o->seed, &m, &err) != MMSA_OK)
 		goto fail;
-	ids = malloc(sizeof(int32_t) * o->text_batch * o->text_max_len);
-	mask = malloc(sizeof(int32_t) * o->text_batch * o->text_max_len);
-	labels = malloc(sizeof(int32_t) * o->text_batch);
-	if (ids == NULL || mask == NULL || labels == NULL)
-	{
-		mmsa_set_error(&err, MMSA_ERR_NOMEM, "out of memory");
-		goto fail;
-	}
-	per_epoch = (train.n + o->text_batch - 1) / o->text_batch;
-	total = per_epoch * o->text_epochs;
 	fprintf(stderr, "mmsa train: text encoder: BERT L=%d C=%d heads=%d FFN=%d max_len=%d, "
-			"%ld parameters; %d epochs of %ld steps (batch %d), lr %g\n",
-			cfg.num_hidden_layers, cfg.hidden_size, cfg.num_attention_heads,
-			cfg.intermediate_size, cfg.max_position_embeddings, m->n_params,
-			o->text_epochs, per_epoch, o->text_batch, o->text_lr);
+			"%ld parameters\n", cfg.num_hidden_layers, cfg.hidden_size, cfg.num_attention_heads,
+			cfg.intermediate_size, cfg.max_position_embeddings, m->n_params);
 
-	/* resume */
-	if (train_exists(ckpt))
+	/*
+	 * Optional phase 1: masked-language-model pre-training on the
+	 * unlabelled tweets and the labelled ones' texts (skipped once the
+	 * classification phase has a checkpoint).
+	 */
+	if (o->mlm_epochs > 0 && !train_exists(ckpt))
 	{
-		if (train_checkpoint_load(ckpt, m->params, opt, &step, "text", &err) != MMSA_OK)
+		if (train_path(path, sizeof(path), o->data_dir, "tweets-unlabelled/texts.txt", &err) != MMSA_OK ||
+			add_lines(&unlabelled, tok, path, o->limit, o->text_max_len, &err) != MMSA_OK)
 			goto fail;
-		fprintf(stderr, "mmsa train: text encoder: resuming at step %ld of %ld\n", step, total);
+		for (int64_t i = 0; i < train.n; i++)
+		{
+			/* the labelled texts too, without their labels */
+			if (text_dataset_add_ids(&unlabelled, train.ids + train.offsets[i],
+									 text_dataset_length(&train, i), -1, &err) != MMSA_OK)
+				goto fail;
+		}
+		fprintf(stderr, "mmsa train: MLM pre-training on %lld texts (%lld tokens)\n",
+				(long long) unlabelled.n, (long long) unlabelled.n_ids);
+		memset(&ph, 0, sizeof(ph));
+		ph.name = "mlm";
+		ph.mlm = 1;
+		ph.data = &unlabelled;
+		ph.epochs = o->mlm_epochs;
+		ph.lr = o->text_lr;
+		ph.checkpoint = mlm_ckpt;
+		if (run_phase(o, tok, m, &ph, &err) != MMSA_OK)
+			goto fail;
+		text_dataset_free(&unlabelled);
 	}
-	start_step = step;
-	t0 = cli_now_ms();
 
-	for (; step < total; step++)
-	{
-		int			epoch = (int) (step / per_epoch);
-		long		b = step % per_epoch;
-		int64_t		nb;
-		int			T;
-		float		loss,
-					lr;
-
-		if (epoch != plan_epoch)
-		{
-			text_plan_free(&plan);
-			if (text_dataset_plan(&train, o->text_batch, o->seed * 1000003ULL + epoch, &plan, &err) != MMSA_OK)
-				goto fail;
-			plan_epoch = epoch;
-		}
-		nb = plan.batch_start[b + 1] - plan.batch_start[b];
-		T = text_dataset_batch(&train, plan.order + plan.batch_start[b], (int) nb, pad_id,
-							   ids, mask, labels);
-		bert_train_zero_grad(m);
-		if (bert_train_forward(m, ids, NULL, mask, (int) nb, T, 1,
-							   o->seed * 7919ULL + (uint64_t) step, &err) != MMSA_OK ||
-			bert_train_cls_forward(m, labels, NULL, &loss, &err) != MMSA_OK)
-			goto fail;
-		bert_train_cls_backward(m, 1.0f);
-		if (bert_train_backward(m, &err) != MMSA_OK)
-			goto fail;
-		clip_grad_norm(m->grads, m->n_params, CLIP_NORM);
-		lr = lr_linear_warmup_decay(step, (long) (o->text_warmup * total), total, o->text_lr);
-		adamw_step(opt, m->params, m->grads, lr);
-
-		if (!isfinite(loss))
-		{
-			mmsa_set_error(&err, MMSA_ERR_INVALID, "loss is not finite at step %ld", step);
-			goto fail;
-		}
-		loss_sum += loss;
-		loss_n++;
-		for (int i = 0; i < nb; i++)
-		{
-			const float *lg = m->cls_logits + i * 3;
-			int			p = lg[0] >= lg[1] ? (lg[0] >= lg[2] ? 0 : 2) : (lg[1] >= lg[2] ? 1 : 2);
-
-			correct += p == labels[i];
-		}
-		seen += nb;
-		if ((step + 1) % PROGRESS_EVERY == 0 || step + 1 == total)
-		{
-			char		extra[160];
-
-			snprintf(extra, sizeof(extra), "epoch %d, loss %.4f, train acc %.2f%%, lr %.2e",
-					 epoch + 1, loss_sum / loss_n, 100.0 * correct / (seen ? seen : 1), lr);
-			train_progress("text encoder step", step + 1, total, t0, start_step, extra);
-			loss_sum = 0;
-			loss_n = 0;
-			correct = 0;
-			seen = 0;
-		}
-		if ((step + 1) % per_epoch == 0 || (step + 1) % CHECKPOINT_EVERY == 0)
-		{
-			if (train_checkpoint_save(ckpt, m->params, opt, step + 1, "text", &err) != MMSA_OK)
-				goto fail;
-		}
-		if ((step + 1) % per_epoch == 0)
-		{
-			char		when[64];
-
-			snprintf(when, sizeof(when), "after epoch %d", epoch + 1);
-			if (report(m, &tweeteval_val, &mvsa_val, pad_id, when, &err) != MMSA_OK)
-				goto fail;
-		}
-	}
+	/* phase 2: three-way sentiment classification */
+	memset(&ph, 0, sizeof(ph));
+	ph.name = "text";
+	ph.data = &train;
+	ph.epochs = o->text_epochs;
+	ph.lr = o->text_lr;
+	ph.checkpoint = ckpt;
+	ph.tweeteval_val = &tweeteval_val;
+	ph.mvsa_val = &mvsa_val;
+	if (run_phase(o, tok, m, &ph, &err) != MMSA_OK)
+		goto fail;
 
 	/* the external check: TweetEval's test split, scored as TweetEval does */
 	{
@@ -342,15 +506,11 @@ train_text_stage(const train_options *o, const bert_tokenizer *tok)
 fail:
 	fprintf(stderr, "mmsa train: text encoder: %s: %s\n", mmsa_status_name(err.status), err.message);
 done:
-	text_plan_free(&plan);
 	text_dataset_free(&train);
+	text_dataset_free(&unlabelled);
 	text_dataset_free(&tweeteval_val);
 	text_dataset_free(&tweeteval_test);
 	text_dataset_free(&mvsa_val);
-	free(ids);
-	free(mask);
-	free(labels);
-	adamw_free(opt);
 	bert_train_free(m);
 	return rc;
 }

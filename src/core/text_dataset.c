@@ -118,6 +118,22 @@ text_dataset_add(text_dataset *d, const bert_tokenizer *tok,
 	return MMSA_OK;
 }
 
+mmsa_status
+text_dataset_add_ids(text_dataset *d, const int32_t *ids, int n, int label,
+					 mmsa_error *err)
+{
+	mmsa_status status = dataset_reserve(d, 1, n, err);
+
+	if (status != MMSA_OK)
+		return status;
+	memcpy(d->ids + d->n_ids, ids, sizeof(int32_t) * n);
+	d->labels[d->n] = label;
+	d->n_ids += n;
+	d->n++;
+	d->offsets[d->n] = d->n_ids;
+	return MMSA_OK;
+}
+
 void
 text_dataset_free(text_dataset *d)
 {

@@ -55,6 +55,10 @@ mmsa_status text_dataset_add(text_dataset *d, const bert_tokenizer *tok,
 							 const char *const *texts, const int *labels,
 							 int64_t n, int max_len, mmsa_error *err);
 
+/* Appends one text given as ids (n of them, at most the max_len used). */
+mmsa_status text_dataset_add_ids(text_dataset *d, const int32_t *ids, int n,
+								 int label, mmsa_error *err);
+
 void		text_dataset_free(text_dataset *d);
 
 static inline int
