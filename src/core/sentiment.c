@@ -51,6 +51,60 @@ read_model_json(const char *dir, fusion_kind *default_kind, mmsa_error *err)
 	return status;
 }
 
+/* Sizes and work buffers that follow from the text encoder m->text. */
+static mmsa_status
+init_text_buffers(sentiment_model *m, mmsa_error *err)
+{
+	m->max_len = m->text->config.max_position_embeddings;
+	m->hidden = m->text->config.hidden_size;
+	m->ids = malloc(sizeof(int32_t) * m->max_len);
+	m->mask = malloc(sizeof(int32_t) * m->max_len);
+	if (m->ids == NULL || m->mask == NULL)
+		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+	return MMSA_OK;
+}
+
+/* DIR/heads/<name>.safetensors, each checked against the encoders' widths. */
+static mmsa_status
+load_heads(sentiment_model *m, const char *dir, mmsa_error *err)
+{
+	char		path[4096];
+	mmsa_status status;
+
+	for (int k = 0; k < FUSION_N_KINDS; k++)
+	{
+		char		name[64];
+		const fusion_config *c;
+
+		snprintf(name, sizeof(name), "heads/%s.safetensors", fusion_kind_name((fusion_kind) k));
+		if ((status = join(path, sizeof(path), dir, name, err)) != MMSA_OK ||
+			(status = fusion_load(path, &m->heads[k], err)) != MMSA_OK)
+			return status;
+		c = fusion_get_config(m->heads[k]);
+		if (c->kind != (fusion_kind) k || c->hidden != m->hidden ||
+			c->image_width != RESNET_FEATURES || c->image_tokens != RESNET_TOKENS)
+			return mmsa_set_error(err, MMSA_ERR_FORMAT,
+								  "%s: a %s head of width %d for images %dx%d does not fit the text "
+								  "encoder (width %d) and ResNet-50 (%dx%d)", path,
+								  fusion_kind_name(c->kind), c->hidden, c->image_tokens,
+								  c->image_width, m->hidden, RESNET_TOKENS, RESNET_FEATURES);
+	}
+	return MMSA_OK;
+}
+
+/* The preprocessing check and pixel buffer that follow from m->image. */
+static mmsa_status
+init_image_buffers(sentiment_model *m, const char *image_dir, mmsa_error *err)
+{
+	if (m->preprocess.crop != RESNET_IMAGE_SIZE)
+		return mmsa_set_error(err, MMSA_ERR_FORMAT, "%s/config.json: crop must be %d",
+							  image_dir, RESNET_IMAGE_SIZE);
+	m->pixels = malloc(sizeof(float) * 3 * RESNET_IMAGE_SIZE * RESNET_IMAGE_SIZE);
+	if (m->pixels == NULL)
+		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+	return MMSA_OK;
+}
+
 mmsa_status
 sentiment_model_load(const char *dir, int flags, sentiment_model **out,
 					 mmsa_error *err)
@@ -70,40 +124,13 @@ sentiment_model_load(const char *dir, int flags, sentiment_model **out,
 	if ((status = join(path, sizeof(path), dir, "text/vocab.txt", err)) != MMSA_OK ||
 		(status = bert_tokenizer_load(path, &m->tokenizer, err)) != MMSA_OK ||
 		(status = join(path, sizeof(path), dir, "text", err)) != MMSA_OK ||
-		(status = bert_model_load(path, &m->text, err)) != MMSA_OK)
+		(status = bert_model_load(path, &m->text, err)) != MMSA_OK ||
+		(status = init_text_buffers(m, err)) != MMSA_OK)
 		goto fail;
-	m->max_len = m->text->config.max_position_embeddings;
-	m->hidden = m->text->config.hidden_size;
-	m->ids = malloc(sizeof(int32_t) * m->max_len);
-	m->mask = malloc(sizeof(int32_t) * m->max_len);
-	if (m->ids == NULL || m->mask == NULL)
-	{
-		status = mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
-		goto fail;
-	}
 
 	/* heads */
-	for (int k = 0; k < FUSION_N_KINDS; k++)
-	{
-		char		name[64];
-		const fusion_config *c;
-
-		snprintf(name, sizeof(name), "heads/%s.safetensors", fusion_kind_name((fusion_kind) k));
-		if ((status = join(path, sizeof(path), dir, name, err)) != MMSA_OK ||
-			(status = fusion_load(path, &m->heads[k], err)) != MMSA_OK)
-			goto fail;
-		c = fusion_get_config(m->heads[k]);
-		if (c->kind != (fusion_kind) k || c->hidden != m->hidden ||
-			c->image_width != RESNET_FEATURES || c->image_tokens != RESNET_TOKENS)
-		{
-			status = mmsa_set_error(err, MMSA_ERR_FORMAT,
-									"%s: a %s head of width %d for images %dx%d does not fit the text "
-									"encoder (width %d) and ResNet-50 (%dx%d)", path,
-									fusion_kind_name(c->kind), c->hidden, c->image_tokens,
-									c->image_width, m->hidden, RESNET_TOKENS, RESNET_FEATURES);
-			goto fail;
-		}
-	}
+	if ((status = load_heads(m, dir, err)) != MMSA_OK)
+		goto fail;
 
 	/* image encoder */
 	if (flags & SENTIMENT_LOAD_IMAGE)
@@ -111,20 +138,50 @@ sentiment_model_load(const char *dir, int flags, sentiment_model **out,
 		if ((status = join(path, sizeof(path), dir, "image", err)) != MMSA_OK ||
 			(status = resnet_model_load(path, &m->image, err)) != MMSA_OK ||
 			(status = image_preprocess_config_from_string(m->image->preprocess_json,
-														  &m->preprocess, err)) != MMSA_OK)
+														  &m->preprocess, err)) != MMSA_OK ||
+			(status = init_image_buffers(m, path, err)) != MMSA_OK)
 			goto fail;
-		if (m->preprocess.crop != RESNET_IMAGE_SIZE)
-		{
-			status = mmsa_set_error(err, MMSA_ERR_FORMAT, "%s/config.json: crop must be %d",
-									path, RESNET_IMAGE_SIZE);
+	}
+	*out = m;
+	return MMSA_OK;
+
+fail:
+	sentiment_model_free(m);
+	return status;
+}
+
+mmsa_status
+sentiment_model_load_heads(const char *dir, bert_tokenizer *tokenizer,
+						   bert_model *text, resnet_model *image,
+						   const image_preprocess_config *preprocess,
+						   sentiment_model **out, mmsa_error *err)
+{
+	sentiment_model *m;
+	char		path[4096];
+	mmsa_status status;
+
+	*out = NULL;
+	if (tokenizer == NULL || text == NULL || (image != NULL && preprocess == NULL))
+		return mmsa_set_error(err, MMSA_ERR_INVALID,
+							  "sentiment_model_load_heads needs a tokenizer, a text encoder and, "
+							  "with an image encoder, its preprocessing");
+	m = calloc(1, sizeof(*m));
+	if (m == NULL)
+		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+	m->borrowed_encoders = 1;
+	m->tokenizer = tokenizer;
+	m->text = text;
+	m->image = image;
+	if ((status = read_model_json(dir, &m->default_kind, err)) != MMSA_OK ||
+		(status = init_text_buffers(m, err)) != MMSA_OK ||
+		(status = load_heads(m, dir, err)) != MMSA_OK)
+		goto fail;
+	if (image != NULL)
+	{
+		m->preprocess = *preprocess;
+		if ((status = join(path, sizeof(path), dir, "image", err)) != MMSA_OK ||
+			(status = init_image_buffers(m, path, err)) != MMSA_OK)
 			goto fail;
-		}
-		m->pixels = malloc(sizeof(float) * 3 * RESNET_IMAGE_SIZE * RESNET_IMAGE_SIZE);
-		if (m->pixels == NULL)
-		{
-			status = mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
-			goto fail;
-		}
 	}
 	*out = m;
 	return MMSA_OK;
@@ -139,9 +196,12 @@ sentiment_model_free(sentiment_model *m)
 {
 	if (m == NULL)
 		return;
-	bert_tokenizer_free(m->tokenizer);
-	bert_model_free(m->text);
-	resnet_model_free(m->image);
+	if (!m->borrowed_encoders)
+	{
+		bert_tokenizer_free(m->tokenizer);
+		bert_model_free(m->text);
+		resnet_model_free(m->image);
+	}
 	image_workspace_free(&m->workspace);
 	for (int k = 0; k < FUSION_N_KINDS; k++)
 		fusion_free(m->heads[k]);

@@ -45,6 +45,8 @@ typedef struct sentiment_model
 	fusion_kind default_kind;
 	int32_t    *ids,
 			   *mask;			/* (max_len) */
+	int			borrowed_encoders;	/* tokenizer, text, image belong to the
+									 * caller (sentiment_model_load_heads) */
 } sentiment_model;
 
 /* Text features of one post. */
@@ -68,6 +70,19 @@ typedef struct sentiment_image
  */
 mmsa_status sentiment_model_load(const char *dir, int flags,
 								 sentiment_model **out, mmsa_error *err);
+
+/*
+ * Loads only DIR/model.json and DIR/heads/ around encoders the caller has
+ * already loaded (the extension's per-backend cache): tokenizer and text
+ * are required; image may be NULL (no image features then), and preprocess
+ * is its preprocessing configuration.  The encoders are borrowed:
+ * sentiment_model_free leaves them to their owner, who must keep them
+ * alive as long as the model.
+ */
+mmsa_status sentiment_model_load_heads(const char *dir, bert_tokenizer *tokenizer,
+									   bert_model *text, resnet_model *image,
+									   const image_preprocess_config *preprocess,
+									   sentiment_model **out, mmsa_error *err);
 void		sentiment_model_free(sentiment_model *m);
 
 /* Buffers for one post's features (free with the _free functions). */

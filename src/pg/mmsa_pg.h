@@ -13,6 +13,7 @@
 #include "image.h"
 #include "resnet.h"
 #include "mmsa_error.h"
+#include "sentiment.h"
 #include "tokenizer.h"
 
 /* GUC variables (mmsa.c) */
@@ -67,5 +68,34 @@ typedef struct mmsa_image_encoder
 } mmsa_image_encoder;
 
 mmsa_image_encoder *mmsa_image_encoder_get(void);
+
+/*
+ * The sentiment model of the installed model (model.json and the seven
+ * heads under <mmsa.model_dir>), loaded once per backend around the cached
+ * text and image encoders above, which it borrows rather than loading them
+ * a second time; with work buffers for one post's features, allocated once
+ * (model_cache.c).
+ */
+typedef struct mmsa_sentiment_cache
+{
+	char	   *dir;			/* mmsa.model_dir it was loaded from */
+	sentiment_model *model;		/* encoders borrowed from the caches above */
+	sentiment_text text;		/* one post's text features */
+	sentiment_image image;		/* one post's image features */
+} mmsa_sentiment_cache;
+
+mmsa_sentiment_cache *mmsa_sentiment_get(void);
+
+/*
+ * Classifies one post (sentiment_functions.c).  kind is a fusion_kind, or
+ * -1 for the model's default; a NULL image gives the text model (bert), a
+ * NULL body the image model (resnet).  Returns the label index (0
+ * negative, 1 neutral, 2 positive) and fills probs, or returns -1 when both
+ * are NULL.
+ */
+int			mmsa_classify_post(text *body, bytea *image, int kind, float probs[3]);
+
+/* The OIDs of the three values of the label enum typid, in label order. */
+void		mmsa_label_oids(Oid typid, Oid oids[3]);
 
 #endif

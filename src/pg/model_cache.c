@@ -1,6 +1,7 @@
 /*
  * model_cache.c
- *	  The installed model, loaded once per backend and kept for its life.
+ *	  The installed model, loaded once per backend and kept for its life:
+ *	  the text and image encoders, and the sentiment heads around them.
  *
  * Weights are mmap'ed read-only (safetensors.c), so every backend that
  * loads the same files shares their pages through the operating system's
@@ -158,4 +159,80 @@ mmsa_image_encoder_get(void)
 	image_encoder.preprocess = preprocess;
 	image_encoder.dir = MemoryContextStrdup(TopMemoryContext, dir);
 	return &image_encoder;
+}
+
+static mmsa_sentiment_cache sentiment;
+
+/* Frees the sentiment cache (its heads and buffers, not the encoders). */
+static void
+sentiment_reset(void)
+{
+	sentiment_text_free(&sentiment.text);
+	sentiment_image_free(&sentiment.image);
+	sentiment_model_free(sentiment.model);
+	if (sentiment.dir != NULL)
+		pfree(sentiment.dir);
+	memset(&sentiment, 0, sizeof(sentiment));
+}
+
+/*
+ * Returns the installed sentiment model: <mmsa.model_dir>/model.json (the
+ * default fusion) and heads/, around the text and image encoders of the
+ * caches above.  Rebuilt when mmsa.model_dir changes, and whenever one of
+ * those caches has reloaded an encoder, so that it never points at freed
+ * ones.
+ */
+mmsa_sentiment_cache *
+mmsa_sentiment_get(void)
+{
+	const char *dir = mmsa_model_dir ? mmsa_model_dir : "";
+	char		path[MAXPGPATH];
+	struct stat st;
+	mmsa_text_encoder *tenc;
+	bert_model *bert;
+	mmsa_image_encoder *ienc;
+	sentiment_model *m = NULL;
+	mmsa_error	err;
+
+	/*
+	 * Without model.json there is no trained model here, whatever else the
+	 * directory holds: say so before loading the encoders.
+	 */
+	if (sentiment.dir == NULL || strcmp(sentiment.dir, dir) != 0)
+	{
+		snprintf(path, sizeof(path), "%s/model.json", dir);
+		if (stat(path, &st) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_FILE),
+					 errmsg("mmsa: no trained sentiment model in \"%s\"", dir),
+					 errdetail("\"%s\" does not exist: %m.", path),
+					 errhint("Install the trained model (`make install` installs it under "
+							 "<sharedir>/mmsa once weights/model.json exists), or have a "
+							 "superuser point mmsa.model_dir at a directory written by "
+							 "`mmsa train`.")));
+	}
+
+	tenc = mmsa_text_encoder_get();
+	bert = mmsa_text_encoder_weights(tenc);
+	ienc = mmsa_image_encoder_get();
+	if (sentiment.dir != NULL && strcmp(sentiment.dir, dir) == 0 &&
+		sentiment.model->tokenizer == tenc->tokenizer &&
+		sentiment.model->text == bert &&
+		sentiment.model->image == ienc->resnet)
+		return &sentiment;
+	sentiment_reset();
+
+	if (sentiment_model_load_heads(dir, tenc->tokenizer, bert, ienc->resnet,
+								   &ienc->preprocess, &m, &err) != MMSA_OK)
+		mmsa_report_error(&err, MMSA_ORIGIN_MODEL);
+	if (sentiment_text_alloc(m, &sentiment.text, &err) != MMSA_OK ||
+		sentiment_image_alloc(&sentiment.image, &err) != MMSA_OK)
+	{
+		sentiment_text_free(&sentiment.text);
+		sentiment_model_free(m);
+		mmsa_report_error(&err, MMSA_ORIGIN_MODEL);
+	}
+	sentiment.model = m;
+	sentiment.dir = MemoryContextStrdup(TopMemoryContext, dir);
+	return &sentiment;
 }
