@@ -188,11 +188,12 @@ first_random_id(const bert_tokenizer *tok)
  * Runs one phase: epochs over ph->data with AdamW (its own optimizer and
  * schedule: warm-up over text_warmup of the steps, then linear decay),
  * gradient clipping, progress lines, checkpoints every CHECKPOINT_EVERY
- * steps and at each epoch's end, resuming from ph->checkpoint.
+ * steps and at each epoch's end, resuming from ph->checkpoint.  *trained
+ * says whether any step was left to run.
  */
 static mmsa_status
 run_phase(const train_options *o, const bert_tokenizer *tok, bert_train_model *m,
-		  const text_phase *ph, mmsa_error *err)
+		  const text_phase *ph, int *trained, mmsa_error *err)
 {
 	adamw_optimizer *opt = NULL;
 	text_plan	plan = {0};
@@ -239,6 +240,7 @@ run_phase(const train_options *o, const bert_tokenizer *tok, bert_train_model *m
 	fprintf(stderr, "mmsa train: %s: %d epochs of %ld steps (batch %d), lr %g\n",
 			ph->mlm ? "MLM pre-training" : "text encoder", ph->epochs, per_epoch, o->text_batch, ph->lr);
 	start_step = step;
+	*trained = step < total;
 	t0 = cli_now_ms();
 
 	for (; step < total; step++)
@@ -399,6 +401,7 @@ train_text_stage(const train_options *o, const bert_tokenizer *tok)
 				text_dir[4096];
 	int32_t		pad_id = bert_tokenizer_pad_id(tok);
 	text_phase	ph;
+	int			trained = 0;
 	int			rc = 1;
 
 	if (train_path(text_dir, sizeof(text_dir), o->out_dir, "text", &err) != MMSA_OK ||
@@ -466,7 +469,7 @@ train_text_stage(const train_options *o, const bert_tokenizer *tok)
 		ph.epochs = o->mlm_epochs;
 		ph.lr = o->text_lr;
 		ph.checkpoint = mlm_ckpt;
-		if (run_phase(o, tok, m, &ph, &err) != MMSA_OK)
+		if (run_phase(o, tok, m, &ph, &trained, &err) != MMSA_OK)
 			goto fail;
 		text_dataset_free(&unlabelled);
 	}
@@ -480,8 +483,20 @@ train_text_stage(const train_options *o, const bert_tokenizer *tok)
 	ph.checkpoint = ckpt;
 	ph.tweeteval_val = &tweeteval_val;
 	ph.mvsa_val = &mvsa_val;
-	if (run_phase(o, tok, m, &ph, &err) != MMSA_OK)
+	if (run_phase(o, tok, m, &ph, &trained, &err) != MMSA_OK)
 		goto fail;
+
+	/*
+	 * A finished run leaves OUT/text as it is: rewriting it would change its
+	 * time stamp, which tells the heads stage that the encoder changed.
+	 */
+	if (!trained && train_path(path, sizeof(path), text_dir, "model.safetensors", &err) == MMSA_OK &&
+		train_exists(path))
+	{
+		fprintf(stderr, "mmsa train: text encoder: up to date (%s)\n", text_dir);
+		rc = 0;
+		goto done;
+	}
 
 	/* the external check: TweetEval's test split, scored as TweetEval does */
 	{
