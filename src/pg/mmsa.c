@@ -61,7 +61,9 @@ _PG_init(void)
 	DefineCustomStringVariable("mmsa.model_dir",
 							   "Directory of the installed mmsa model.",
 							   "The text encoder is read from its text/ subdirectory "
-							   "(Hugging Face layout: config.json, model.safetensors, vocab.txt). "
+							   "(Hugging Face layout: config.json, model.safetensors, vocab.txt), "
+							   "the image encoder from image/, the sentiment model from "
+							   "model.json and heads/. "
 							   "Changing it changes the results of IMMUTABLE functions: "
 							   "rebuild generated columns and indexes that use them.",
 							   &mmsa_model_dir,
