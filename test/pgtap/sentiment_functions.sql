@@ -7,9 +7,10 @@
 -- model.json (developers: PGOPTIONS='-c mmsa.model_dir=DIR' pg_prove ...),
 -- else the installed default <sharedir>/mmsa, which test/run-tests.sh uses
 -- (its mmsa.model_dir is the text-only test model).  Expects the fixtures
--- of test/reference/sql_fixtures.py (fixture_texts, fixture_settings).
+-- of test/reference/sql_fixtures.py (fixture_texts, fixture_settings,
+-- fixture_posts and mvsa_predict: `mmsa predict` on the same posts).
 BEGIN;
-SELECT plan(53);
+SELECT plan(56);
 
 CREATE EXTENSION IF NOT EXISTS mmsa;
 
@@ -244,6 +245,24 @@ SELECT is((SELECT count(*)::int FROM sf_posts p JOIN sf_scores s USING (id)
            WHERE mmsa_scores(p.body, p.image)::text = ROW(s.label, s.p_negative, s.p_neutral, s.p_positive)::text),
           (SELECT count(*)::int FROM sf_posts WHERE body IS NOT NULL OR image IS NOT NULL),
           'parallel workers give every post exactly the probabilities the leader gave');
+
+-- ---- the same answers as `mmsa predict` --------------------------------------
+-- fixture_posts: 24 MVSA-Single val posts with their images and one without;
+-- mvsa_predict: what `mmsa predict --model <installed default>` printed for
+-- them (probabilities with 6 decimals).
+SELECT is((SELECT count(*)::int FROM mvsa_predict), (SELECT count(*)::int FROM fixture_posts),
+          'mmsa predict classified every fixture post (with the installed default model)');
+CREATE TEMP TABLE sql_scores AS
+SELECT id, (mmsa_scores(body, CASE WHEN image_path IS NULL THEN NULL
+                                   ELSE pg_read_binary_file(image_path) END)).*
+FROM fixture_posts;
+SELECT is((SELECT count(*)::int FROM sql_scores s JOIN mvsa_predict r USING (id) WHERE s.label::text = r.label),
+          (SELECT count(*)::int FROM fixture_posts),
+          'mmsa_scores gives every post the label mmsa predict gives it (text model for the post without an image)');
+SELECT cmp_ok((SELECT max(greatest(abs(s.p_negative - r.p_negative), abs(s.p_neutral - r.p_neutral),
+                                   abs(s.p_positive - r.p_positive)))
+               FROM sql_scores s JOIN mvsa_predict r USING (id))::float8, '<=', 1e-6::float8,
+              'mmsa_scores'' probabilities equal mmsa predict''s within 1e-6 (its 6 decimals)');
 
 SELECT * FROM finish();
 ROLLBACK;
