@@ -30,37 +30,52 @@ CREATE EXTENSION mmsa;
 CREATE TABLE posts (
     id      serial PRIMARY KEY,
     posted  date NOT NULL,
-    body    text NOT NULL,
+    body    text,
     image   bytea
 );
 
 INSERT INTO posts (posted, body, image) VALUES
-    ('2026-11-01', 'How I feel today #legday #jelly #aching #gym', NULL),
     ('2026-11-01', 'My cat judging me again 😾 #caturday', pg_read_binary_file(:'photos' || '/chelsea.png')),
-    ('2026-11-02', 'Best. Coffee. EVER!!! ☕ thank you @TheCafe', pg_read_binary_file(:'photos' || '/coffee.png')),
-    ('2026-11-02', 'Crème brûlée at the café, naïve résumé of a long day', NULL),
-    ('2026-11-03', '東京の夜景 is beautiful tonight http://t.co/xyz', pg_read_binary_file(:'photos' || '/astronaut.png'));
+    ('2026-11-01', 'Best. Coffee. EVER!!! thank you @TheCafe, you made my morning', pg_read_binary_file(:'photos' || '/coffee.png')),
+    ('2026-11-01', 'How I feel today #legday #jelly #aching #gym', NULL),
+    ('2026-11-02', 'Launch scrubbed AGAIN. So disappointed, waited all night for nothing', pg_read_binary_file(:'photos' || '/rocket.jpg')),
+    ('2026-11-02', 'Proud to be up here. What a view of home!', pg_read_binary_file(:'photos' || '/astronaut.png')),
+    ('2026-11-02', NULL, pg_read_binary_file(:'photos' || '/hubble_deep_field.jpg')),
+    ('2026-11-03', 'Stuck in traffic for two hours, worst commute ever #fail', pg_read_binary_file(:'photos' || '/motorcycle_left.png')),
+    ('2026-11-03', 'Meeting moved to Thursday 3pm, room 204', NULL),
+    ('2026-11-03', 'Look who came to visit the farm today! So happy', pg_read_binary_file(:'photos' || '/horse.png'));
 
--- What the text encoder reads: WordPiece tokens and their ids.
-SELECT id, mmsa_wordpieces(body) AS wordpieces FROM posts ORDER BY id;
-SELECT id, array_length(mmsa_tokenize(body), 1) AS n_tokens, mmsa_tokenize(body) AS ids
+-- The sentiment of each post with the default model (a NULL image uses
+-- the text model, a NULL text the image model), and its probabilities.
+SELECT id, left(body, 40) AS body, mmsa_sentiment(body, image) FROM posts ORDER BY id;
+SELECT id, s.label, round(s.p_negative::numeric, 3) AS p_negative,
+       round(s.p_neutral::numeric, 3) AS p_neutral, round(s.p_positive::numeric, 3) AS p_positive
+FROM posts, mmsa_scores(body, image) s ORDER BY id;
+
+-- Any of the seven models of the paper, by name.
+SELECT id, mmsa_sentiment(body, image, 'bert') AS bert, mmsa_sentiment(body, image, 'resnet') AS resnet,
+       mmsa_sentiment(body, image, 'nativecat') AS nativecat, mmsa_sentiment(body, image, 'ote') AS ote
 FROM posts ORDER BY id;
 
--- What the image encoder sees: ImageNet classes, and the 2048-value F_I.
+-- The label as a stored generated column, with an index on it.
+ALTER TABLE posts ADD COLUMN sentiment mmsa_label
+    GENERATED ALWAYS AS (mmsa_sentiment(body, image)) STORED;
+CREATE INDEX posts_sentiment ON posts (sentiment);
+ANALYZE posts;
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF) SELECT id, body FROM posts WHERE sentiment = 'negative';
+SELECT id, body FROM posts WHERE sentiment = 'negative' ORDER BY id;
+RESET enable_seqscan;
+
+-- Label distributions: per day from the column, and straight from the posts.
+SELECT posted, (mmsa_distribution(sentiment)).* FROM posts GROUP BY posted ORDER BY posted;
+SELECT (mmsa_distribution(body, image)).* FROM posts;
+
+-- What the encoders see: WordPiece tokens, ImageNet classes, embeddings.
+SELECT id, mmsa_wordpieces(body) AS wordpieces FROM posts WHERE id <= 3 ORDER BY id;
 SELECT p.id, c.rank, c.label, round(c.probability::numeric, 3) AS probability
-FROM posts p, mmsa_image_classes(p.image, 3) c ORDER BY p.id, c.rank;
-SELECT id, array_length(mmsa_image_embedding(image), 1) AS dims,
-       (mmsa_image_embedding(image))[1:4] AS first_values
-FROM posts WHERE image IS NOT NULL ORDER BY id;
-SQL
-
-if [ -f "$MODEL_DIR/text/model.safetensors" ]; then
-	psql -X -v ON_ERROR_STOP=1 --echo-queries <<'SQL'
-SELECT id, array_length(mmsa_text_embedding(body), 1) AS dims,
-       (mmsa_text_embedding(body))[1:4] AS first_values
+FROM posts p, mmsa_image_classes(p.image, 2) c ORDER BY p.id, c.rank;
+SELECT id, array_length(mmsa_text_embedding(body), 1) AS text_dims,
+       array_length(mmsa_image_embedding(image), 1) AS image_dims
 FROM posts ORDER BY id;
 SQL
-else
-	echo "mmsa demo: no text encoder installed in $MODEL_DIR/text yet, so mmsa_text_embedding is not shown."
-	echo "           Put a Hugging Face BERT checkpoint (config.json, model.safetensors) there, or see the README."
-fi
