@@ -47,6 +47,7 @@ typedef struct head_data
 {
 	int64_t		n;
 	int			C;
+	int			NH;				/* the text encoder's attention heads */
 	int			max_T;
 	int		   *T;				/* (n) text tokens */
 	int64_t    *h_off;			/* (n) offset of the post's H_T rows */
@@ -123,6 +124,7 @@ head_data_load(const train_options *o, const char *posts_csv, const char *featur
 		goto done;
 	d->n = p.n;
 	d->C = bert->config.hidden_size;
+	d->NH = bert->config.num_attention_heads;
 	d->max_T = bert->config.max_position_embeddings;
 	d->T = calloc(p.n, sizeof(int));
 	d->h_off = calloc(p.n, sizeof(int64_t));
@@ -375,7 +377,7 @@ train_one(const train_options *o, fusion_kind kind, const head_data *d,
 	int			uses = fusion_inputs(kind);
 
 	cfg.hidden = d->C;
-	cfg.heads = o->text_heads;
+	cfg.heads = d->NH;
 	cfg.ffn = 4 * d->C;
 	memset(&b, 0, sizeof(b));
 	if (fusion_create(&cfg, o->seed * 31 + (uint64_t) kind, &fm, &err) != MMSA_OK ||
