@@ -104,8 +104,12 @@ typedef struct clf_a
 struct fusion_model
 {
 	fusion_config cfg;
-	float	   *params;
-	float	   *grads;
+	const float *wts;			/* the parameters read by forward/backward:
+								 * params, or in place in file's mapping */
+	float	   *params;			/* owned copy, or NULL until fusion_params */
+	float	   *grads;			/* allocated on first use (training) */
+	safetensors_file *file;		/* fusion_load's mapping when used in place */
+	size_t		dacts_cap;
 	size_t		n_params;
 	fusion_tensor *tensors;
 	int			n_tensors;
@@ -302,7 +306,7 @@ mha_backward(fusion_model *m, mha_a *a, const mha_p *P, float *dxq,
 			 int B, int Tq, int Tk, float p, uint64_t seed)
 {
 	int			C = m->cfg.hidden;
-	const float *W = m->params;
+	const float *W = m->wts;
 	float	   *G = m->grads;
 
 	matmul_backward(DACT(m, a->ctx), G + P->o.w, G + P->o.b, DACT(m, a->out),
@@ -335,7 +339,7 @@ encoder_forward(fusion_model *m, encoder_a *a, const encoder_p *P,
 	long		N = (long) B * S;
 	float		pd = m->training ? m->cfg.dropout : 0.0f;
 	float		pa = m->training ? m->cfg.attn_dropout : 0.0f;
-	const float *W = m->params;
+	const float *W = m->wts;
 
 	mha_forward(&a->attn, &P->attn, W, x, x, addmask, B, S, S, C,
 				m->cfg.heads, pa, dropout_site_seed(seed, 0));
@@ -362,7 +366,7 @@ encoder_backward(fusion_model *m, encoder_a *a, const encoder_p *P,
 	long		N = (long) B * S;
 	float		pd = m->training ? m->cfg.dropout : 0.0f;
 	float		pa = m->training ? m->cfg.attn_dropout : 0.0f;
-	const float *W = m->params;
+	const float *W = m->wts;
 	float	   *G = m->grads;
 
 	layernorm_backward(DACT(m, a->r2), G + P->ln2.w, G + P->ln2.b,
@@ -393,7 +397,7 @@ encoder_backward(fusion_model *m, encoder_a *a, const encoder_p *P,
 static void
 proj_forward(fusion_model *m, proj_a *a, const proj_p *P, const float *x, int N)
 {
-	const float *W = m->params;
+	const float *W = m->wts;
 
 	matmul_forward(a->lin, x, W + P->dense.w, W + P->dense.b, N,
 				   P->dense.in, P->dense.out);
@@ -405,7 +409,7 @@ proj_forward(fusion_model *m, proj_a *a, const proj_p *P, const float *x, int N)
 static void
 proj_backward(fusion_model *m, proj_a *a, const proj_p *P, const float *x, int N)
 {
-	const float *W = m->params;
+	const float *W = m->wts;
 	float	   *G = m->grads;
 
 	layernorm_backward(DACT(m, a->lin), G + P->ln.w, G + P->ln.b,
@@ -522,7 +526,7 @@ classifier_forward(fusion_model *m, clf_a *a, const linear_p *P,
 
 	concat_forward(a->in, x1, n1, x2, n2, B);
 	dropout_forward(a->drop, a->in, pd, seed, (long) B * (n1 + n2));
-	matmul_forward(a->logits, a->drop, m->params + P->w, m->params + P->b,
+	matmul_forward(a->logits, a->drop, m->wts + P->w, m->wts + P->b,
 				   B, n1 + n2, FUSION_CLASSES);
 }
 
@@ -534,7 +538,7 @@ classifier_backward(fusion_model *m, clf_a *a, const linear_p *P,
 	float		pd = m->training ? m->cfg.dropout : 0.0f;
 
 	matmul_backward(DACT(m, a->drop), m->grads + P->w, m->grads + P->b,
-					DACT(m, a->logits), a->drop, m->params + P->w,
+					DACT(m, a->logits), a->drop, m->wts + P->w,
 					B, n1 + n2, FUSION_CLASSES);
 	dropout_backward(DACT(m, a->in), DACT(m, a->drop), pd, seed,
 					 (long) B * (n1 + n2));
@@ -751,9 +755,14 @@ normal_draw(uint64_t seed, uint64_t i)
 	return (float) (sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
 
-mmsa_status
-fusion_create(const fusion_config *cfg, uint64_t seed, fusion_model **out,
-			  mmsa_error *err)
+/*
+ * A model of configuration cfg with its parameter table and, when
+ * with_params, an owned (uninitialised) parameter buffer.  Gradients are
+ * allocated on first use (ensure_grads).
+ */
+static mmsa_status
+fusion_new(const fusion_config *cfg, int with_params, fusion_model **out,
+		   mmsa_error *err)
 {
 	fusion_model *m;
 	builder		bd;
@@ -771,9 +780,12 @@ fusion_create(const fusion_config *cfg, uint64_t seed, fusion_model **out,
 	m->n_tensors = bd.n;
 	m->n_params = bd.off;
 	m->tensors = calloc(bd.n, sizeof(fusion_tensor));
-	m->params = malloc(m->n_params * sizeof(float));
-	m->grads = calloc(m->n_params, sizeof(float));
-	if (!m->tensors || !m->params || !m->grads)
+	if (with_params)
+	{
+		m->params = malloc(m->n_params * sizeof(float));
+		m->wts = m->params;
+	}
+	if (!m->tensors || (with_params && !m->params))
 	{
 		fusion_free(m);
 		return mmsa_set_error(err, MMSA_ERR_NOMEM, "fusion: out of memory for %zu parameters", m->n_params);
@@ -782,6 +794,32 @@ fusion_create(const fusion_config *cfg, uint64_t seed, fusion_model **out,
 	bd.m = m;
 	bd.cap = m->n_tensors;
 	build_params(&bd);
+	*out = m;
+	return MMSA_OK;
+}
+
+/* The gradient buffer, allocated (zeroed) on first use; NULL when out of memory. */
+static float *
+ensure_grads(fusion_model *m)
+{
+	if (m->grads == NULL)
+		m->grads = calloc(m->n_params, sizeof(float));
+	return m->grads;
+}
+
+mmsa_status
+fusion_create(const fusion_config *cfg, uint64_t seed, fusion_model **out,
+			  mmsa_error *err)
+{
+	fusion_model *m;
+
+	if (fusion_new(cfg, 1, &m, err) != MMSA_OK)
+		return err->status;
+	if (!ensure_grads(m))
+	{
+		fusion_free(m);
+		return mmsa_set_error(err, MMSA_ERR_NOMEM, "fusion: out of memory for %zu parameters", m->n_params);
+	}
 
 	/* BERT's initialisation: weights N(0, 0.02), biases 0, LN (1, 0) */
 	for (int i = 0; i < m->n_tensors; i++)
@@ -806,6 +844,11 @@ fusion_free(fusion_model *m)
 		return;
 	free(m->params);
 	free(m->grads);
+	if (m->file)
+	{
+		safetensors_close(m->file);
+		free(m->file);
+	}
 	free(m->tensors);
 	free(m->acts);
 	free(m->dacts);
@@ -818,16 +861,29 @@ fusion_get_config(const fusion_model *m)
 	return &m->cfg;
 }
 
+/*
+ * A loaded model reads its parameters in place in the mapped file, which
+ * is read-only: asking for a writable buffer makes a private copy first
+ * (NULL when out of memory).
+ */
 float *
 fusion_params(fusion_model *m)
 {
+	if (m->params == NULL)
+	{
+		m->params = malloc(m->n_params * sizeof(float));
+		if (m->params == NULL)
+			return NULL;
+		memcpy(m->params, m->wts, m->n_params * sizeof(float));
+		m->wts = m->params;
+	}
 	return m->params;
 }
 
 float *
 fusion_grads(fusion_model *m)
 {
-	return m->grads;
+	return ensure_grads(m);
 }
 
 size_t
@@ -860,7 +916,8 @@ fusion_find_tensor(const fusion_model *m, const char *name)
 void
 fusion_zero_grad(fusion_model *m)
 {
-	memset(m->grads, 0, m->n_params * sizeof(float));
+	if (ensure_grads(m))
+		memset(m->grads, 0, m->n_params * sizeof(float));
 }
 
 /* ---- activation layout --------------------------------------------------- */
@@ -1069,19 +1126,12 @@ fusion_forward(fusion_model *m, const float *H_T, const int32_t *mask,
 	if (need > m->acts_cap)
 	{
 		float	   *a = malloc(need * sizeof(float));
-		float	   *d = malloc(need * sizeof(float));
 
-		if (!a || !d)
-		{
-			free(a);
-			free(d);
+		if (!a)
 			return mmsa_set_error(err, MMSA_ERR_NOMEM,
 								  "fusion: out of memory for activations (%zu floats)", need);
-		}
 		free(m->acts);
-		free(m->dacts);
 		m->acts = a;
-		m->dacts = d;
 		m->acts_cap = need;
 	}
 	fusion_layout(m, m->acts, B, T);
@@ -1128,12 +1178,12 @@ fusion_forward(fusion_model *m, const float *H_T, const int32_t *mask,
 			/* HI = P_I(H_I): (B,NI,C) */
 			proj_forward(m, &m->pimg, &m->image_proj, H_I, B * NI);
 			/* A_{I->T} = Attention(HI, H_T, H_T), a_{I->T} = mean over NI */
-			mha_forward(&m->i2t, &m->attn_i2t, m->params, m->pimg.out, H_T,
+			mha_forward(&m->i2t, &m->attn_i2t, m->wts, m->pimg.out, H_T,
 						m->addmask, B, NI, T, C, NH, pa,
 						dropout_site_seed(seed, SITE_I2T));
 			masked_mean_forward(m->pool_a, m->i2t.out, NULL, B, NI, C);
 			/* A_{T->I} = Attention(H_T, HI, HI), a_{T->I} = masked mean over T */
-			mha_forward(&m->t2i, &m->attn_t2i, m->params, H_T, m->pimg.out,
+			mha_forward(&m->t2i, &m->attn_t2i, m->wts, H_T, m->pimg.out,
 						NULL, B, T, NI, C, NH, pa,
 						dropout_site_seed(seed, SITE_T2I));
 			if (mmsa_interrupted())
@@ -1198,6 +1248,15 @@ fusion_backward(fusion_model *m, const float *dlogits, float *dH_T,
 		return mmsa_set_error(err, MMSA_ERR_INVALID, "fusion: backward without a forward");
 	if (!dlogits)
 		return mmsa_set_error(err, MMSA_ERR_INVALID, "fusion: dlogits missing");
+	/* gradient buffers exist only in models that are trained */
+	if (m->dacts_cap < m->acts_cap)
+	{
+		free(m->dacts);
+		m->dacts = malloc(m->acts_cap * sizeof(float));
+		m->dacts_cap = m->dacts ? m->acts_cap : 0;
+	}
+	if (!m->dacts || !ensure_grads(m))
+		return mmsa_set_error(err, MMSA_ERR_NOMEM, "fusion: out of memory for gradients");
 	memset(m->dacts, 0, fusion_layout(m, m->acts, B, T) * sizeof(float));
 	if (dH_T)
 		memset(dH_T, 0, (size_t) B * T * C * sizeof(float));
@@ -1319,7 +1378,7 @@ fusion_save(const fusion_model *m, const char *path, mmsa_error *err)
 		wt[i].ndim = t->ndim;
 		wt[i].shape[0] = t->shape[0];
 		wt[i].shape[1] = t->shape[1];
-		wt[i].data = m->params + t->offset;
+		wt[i].data = m->wts + t->offset;
 	}
 	status = safetensors_write(path, wt, m->n_tensors, keys, values, 6, err);
 	free(wt);
@@ -1344,19 +1403,34 @@ meta_int(safetensors_file *f, const char *key, int max, int *out, mmsa_error *er
 	return MMSA_OK;
 }
 
+/*
+ * Loads a head.  A file written by fusion_save holds the tensors one after
+ * the other in the model's parameter order, 4-byte aligned: then the
+ * parameters are read in place in the read-only mapping, which every
+ * process that loads the same file shares (no private copy); any other
+ * layout is copied.
+ */
 mmsa_status
 fusion_load(const char *path, fusion_model **out, mmsa_error *err)
 {
-	safetensors_file f;
+	safetensors_file *f;
 	fusion_config cfg;
 	fusion_model *m = NULL;
 	const char *kind;
+	const float *base = NULL;
+	int			in_place = 1;
 	int			k;
 
 	*out = NULL;
-	if (safetensors_open(path, &f, err) != MMSA_OK)
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return mmsa_set_error(err, MMSA_ERR_NOMEM, "fusion: out of memory");
+	if (safetensors_open(path, f, err) != MMSA_OK)
+	{
+		free(f);
 		return err->status;
-	kind = safetensors_metadata(&f, "mmsa.fusion.kind");
+	}
+	kind = safetensors_metadata(f, "mmsa.fusion.kind");
 	k = fusion_kind_from_name(kind);
 	if (k < 0)
 	{
@@ -1365,35 +1439,63 @@ fusion_load(const char *path, fusion_model **out, mmsa_error *err)
 		goto fail;
 	}
 	cfg = fusion_default_config((fusion_kind) k);
-	if (meta_int(&f, "mmsa.fusion.hidden", 65536, &cfg.hidden, err) != MMSA_OK ||
-		meta_int(&f, "mmsa.fusion.heads", 65536, &cfg.heads, err) != MMSA_OK ||
-		meta_int(&f, "mmsa.fusion.image_width", 65536, &cfg.image_width, err) != MMSA_OK ||
-		meta_int(&f, "mmsa.fusion.image_tokens", 4096, &cfg.image_tokens, err) != MMSA_OK ||
-		meta_int(&f, "mmsa.fusion.ffn", 262144, &cfg.ffn, err) != MMSA_OK)
+	if (meta_int(f, "mmsa.fusion.hidden", 65536, &cfg.hidden, err) != MMSA_OK ||
+		meta_int(f, "mmsa.fusion.heads", 65536, &cfg.heads, err) != MMSA_OK ||
+		meta_int(f, "mmsa.fusion.image_width", 65536, &cfg.image_width, err) != MMSA_OK ||
+		meta_int(f, "mmsa.fusion.image_tokens", 4096, &cfg.image_tokens, err) != MMSA_OK ||
+		meta_int(f, "mmsa.fusion.ffn", 262144, &cfg.ffn, err) != MMSA_OK)
 		goto fail;
-	if (fusion_create(&cfg, 0, &m, err) != MMSA_OK)
+	if (fusion_new(&cfg, 0, &m, err) != MMSA_OK)
 		goto fail;
-	if (f.n_tensors != m->n_tensors)
+	if (f->n_tensors != m->n_tensors)
 	{
 		mmsa_set_error(err, MMSA_ERR_FORMAT, "fusion: %s has %d tensors, model %s needs %d",
-					   path, f.n_tensors, kind, m->n_tensors);
+					   path, f->n_tensors, kind, m->n_tensors);
 		goto fail;
 	}
 	for (int i = 0; i < m->n_tensors; i++)
 	{
 		const fusion_tensor *t = &m->tensors[i];
-		const float *src = safetensors_get_f32(&f, t->name, t->ndim, t->shape, err);
+		const st_tensor *st = safetensors_find(f, t->name);
+		const float *src = safetensors_get_f32(f, t->name, t->ndim, t->shape, err);
 
 		if (!src)
 			goto fail;
-		memcpy(m->params + t->offset, src, t->numel * sizeof(float));
+		if (i == 0)
+			base = src - t->offset;
+		if (st->dtype != ST_F32 || src != base + t->offset)
+			in_place = 0;
 	}
-	safetensors_close(&f);
+	if (in_place)
+	{
+		m->wts = base;
+		m->file = f;
+	}
+	else
+	{
+		if (!(m->params = malloc(m->n_params * sizeof(float))))
+		{
+			mmsa_set_error(err, MMSA_ERR_NOMEM, "fusion: out of memory for %zu parameters", m->n_params);
+			goto fail;
+		}
+		m->wts = m->params;
+		for (int i = 0; i < m->n_tensors; i++)
+		{
+			const fusion_tensor *t = &m->tensors[i];
+
+			memcpy(m->params + t->offset,
+				   safetensors_get_f32(f, t->name, t->ndim, t->shape, err),
+				   t->numel * sizeof(float));
+		}
+		safetensors_close(f);
+		free(f);
+	}
 	*out = m;
 	return MMSA_OK;
 
 fail:
 	fusion_free(m);
-	safetensors_close(&f);
+	safetensors_close(f);
+	free(f);
 	return err->status;
 }

@@ -213,7 +213,15 @@ mmsa_status fusion_create(const fusion_config *cfg, uint64_t seed,
 						  fusion_model **out, mmsa_error *err);
 void		fusion_free(fusion_model *m);
 
-/* Configuration, parameter buffer, gradient buffer and tensor table. */
+/*
+ * Configuration, parameter buffer, gradient buffer and tensor table.  A
+ * model from fusion_load reads its parameters in place in the file's
+ * read-only mapping (shared by every process that loads the file);
+ * fusion_params makes a private writable copy on first call.  Gradients
+ * (fusion_grads, fusion_zero_grad, fusion_backward) are allocated on first
+ * use, so a model used only for inference holds no gradient memory.
+ * fusion_params and fusion_grads return NULL when out of memory.
+ */
 const fusion_config *fusion_get_config(const fusion_model *m);
 float	   *fusion_params(fusion_model *m);
 float	   *fusion_grads(fusion_model *m);
