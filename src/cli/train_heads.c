@@ -12,10 +12,16 @@
  * has it).  The model with the best val accuracy becomes the default
  * fusion in OUT/model.json.
  *
+ * The heads train two at a time (one per core, --threads), each with
+ * single-threaded OpenBLAS, so a head's numbers do not depend on the
+ * thread count.
+ *
  * Resuming: a finished head leaves WORK/head-<name>.json (its val accuracy
  * and the text encoder file it was trained on); a later run skips it.
  */
+#include <cblas.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -552,6 +558,52 @@ head_done(const train_options *o, fusion_kind kind, const head_data *d,
 	return ok;
 }
 
+/*
+ * The heads train in parallel, one per thread (o->threads of them), each on
+ * single-threaded OpenBLAS: two heads on two cores run faster than one head
+ * on both, and a head's result never depends on how many threads ran.
+ */
+typedef struct heads_queue
+{
+	pthread_mutex_t lock;
+	int			next;			/* into heads_order */
+	int			failed;
+	const train_options *o;
+	const head_data *d;
+	class_metrics *vm;			/* (FUSION_N_KINDS) */
+} heads_queue;
+
+/* The costliest first, so that the workers finish close together. */
+static const fusion_kind heads_order[FUSION_N_KINDS] = {
+	FUSION_HSTEC, FUSION_CMAC, FUSION_OTE, FUSION_NATIVECOMBINE, FUSION_NATIVECAT,
+	FUSION_RESNET, FUSION_BERT
+};
+
+static void *
+heads_worker(void *arg)
+{
+	heads_queue *q = arg;
+
+	for (;;)
+	{
+		int			k;
+
+		pthread_mutex_lock(&q->lock);
+		k = q->failed || q->next >= FUSION_N_KINDS ? -1 : (int) heads_order[q->next++];
+		pthread_mutex_unlock(&q->lock);
+		if (k < 0)
+			return NULL;
+		if (head_done(q->o, (fusion_kind) k, q->d, &q->vm[k]))
+			continue;
+		if (train_one(q->o, (fusion_kind) k, q->d, &q->vm[k]) != 0)
+		{
+			pthread_mutex_lock(&q->lock);
+			q->failed = 1;
+			pthread_mutex_unlock(&q->lock);
+		}
+	}
+}
+
 int
 train_heads_stage(const train_options *o, const char *posts_csv, const char *features)
 {
@@ -572,18 +624,33 @@ train_heads_stage(const train_options *o, const char *posts_csv, const char *fea
 		fprintf(stderr, "mmsa train: heads: %s: %s\n", mmsa_status_name(err.status), err.message);
 		return 1;
 	}
-	for (int k = 0; k < FUSION_N_KINDS; k++)
 	{
-		names[k] = fusion_kind_name((fusion_kind) k);
-		if (head_done(o, (fusion_kind) k, &d, &vm[k]))
-			continue;
-		if (train_one(o, (fusion_kind) k, &d, &vm[k]) != 0)
-		{
-			head_data_free(&d);
+		heads_queue q;
+		pthread_t	workers[FUSION_N_KINDS];
+		int			n_workers = o->threads < FUSION_N_KINDS ? o->threads : FUSION_N_KINDS;
+		int			started = 0;
+
+		memset(&q, 0, sizeof(q));
+		pthread_mutex_init(&q.lock, NULL);
+		q.o = o;
+		q.d = &d;
+		q.vm = vm;
+		openblas_set_num_threads(1);
+		for (int i = 0; i < n_workers; i++)
+			if (pthread_create(&workers[started], NULL, heads_worker, &q) == 0)
+				started++;
+		if (started == 0)
+			heads_worker(&q);
+		for (int i = 0; i < started; i++)
+			pthread_join(workers[i], NULL);
+		pthread_mutex_destroy(&q.lock);
+		openblas_set_num_threads(o->threads);
+		head_data_free(&d);
+		if (q.failed)
 			return 1;
-		}
 	}
-	head_data_free(&d);
+	for (int k = 0; k < FUSION_N_KINDS; k++)
+		names[k] = fusion_kind_name((fusion_kind) k);
 
 	/* the default: the best val accuracy (the first of equals) */
 	for (int k = 1; k < FUSION_N_KINDS; k++)
