@@ -17,7 +17,11 @@
 #include <cblas.h>
 
 #include "conv.h"
+#include "gemm.h"
+#include "packfile.h"
 #include "safetensors.h"
+
+#define GEMM_MR_FOR_PACK GEMM_MR
 
 #define RESNET_MAX_BATCH 1024
 /* im2col buffer: enough for several images of the early layers (16 MiB) */
@@ -86,12 +90,6 @@ conv_weight_floats(const resnet_conv *c)
 {
 	return c->winograd ? winograd_packed_floats(c->cout, c->cin) :
 		conv2d_packed_floats(c->cout, c->cin, c->k);
-}
-
-static size_t
-conv_params(const resnet_conv *c)
-{
-	return conv_weight_floats(c) + c->cout;
 }
 
 /*
@@ -171,14 +169,18 @@ load_folded_conv(safetensors_file *f, resnet_conv *c, const char *conv_name,
 	return MMSA_OK;
 }
 
-/* Points c's weight and bias into the arena at *cursor and advances it. */
+/*
+ * Points c's weight and bias into the arena at *cursor and advances it,
+ * each rounded to 64 bytes (the sidecar layout, packfile.h).  With a NULL
+ * arena it only counts.
+ */
 static void
 place_conv(resnet_conv *c, float **cursor)
 {
 	c->weight = *cursor;
-	*cursor += conv_weight_floats(c);
+	*cursor += MMSA_PACK_ROUND(conv_weight_floats(c));
 	c->bias = *cursor;
-	*cursor += c->cout;
+	*cursor += MMSA_PACK_ROUND(c->cout);
 }
 
 /*
@@ -337,8 +339,55 @@ load_labels(const char *dir, const char *file, resnet_model *m, mmsa_error *err)
 	return MMSA_OK;
 }
 
+/* Points every weight and bias into base, in the layout's order; returns the floats used. */
+static size_t
+place_all(resnet_model *m, float *base)
+{
+	float	   *cursor = base;
+
+	place_conv(&m->stem, &cursor);
+	for (int n = 0; n < 16; n++)
+	{
+		resnet_block *b = &m->blocks[n];
+
+		place_conv(&b->conv1, &cursor);
+		place_conv(&b->conv2, &cursor);
+		place_conv(&b->conv3, &cursor);
+		if (b->has_downsample)
+			place_conv(&b->downsample, &cursor);
+	}
+	m->fc_weight = cursor;
+	cursor += MMSA_PACK_ROUND(conv2d_packed_floats(m->num_classes, RESNET_FEATURES, 1));
+	m->fc_bias = cursor;
+	cursor += MMSA_PACK_ROUND(m->num_classes);
+	return (size_t) (cursor - base);
+}
+
+/* The sidecar header's description of the layout (and of what it was folded with). */
+static void
+pack_config(const resnet_model *m, size_t total, int64_t config[MMSA_PACK_CONFIG])
+{
+	uint32_t	eps_bits;
+
+	memcpy(&eps_bits, &m->bn_eps, sizeof(eps_bits));
+	memset(config, 0, sizeof(int64_t) * MMSA_PACK_CONFIG);
+	config[0] = m->stride_on;
+	config[1] = m->num_classes;
+	config[2] = eps_bits;
+	config[3] = (int64_t) total;
+	config[4] = GEMM_MR_FOR_PACK;
+	config[5] = WINOGRAD_POSITIONS;
+}
+
 mmsa_status
 resnet_model_load(const char *dir, resnet_model **out, mmsa_error *err)
+{
+	return resnet_model_load_flags(dir, 0, out, err);
+}
+
+mmsa_status
+resnet_model_load_flags(const char *dir, int flags, resnet_model **out,
+						mmsa_error *err)
 {
 	resnet_model *m;
 	safetensors_file f;
@@ -347,7 +396,6 @@ resnet_model_load(const char *dir, resnet_model **out, mmsa_error *err)
 	char		conv_name[64],
 				bn_name[64];
 	size_t		total;
-	float	   *cursor;
 	mmsa_status status;
 	int64_t		fc_wshape[2],
 				fc_bshape[1];
@@ -368,28 +416,48 @@ resnet_model_load(const char *dir, resnet_model **out, mmsa_error *err)
 		goto fail;
 
 	resnet_plan(m);
-	total = conv_params(&m->stem);
-	for (int i = 0; i < 16; i++)
+	total = place_all(m, NULL);
+	m->arena_floats = total;
+
+	snprintf(path, sizeof(path), "%s/model.safetensors", dir);
+	if ((status = mmsa_pack_identity_of(path, &m->source_id, err)) != MMSA_OK)
+		goto fail;
+
+	/* the shared sidecar, when it is there and made for this model */
+	if (!(flags & RESNET_LOAD_NO_SIDECAR))
 	{
-		total += conv_params(&m->blocks[i].conv1) + conv_params(&m->blocks[i].conv2) +
-			conv_params(&m->blocks[i].conv3);
-		if (m->blocks[i].has_downsample)
-			total += conv_params(&m->blocks[i].downsample);
+		char		ppath[4096];
+		mmsa_error	perr;
+		int64_t		want[MMSA_PACK_CONFIG];
+
+		snprintf(ppath, sizeof(ppath), "%s/%s", dir, MMSA_PACK_FILE);
+		pack_config(m, total, want);
+		if (mmsa_pack_open(ppath, MMSA_PACK_KIND_RESNET, &m->source_id, &m->pack, &perr) == MMSA_OK)
+		{
+			if (m->pack.data_floats == total &&
+				memcmp(m->pack.config, want, sizeof(want)) == 0)
+			{
+				/* read-only: nothing writes the weights during inference */
+				place_all(m, (float *) m->pack.data);
+				*out = m;
+				return MMSA_OK;
+			}
+			mmsa_pack_close(&m->pack);
+		}
 	}
-	total += conv2d_packed_floats(m->num_classes, RESNET_FEATURES, 1) + m->num_classes;
-	m->arena = malloc(total * sizeof(float));
+
+	m->arena = aligned_alloc(64, total * sizeof(float));
 	if (m->arena == NULL)
 	{
 		status = mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory for %zu weights", total);
 		goto fail;
 	}
+	memset(m->arena, 0, total * sizeof(float));
+	place_all(m, m->arena);
 
-	snprintf(path, sizeof(path), "%s/model.safetensors", dir);
 	if ((status = safetensors_open(path, &f, err)) != MMSA_OK)
 		goto fail;
 
-	cursor = m->arena;
-	place_conv(&m->stem, &cursor);
 	if ((status = load_folded_conv(&f, &m->stem, "conv1", "bn1", m->bn_eps, err)) != MMSA_OK)
 		goto fail;
 	for (int s = 0, n = 0; s < 4; s++)
@@ -400,7 +468,6 @@ resnet_model_load(const char *dir, resnet_model **out, mmsa_error *err)
 
 			for (int j = 0; j < 3; j++)
 			{
-				place_conv(convs[j], &cursor);
 				snprintf(conv_name, sizeof(conv_name), "layer%d.%d.conv%d", s + 1, i, j + 1);
 				snprintf(bn_name, sizeof(bn_name), "layer%d.%d.bn%d", s + 1, i, j + 1);
 				if ((status = load_folded_conv(&f, convs[j], conv_name, bn_name,
@@ -409,7 +476,6 @@ resnet_model_load(const char *dir, resnet_model **out, mmsa_error *err)
 			}
 			if (b->has_downsample)
 			{
-				place_conv(&b->downsample, &cursor);
 				snprintf(conv_name, sizeof(conv_name), "layer%d.%d.downsample.0", s + 1, i);
 				snprintf(bn_name, sizeof(bn_name), "layer%d.%d.downsample.1", s + 1, i);
 				if ((status = load_folded_conv(&f, &b->downsample, conv_name, bn_name,
@@ -427,10 +493,7 @@ resnet_model_load(const char *dir, resnet_model **out, mmsa_error *err)
 		status = err ? err->status : MMSA_ERR_FORMAT;
 		goto fail;
 	}
-	m->fc_weight = cursor;
 	conv2d_weight_pack(m->fc_weight, fc_w, m->num_classes, RESNET_FEATURES, 1);
-	cursor += conv2d_packed_floats(m->num_classes, RESNET_FEATURES, 1);
-	m->fc_bias = cursor;
 	memcpy(m->fc_bias, fc_b, sizeof(float) * m->num_classes);
 
 	safetensors_close(&f);
@@ -441,6 +504,26 @@ fail:
 	safetensors_close(&f);
 	resnet_model_free(m);
 	return status;
+}
+
+mmsa_status
+resnet_model_write_packed(const resnet_model *m, const char *path, mmsa_error *err)
+{
+	mmsa_pack_writer w;
+	int64_t		config[MMSA_PACK_CONFIG];
+	const float *data = m->arena ? m->arena : m->pack.data;
+	mmsa_status status;
+
+	if (data == NULL)
+		return mmsa_set_error(err, MMSA_ERR_INVALID, "no weights to write");
+	pack_config(m, m->arena_floats, config);
+	if ((status = mmsa_pack_write_begin(&w, path, MMSA_PACK_KIND_RESNET, config,
+										&m->source_id, m->arena_floats, err)) != MMSA_OK)
+		return status;
+	/* the arena is already laid out in rounded slots */
+	if ((status = mmsa_pack_write_floats(&w, data, m->arena_floats, err)) != MMSA_OK)
+		return status;
+	return mmsa_pack_write_end(&w, err);
 }
 
 static void
@@ -469,6 +552,7 @@ resnet_model_free(resnet_model *m)
 	free(m->labels);
 	free(m->preprocess_json);
 	free(m->arena);
+	mmsa_pack_close(&m->pack);
 	free(m);
 }
 

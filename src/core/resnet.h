@@ -18,7 +18,13 @@
  *    "labels": "labels.txt"}       (optional, one class name a line)
  *
  * BatchNorm is folded into the convolution weights and biases at load
- * time.  The forward pass takes a batch of preprocessed images
+ * time, and the weights packed for gemm.c: a private copy per process
+ * (about 100 MB), unless dir/model.packed (packfile.h, written by
+ * resnet_model_write_packed / `mmsa pack`) holds exactly that layout for
+ * this model.safetensors and config: then it is mapped read-only and
+ * shared by every process, and model.safetensors is not read beyond its
+ * identity.  The results are the same bit for bit.  A missing or stale
+ * sidecar is ignored (private build).  The forward pass takes a batch of preprocessed images
  * (B, 3, 224, 224) and gives the 7x7x2048 map before pooling as 49 tokens
  * (B, 49, 2048), the pooled vector (B, 2048) and the class logits.
  *
@@ -31,6 +37,7 @@
 
 #include "conv.h"
 #include "mmsa_error.h"
+#include "packfile.h"
 
 #define RESNET_IMAGE_SIZE 224
 #define RESNET_TOKENS 49		/* 7 x 7 positions of the last feature map */
@@ -76,7 +83,10 @@ typedef struct resnet_model
 	resnet_block blocks[16];
 	float	   *fc_weight;		/* (num_classes, 2048), packed for gemm.c */
 	float	   *fc_bias;		/* (num_classes) */
-	float	   *arena;			/* every folded weight */
+	float	   *arena;			/* every folded weight (private build), or NULL */
+	size_t		arena_floats;	/* the layout's size, private or mapped */
+	mmsa_pack_map pack;			/* the mapped sidecar, when used */
+	mmsa_pack_identity source_id;	/* of model.safetensors */
 	char	   *preprocess_json;	/* the "preprocess" object as JSON, or NULL */
 	char	  **labels;			/* num_classes names, or NULL */
 
@@ -103,6 +113,19 @@ typedef struct resnet_model
  * wrong shape or a bad config gives MMSA_ERR_FORMAT.
  */
 mmsa_status resnet_model_load(const char *dir, resnet_model **out, mmsa_error *err);
+
+/* resnet_model_load_flags flags */
+#define RESNET_LOAD_NO_SIDECAR	0x1 /* build privately even if model.packed matches */
+
+mmsa_status resnet_model_load_flags(const char *dir, int flags,
+									resnet_model **out, mmsa_error *err);
+
+/*
+ * Writes the folded, packed weights of m (a private build) as a sidecar
+ * (path: usually dir/model.packed), atomically.
+ */
+mmsa_status resnet_model_write_packed(const resnet_model *m, const char *path,
+									  mmsa_error *err);
 
 void		resnet_model_free(resnet_model *m);
 
