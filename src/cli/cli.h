@@ -35,5 +35,6 @@ MMSA_CMD(cmd_features);
 MMSA_CMD(cmd_train);
 MMSA_CMD(cmd_eval);
 MMSA_CMD(cmd_predict);
+MMSA_CMD(cmd_pack);
 
 #endif

@@ -27,6 +27,7 @@ static const mmsa_command commands[] = {
 	{"train", cmd_train, "train the text encoder and the seven heads (the default model)"},
 	{"eval", cmd_eval, "Table-4 metrics of the seven models on a labelled split"},
 	{"predict", cmd_predict, "sentiment of posts as CSV: id,label,p_negative,p_neutral,p_positive"},
+	{"pack", cmd_pack, "write the shared prepacked weights (model.packed) of a model's encoders"},
 };
 
 static void

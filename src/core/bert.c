@@ -291,6 +291,41 @@ feature_ld(long N)
 	return ld;
 }
 
+/* Floats of one layer's packed weights, and of each part. */
+static size_t
+packed_layer_floats(const bert_config *c, size_t parts[5])
+{
+	size_t		C = c->hidden_size;
+	size_t		IC = c->intermediate_size;
+
+	parts[0] = round_floats(gemm_packed_floats(3 * C, C));	/* qkv */
+	parts[1] = round_floats(3 * C); /* qkv biases */
+	parts[2] = round_floats(gemm_packed_floats(C, C));	/* attention output */
+	parts[3] = round_floats(gemm_packed_floats(IC, C)); /* intermediate */
+	parts[4] = round_floats(gemm_packed_floats(C, IC)); /* output */
+	return parts[0] + parts[1] + parts[2] + parts[3] + parts[4];
+}
+
+/* Points m->packed[l] into block (L layers of packed_layer_floats). */
+static void
+place_packed(bert_model *m, float *block)
+{
+	size_t		parts[5];
+	size_t		layer_floats = packed_layer_floats(&m->config, parts);
+
+	m->packed_block = block;
+	for (int l = 0; l < m->config.num_hidden_layers; l++)
+	{
+		bert_packed_layer *p = &m->packed[l];
+
+		p->qkv = block + layer_floats * l;
+		p->qkv_b = p->qkv + parts[0];
+		p->attn_out = p->qkv_b + parts[1];
+		p->inter = p->attn_out + parts[2];
+		p->out = p->inter + parts[3];
+	}
+}
+
 /*
  * Packs every layer's dense weights (gemm.h layout) into one private block:
  * query, key and value stacked into one (3C, C) matrix with their biases
@@ -302,36 +337,29 @@ pack_weights(bert_model *m, mmsa_error *err)
 	const bert_config *c = &m->config;
 	size_t		C = c->hidden_size;
 	size_t		IC = c->intermediate_size;
-	size_t		qkv_floats = round_floats(gemm_packed_floats(3 * C, C));
-	size_t		ao_floats = round_floats(gemm_packed_floats(C, C));
-	size_t		inter_floats = round_floats(gemm_packed_floats(IC, C));
-	size_t		out_floats = round_floats(gemm_packed_floats(C, IC));
-	size_t		bias_floats = round_floats(3 * C);
-	size_t		layer_floats = qkv_floats + bias_floats + ao_floats + inter_floats + out_floats;
+	size_t		parts[5];
+	size_t		layer_floats = packed_layer_floats(c, parts);
 	float	   *stacked;
+	float	   *block;
 
 	m->packed_bytes = layer_floats * c->num_hidden_layers * sizeof(float);
-	m->packed_block = aligned_alloc(64, m->packed_bytes);
+	block = aligned_alloc(64, m->packed_bytes);
 	m->packed = calloc(c->num_hidden_layers, sizeof(bert_packed_layer));
 	stacked = malloc(3 * C * C * sizeof(float));
-	if (m->packed_block == NULL || m->packed == NULL || stacked == NULL)
+	if (block == NULL || m->packed == NULL || stacked == NULL)
 	{
 		free(stacked);
+		free(block);
 		return mmsa_set_error(err, MMSA_ERR_NOMEM,
 							  "out of memory for the packed BERT weights (%zu bytes)",
 							  m->packed_bytes);
 	}
+	memset(block, 0, m->packed_bytes);
+	place_packed(m, block);
 	for (int l = 0; l < c->num_hidden_layers; l++)
 	{
 		const bert_layer_weights *w = &m->layers[l];
 		bert_packed_layer *p = &m->packed[l];
-		float	   *at = m->packed_block + layer_floats * l;
-
-		p->qkv = at;
-		p->qkv_b = p->qkv + qkv_floats;
-		p->attn_out = p->qkv_b + bias_floats;
-		p->inter = p->attn_out + ao_floats;
-		p->out = p->inter + inter_floats;
 
 		memcpy(stacked, w->q_w, C * C * sizeof(float));
 		memcpy(stacked + C * C, w->k_w, C * C * sizeof(float));
@@ -351,6 +379,189 @@ pack_weights(bert_model *m, mmsa_error *err)
 	}
 	free(stacked);
 	return MMSA_OK;
+}
+
+/* ---------------------------------------------------------------------
+ * The shared sidecar (bert.h, packfile.h)
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * The model's plain F32 arrays in the sidecar's order: the addresses of
+ * the pointers (slot) and their float counts (n).  slot and n hold
+ * bert_max_slots(c) entries.  Returns the number of slots.
+ */
+static int
+bert_max_slots(const bert_config *c)
+{
+	return 7 + 16 * c->num_hidden_layers;
+}
+
+static int
+bert_slots(bert_model *m, int has_pooler, const float ***slot, size_t *n)
+{
+	const bert_config *c = &m->config;
+	size_t		C = c->hidden_size;
+	size_t		IC = c->intermediate_size;
+	int			k = 0;
+
+#define SLOT(field, count) do { slot[k] = &(field); n[k] = (count); k++; } while (0)
+	SLOT(m->word_emb, (size_t) c->vocab_size * C);
+	SLOT(m->pos_emb, (size_t) c->max_position_embeddings * C);
+	SLOT(m->type_emb, (size_t) c->type_vocab_size * C);
+	SLOT(m->emb_ln_w, C);
+	SLOT(m->emb_ln_b, C);
+	for (int l = 0; l < c->num_hidden_layers; l++)
+	{
+		bert_layer_weights *w = &m->layers[l];
+
+		SLOT(w->q_w, C * C);
+		SLOT(w->q_b, C);
+		SLOT(w->k_w, C * C);
+		SLOT(w->k_b, C);
+		SLOT(w->v_w, C * C);
+		SLOT(w->v_b, C);
+		SLOT(w->attn_out_w, C * C);
+		SLOT(w->attn_out_b, C);
+		SLOT(w->ln1_w, C);
+		SLOT(w->ln1_b, C);
+		SLOT(w->inter_w, IC * C);
+		SLOT(w->inter_b, IC);
+		SLOT(w->out_w, C * IC);
+		SLOT(w->out_b, C);
+		SLOT(w->ln2_w, C);
+		SLOT(w->ln2_b, C);
+	}
+	if (has_pooler)
+	{
+		SLOT(m->pool_w, C * C);
+		SLOT(m->pool_b, C);
+	}
+#undef SLOT
+	return k;
+}
+
+/* The sidecar header's description of the layout. */
+static void
+sidecar_config(const bert_config *c, int has_pooler, int64_t config[MMSA_PACK_CONFIG])
+{
+	memset(config, 0, sizeof(int64_t) * MMSA_PACK_CONFIG);
+	config[0] = c->vocab_size;
+	config[1] = c->hidden_size;
+	config[2] = c->num_hidden_layers;
+	config[3] = c->num_attention_heads;
+	config[4] = c->intermediate_size;
+	config[5] = c->max_position_embeddings;
+	config[6] = c->type_vocab_size;
+	config[7] = has_pooler;
+	config[8] = GEMM_MR;
+}
+
+/*
+ * Maps dir/model.packed and points every weight of m into it, when it is
+ * there and matches m's source and configuration.  Anything else: not
+ * MMSA_OK, m unchanged (the caller builds privately).
+ */
+static mmsa_status
+try_sidecar(bert_model *m, const char *dir)
+{
+	char		path[4096];
+	mmsa_error	err;
+	int64_t		want[MMSA_PACK_CONFIG];
+	int			has_pooler;
+	int			nslots = bert_max_slots(&m->config);
+	const float ***slot = NULL;
+	size_t	   *n = NULL;
+	size_t		parts[5];
+	size_t		total = 0,
+				packed_floats;
+	const float *at;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, MMSA_PACK_FILE);
+	if (mmsa_pack_open(path, MMSA_PACK_KIND_BERT, &m->source_id, &m->pack, &err) != MMSA_OK)
+		return err.status;
+	has_pooler = m->pack.config[7] == 1;
+	sidecar_config(&m->config, has_pooler, want);
+	if (memcmp(want, m->pack.config, sizeof(want)) != 0)
+		goto stale;
+	slot = malloc(nslots * sizeof(*slot));
+	n = malloc(nslots * sizeof(*n));
+	m->layers = calloc(m->config.num_hidden_layers, sizeof(bert_layer_weights));
+	m->packed = calloc(m->config.num_hidden_layers, sizeof(bert_packed_layer));
+	if (!slot || !n || !m->layers || !m->packed)
+		goto stale;
+	nslots = bert_slots(m, has_pooler, slot, n);
+	for (int i = 0; i < nslots; i++)
+		total += round_floats(n[i]);
+	packed_floats = packed_layer_floats(&m->config, parts) * m->config.num_hidden_layers;
+	if (total + packed_floats != m->pack.data_floats)
+		goto stale;
+	at = m->pack.data;
+	for (int i = 0; i < nslots; i++)
+	{
+		*slot[i] = at;
+		at += round_floats(n[i]);
+	}
+	/* read-only: the forward pass never writes its weights */
+	place_packed(m, (float *) at);
+	m->packed_bytes = packed_floats * sizeof(float);
+	free(slot);
+	free(n);
+	return MMSA_OK;
+
+stale:
+	free(slot);
+	free(n);
+	free(m->layers);
+	free(m->packed);
+	m->layers = NULL;
+	m->packed = NULL;
+	mmsa_pack_close(&m->pack);
+	return MMSA_ERR_FORMAT;
+}
+
+mmsa_status
+bert_model_write_packed(const bert_model *cm, const char *path, mmsa_error *err)
+{
+	bert_model *m = (bert_model *) cm;	/* bert_slots takes field addresses */
+	int			has_pooler = m->pool_w != NULL;
+	int			nslots = bert_max_slots(&m->config);
+	const float ***slot;
+	size_t	   *n;
+	size_t		parts[5];
+	size_t		total = 0,
+				packed_floats;
+	int64_t		config[MMSA_PACK_CONFIG];
+	mmsa_pack_writer w;
+	mmsa_status status;
+
+	if (m->packed == NULL || m->packed_block == NULL)
+		return mmsa_set_error(err, MMSA_ERR_INVALID,
+							  "the model was loaded without its packed weights");
+	slot = malloc(nslots * sizeof(*slot));
+	n = malloc(nslots * sizeof(*n));
+	if (!slot || !n)
+	{
+		free(slot);
+		free(n);
+		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+	}
+	nslots = bert_slots(m, has_pooler, slot, n);
+	for (int i = 0; i < nslots; i++)
+		total += round_floats(n[i]);
+	packed_floats = packed_layer_floats(&m->config, parts) * m->config.num_hidden_layers;
+	sidecar_config(&m->config, has_pooler, config);
+	status = mmsa_pack_write_begin(&w, path, MMSA_PACK_KIND_BERT, config, &m->source_id,
+								   total + packed_floats, err);
+	for (int i = 0; status == MMSA_OK && i < nslots; i++)
+		status = mmsa_pack_write_floats(&w, *slot[i], n[i], err);
+	if (status == MMSA_OK)
+		status = mmsa_pack_write_floats(&w, m->packed_block, packed_floats, err);
+	if (status == MMSA_OK)
+		status = mmsa_pack_write_end(&w, err);
+	free(slot);
+	free(n);
+	return status;
 }
 
 mmsa_status
@@ -383,6 +594,18 @@ bert_model_load_flags(const char *dir, int flags, bert_model **out,
 		return status;
 	}
 	snprintf(path, sizeof(path), "%s/model.safetensors", dir);
+	if (!(flags & BERT_LOAD_UNPACKED))
+	{
+		mmsa_error	ierr;
+
+		/* a missing file is reported by safetensors_open below */
+		if (mmsa_pack_identity_of(path, &m->source_id, &ierr) == MMSA_OK &&
+			!(flags & BERT_LOAD_NO_SIDECAR) && try_sidecar(m, dir) == MMSA_OK)
+		{
+			*out = m;
+			return MMSA_OK;
+		}
+	}
 	if ((status = safetensors_open(path, &m->file, err)) != MMSA_OK)
 	{
 		safetensors_close(&m->file);
@@ -436,7 +659,9 @@ bert_model_free(bert_model *m)
 	safetensors_close(&m->file);
 	free(m->layers);
 	free(m->packed);
-	free(m->packed_block);
+	if (m->pack.map == NULL)
+		free(m->packed_block);
+	mmsa_pack_close(&m->pack);
 	free(m);
 }
 

@@ -26,12 +26,18 @@
  * calls of more than BERT_PACKED_MAX_TOKENS tokens.  The mapped F32 weights
  * are never written.
  *
- * A later issue will store the packed layout in a file mapped read-only
- * and shared between processes (PostgreSQL backends), instead of a private
- * copy per process: a sidecar safetensors file next to model.safetensors
- * holding the packed tensors (same names, with the packing in the header's
- * __metadata__), keyed by the source file's size, mtime and a content hash
- * so that a stale sidecar is ignored, and written by a CLI command.
+ * Shared weights.  `mmsa pack` (bert_model_write_packed) writes
+ * dir/model.packed (packfile.h): every array the forward passes read, in
+ * F32 (the embeddings, LayerNorms, biases, pooler, the dense weights
+ * unpacked for the OpenBLAS path, converted from F16/BF16 when stored so)
+ * and the packed layers, at offsets computed from the configuration.  When
+ * it exists and was made from this model.safetensors with this
+ * configuration, bert_model_load maps it read-only and points every weight
+ * into it: no private copy of any weight, and every process that loads the
+ * model shares one copy through the page cache.  model.safetensors is then
+ * read only for its identity.  Otherwise (missing, stale, malformed) the
+ * model is built privately as described above, with the same arrays and
+ * kernels, so the results are the same bit for bit.
  */
 #ifndef MMSA_BERT_H
 #define MMSA_BERT_H
@@ -39,6 +45,7 @@
 #include <stdint.h>
 
 #include "mmsa_error.h"
+#include "packfile.h"
 #include "safetensors.h"
 #include "threadpool.h"
 
@@ -112,6 +119,7 @@ typedef struct bert_packed_layer
 
 /* bert_model_load_flags flags */
 #define BERT_LOAD_UNPACKED		0x1 /* no packed copy: OpenBLAS products */
+#define BERT_LOAD_NO_SIDECAR	0x2 /* build privately even if model.packed matches */
 
 typedef struct bert_model
 {
@@ -127,8 +135,11 @@ typedef struct bert_model
 	const float *pool_w,
 			   *pool_b;			/* (C,C), (C); NULL when the file has no pooler */
 	bert_packed_layer *packed;	/* L of them, or NULL (BERT_LOAD_UNPACKED) */
-	float	   *packed_block;	/* the memory they point into */
+	float	   *packed_block;	/* the memory they point into (private, or in
+								 * the mapped sidecar) */
 	size_t		packed_bytes;
+	mmsa_pack_map pack;			/* the mapped sidecar, when used */
+	mmsa_pack_identity source_id;	/* of model.safetensors */
 
 	/* work buffers, sized for max_rows = B*T rows and max_T, grown on demand */
 	long		max_rows;
@@ -169,6 +180,13 @@ mmsa_status bert_model_load(const char *dir, bert_model **out, mmsa_error *err);
 /* bert_model_load with flags: BERT_LOAD_UNPACKED or 0. */
 mmsa_status bert_model_load_flags(const char *dir, int flags, bert_model **out,
 								  mmsa_error *err);
+
+/*
+ * Writes the sidecar (see the top of this file) of a model loaded with its
+ * packed copy, atomically, to path (usually dir/model.packed).
+ */
+mmsa_status bert_model_write_packed(const bert_model *m, const char *path,
+									mmsa_error *err);
 
 /* Frees the model and its work buffers and unmaps its file (NULL is fine). */
 void		bert_model_free(bert_model *m);

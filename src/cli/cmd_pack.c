@@ -1,0 +1,193 @@
+/*
+ * cmd_pack.c
+ *	  `mmsa pack`: writes the prepacked weights sidecars (packfile.h) of a
+ *	  model, DIR/text/model.packed and DIR/image/model.packed, which the
+ *	  encoders then map read-only and share between processes instead of
+ *	  building a private copy each (bert.h, resnet.h).
+ *
+ *	  mmsa pack --model DIR [--force]
+ *
+ * DIR is a model directory (text/ and image/), or a bare text (BERT) or
+ * image (ResNet-50) directory.  An encoder directory without
+ * model.safetensors (e.g. text/ holding only vocab.txt) is skipped.  A
+ * sidecar that already matches its source is left alone unless --force.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bert.h"
+#include "cli.h"
+#include "packfile.h"
+#include "resnet.h"
+
+static void
+pack_usage(FILE *out)
+{
+	fprintf(out,
+			"usage: mmsa pack --model DIR [--force]\n"
+			"  writes DIR/text/model.packed and DIR/image/model.packed (or DIR/model.packed\n"
+			"  for a bare text or image directory): the encoders' weights as inference uses\n"
+			"  them, mapped read-only and shared by every process that loads the model.\n"
+			"  --force   rewrite sidecars that are already up to date\n");
+}
+
+static int
+file_exists(const char *dir, const char *name)
+{
+	char		path[4096];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* 1 when dir/config.json says "architecture": "resnet50". */
+static int
+is_resnet_dir(const char *dir)
+{
+	char		path[4096];
+	json_error_t jerr;
+	json_t	   *root;
+	int			yes;
+
+	snprintf(path, sizeof(path), "%s/config.json", dir);
+	root = json_load_file(path, 0, &jerr);
+	if (root == NULL)
+		return 0;
+	yes = json_is_string(json_object_get(root, "architecture")) &&
+		strcmp(json_string_value(json_object_get(root, "architecture")), "resnet50") == 0;
+	json_decref(root);
+	return yes;
+}
+
+static int
+pack_text(const char *dir, int force)
+{
+	char		path[4096];
+	bert_model *m = NULL;
+	mmsa_error	err;
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, MMSA_PACK_FILE);
+	if (!force && bert_model_load(dir, &m, &err) == MMSA_OK && m->pack.map != NULL)
+	{
+		printf("mmsa pack: %s is up to date\n", path);
+		bert_model_free(m);
+		return 0;
+	}
+	bert_model_free(m);
+	m = NULL;
+	if (bert_model_load_flags(dir, BERT_LOAD_NO_SIDECAR, &m, &err) != MMSA_OK ||
+		bert_model_write_packed(m, path, &err) != MMSA_OK)
+	{
+		fprintf(stderr, "mmsa pack: %s\n", err.message);
+		bert_model_free(m);
+		return 1;
+	}
+	bert_model_free(m);
+	if (stat(path, &st) == 0)
+		printf("mmsa pack: wrote %s (%.1f MB)\n", path, st.st_size / 1e6);
+	return 0;
+}
+
+static int
+pack_image(const char *dir, int force)
+{
+	char		path[4096];
+	resnet_model *m = NULL;
+	mmsa_error	err;
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, MMSA_PACK_FILE);
+	if (!force && resnet_model_load(dir, &m, &err) == MMSA_OK && m->pack.map != NULL)
+	{
+		printf("mmsa pack: %s is up to date\n", path);
+		resnet_model_free(m);
+		return 0;
+	}
+	resnet_model_free(m);
+	m = NULL;
+	if (resnet_model_load_flags(dir, RESNET_LOAD_NO_SIDECAR, &m, &err) != MMSA_OK ||
+		resnet_model_write_packed(m, path, &err) != MMSA_OK)
+	{
+		fprintf(stderr, "mmsa pack: %s\n", err.message);
+		resnet_model_free(m);
+		return 1;
+	}
+	resnet_model_free(m);
+	if (stat(path, &st) == 0)
+		printf("mmsa pack: wrote %s (%.1f MB)\n", path, st.st_size / 1e6);
+	return 0;
+}
+
+/* Packs one encoder directory; skips one without weights. */
+static int
+pack_encoder(const char *dir, int force)
+{
+	if (!file_exists(dir, "config.json") || !file_exists(dir, "model.safetensors"))
+	{
+		printf("mmsa pack: %s has no config.json and model.safetensors: skipped\n", dir);
+		return 0;
+	}
+	return is_resnet_dir(dir) ? pack_image(dir, force) : pack_text(dir, force);
+}
+
+int
+cmd_pack(int argc, char **argv)
+{
+	const char *dir = NULL;
+	int			force = 0;
+	char		sub[4096];
+	struct stat st;
+	int			rc = 0,
+				found = 0;
+
+	for (int i = 1; i < argc; i++)
+	{
+		if (strcmp(argv[i], "--model") == 0 && i + 1 < argc)
+			dir = argv[++i];
+		else if (strcmp(argv[i], "--force") == 0)
+			force = 1;
+		else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+		{
+			pack_usage(stdout);
+			return 0;
+		}
+		else
+		{
+			pack_usage(stderr);
+			return 2;
+		}
+	}
+	if (dir == NULL)
+	{
+		pack_usage(stderr);
+		return 2;
+	}
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+	{
+		fprintf(stderr, "mmsa pack: \"%s\" is not a directory\n", dir);
+		return 1;
+	}
+	if (file_exists(dir, "config.json"))
+		return pack_encoder(dir, force);
+	for (int k = 0; k < 2; k++)
+	{
+		snprintf(sub, sizeof(sub), "%s/%s", dir, k == 0 ? "text" : "image");
+		if (stat(sub, &st) == 0 && S_ISDIR(st.st_mode))
+		{
+			found = 1;
+			rc |= pack_encoder(sub, force);
+		}
+	}
+	if (!found)
+	{
+		fprintf(stderr, "mmsa pack: \"%s\" has neither text/ nor image/ nor config.json\n", dir);
+		return 1;
+	}
+	return rc;
+}
