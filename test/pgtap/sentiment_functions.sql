@@ -10,7 +10,7 @@
 -- of test/reference/sql_fixtures.py (fixture_texts, fixture_settings,
 -- fixture_posts and mvsa_predict: `mmsa predict` on the same posts).
 BEGIN;
-SELECT plan(56);
+SELECT plan(58);
 
 CREATE EXTENSION IF NOT EXISTS mmsa;
 
@@ -263,6 +263,31 @@ SELECT cmp_ok((SELECT max(greatest(abs(s.p_negative - r.p_negative), abs(s.p_neu
                                    abs(s.p_positive - r.p_positive)))
                FROM sql_scores s JOIN mvsa_predict r USING (id))::float8, '<=', 1e-6::float8,
               'mmsa_scores'' probabilities equal mmsa predict''s within 1e-6 (its 6 decimals)');
+
+-- ---- cancellation ----------------------------------------------------------------
+-- statement_timeout stops a running inference: interrupts are checked
+-- between layers.  How soon is printed (a figure, not a timed test); the
+-- bound asserted is only there to catch a hang.  (pgTAP's throws_ok cannot
+-- catch query_canceled: PL/pgSQL's WHEN OTHERS leaves it out.)
+CREATE FUNCTION pg_temp.cancel_after_timeout(OUT state text, OUT ms float8) LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz := clock_timestamp();
+BEGIN
+    state := 'no error';
+    BEGIN
+        PERFORM count(mmsa_sentiment(body, pg_read_binary_file(image_path), 'hstec'))
+        FROM fixture_posts, generate_series(1, 40) WHERE image_path IS NOT NULL;
+    EXCEPTION WHEN query_canceled THEN
+        state := SQLSTATE;
+    END;
+    ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
+END $$;
+SET LOCAL statement_timeout = '100ms';
+SELECT state AS cancel_state, ms AS cancel_ms FROM pg_temp.cancel_after_timeout() \gset
+RESET statement_timeout;
+SELECT is(:'cancel_state'::text, '57014'::text, 'statement_timeout stops a running inference with 57014');
+SELECT diag('inference stopped ' || round(:'cancel_ms'::numeric - 100) ||
+            ' ms after statement_timeout (100 ms) expired');
+SELECT cmp_ok(:'cancel_ms'::float8, '<', 2000::float8, 'the cancelled statement returned within seconds (no hang)');
 
 SELECT * FROM finish();
 ROLLBACK;
