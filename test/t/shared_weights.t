@@ -1,0 +1,157 @@
+#!/usr/bin/python3
+# shared_weights.t - the weights are shared between backends (issue 5).
+#
+# Starts a throwaway cluster with mmsa.model_dir = the model under test, opens
+# 8 backends that each run mmsa_sentiment(body, image) on an MVSA-Single
+# image, and one idle backend, and reads /proc/PID/smaps_rollup of each:
+# the private memory (Private_Clean + Private_Dirty) a working backend holds
+# beyond the idle one must be at most 10% of the weights' size (text/ and
+# image/ model.safetensors + heads/*.safetensors).  Also reports, not
+# asserted, the first call in a fresh backend against a warm call.
+#
+# Model: $MMSA_SHARED_MODEL, else the installed default (<sharedir>/mmsa)
+# when it has model.json; skipped otherwise.  The extension must be
+# installed (make install).  The model's sidecars (mmsa pack) should exist:
+# without them each backend builds private copies and the test fails.
+import glob
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+from tap import ok, diag, skip, done, ROOT, DATA, TMP  # noqa: E402
+
+BACKENDS = 8
+LIMIT = 0.10
+
+sharedir = subprocess.run(['pg_config', '--sharedir'], capture_output=True, text=True).stdout.strip()
+model = os.environ.get('MMSA_SHARED_MODEL') or os.path.join(sharedir, 'mmsa')
+images = sorted(glob.glob(os.path.join(DATA, 'mvsa-single', 'images', '*.jpg')))[:BACKENDS]
+
+why = None
+if not os.path.isfile(os.path.join(model, 'model.json')):
+    why = 'no trained model in %s (set MMSA_SHARED_MODEL or install one)' % model
+elif not os.path.isfile(os.path.join(sharedir, 'extension', 'mmsa.control')):
+    why = 'the extension is not installed'
+elif len(images) < BACKENDS:
+    why = 'MVSA-Single images missing under %s' % DATA
+elif not os.path.exists('/proc/self/smaps_rollup'):
+    why = 'no /proc/PID/smaps_rollup'
+if why:
+    skip('shared weights', why)
+    done()
+
+weights = [os.path.join(model, 'text', 'model.safetensors'), os.path.join(model, 'image', 'model.safetensors')]
+weights += sorted(glob.glob(os.path.join(model, 'heads', '*.safetensors')))
+weights_bytes = sum(os.path.getsize(p) for p in weights if os.path.exists(p))
+for enc in ('text', 'image'):
+    if not os.path.isfile(os.path.join(model, enc, 'model.packed')):
+        diag('%s/%s/model.packed is missing (mmsa pack --model %s)' % (model, enc, model))
+
+if not os.environ.get('MMSA_TMP'):
+    os.chmod(TMP, 0o755)  # the server user must reach the cluster
+work = os.path.join(TMP, 'shared_weights')
+pgdir = os.path.join(work, 'pg')
+shutil.rmtree(work, ignore_errors=True)
+os.makedirs(work)
+os.chmod(work, 0o755)
+imgs = []
+for i, src in enumerate(images):
+    dst = os.path.join(work, 'img%d.jpg' % i)
+    shutil.copyfile(src, dst)
+    os.chmod(dst, 0o644)
+    imgs.append(dst)
+
+out = subprocess.run([os.path.join(ROOT, 'test', 'pg-cluster.sh'), 'start', pgdir,
+                      '-c', 'mmsa.model_dir=%s' % model], capture_output=True, text=True)
+if not ok(out.returncode == 0, 'cluster started'):
+    diag(out.stderr)
+    done()
+env = dict(os.environ)
+for k, v in re.findall(r'(\w+)=(\S+)', out.stdout):
+    env[k] = v
+
+
+class Session:
+    """One psql process kept open: one backend."""
+
+    def __init__(self):
+        self.p = subprocess.Popen(['stdbuf', '-oL', 'psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=0'],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True, env=env, bufsize=1)
+        self.pid = int(self.query('SELECT pg_backend_pid();')[0])
+
+    def query(self, sql):
+        self.p.stdin.write(sql + '\n\\echo __done__\n')
+        self.p.stdin.flush()
+        lines = []
+        while True:
+            line = self.p.stdout.readline()
+            if line == '' or line.rstrip('\n') == '__done__':
+                return lines
+            lines.append(line.rstrip('\n'))
+
+    def timed(self, sql):
+        lines = self.query('\\timing on\n' + sql + '\n\\timing off')
+        ms = [float(m.group(1)) for l in lines for m in [re.match(r'Time: ([\d.]+) ms', l)] if m]
+        return [l for l in lines if not l.startswith('Time:')], (ms[0] if ms else None)
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait()
+
+
+def private_kb(pid):
+    total = 0
+    with open('/proc/%d/smaps_rollup' % pid) as f:
+        for line in f:
+            if line.startswith('Private_Clean:') or line.startswith('Private_Dirty:'):
+                total += int(line.split()[1])
+    return total
+
+
+def call(i):
+    return ("SELECT mmsa_sentiment('what a day at the beach with friends #%d', "
+            "pg_read_binary_file('%s'));" % (i, imgs[i]))
+
+
+sessions = []
+try:
+    setup = Session()
+    setup.query('CREATE EXTENSION IF NOT EXISTS mmsa;')
+    setup.close()
+    idle = Session()
+    idle.query('SELECT 1;')
+    first, warm = [], []
+    for i in range(BACKENDS):
+        s = Session()
+        sessions.append(s)
+        rows, ms1 = s.timed(call(i))
+        if i == 0 and not ok(len(rows) == 1 and rows[0] in ('negative', 'neutral', 'positive'),
+                             'mmsa_sentiment answers a label (%s)' % rows):
+            raise SystemExit
+        _, ms2 = s.timed(call(i))
+        first.append(ms1)
+        warm.append(ms2)
+    base = private_kb(idle.pid)
+    extra = [(private_kb(s.pid) - base) / 1024.0 for s in sessions]
+    wmb = weights_bytes / 1e6 / 1.048576
+    diag('model: %s' % model)
+    diag('weights: %.1f MB (%s)' % (wmb, ', '.join('%s %.1f' % (os.path.relpath(p, model), os.path.getsize(p) / 1048576.0)
+                                                  for p in weights)))
+    diag('idle backend private: %.1f MB' % (base / 1024.0))
+    diag('private MB beyond idle, per backend: %s' % ' '.join('%.1f' % e for e in extra))
+    diag('largest: %.1f MB = %.1f%% of the weights (limit %.0f%%)' % (max(extra), 100 * max(extra) / wmb, 100 * LIMIT))
+    ok(max(extra) <= LIMIT * wmb, 'each of %d backends holds at most %.0f%% of the weights privately '
+       '(largest %.1f MB of %.1f MB)' % (BACKENDS, 100 * LIMIT, max(extra), wmb))
+    diag('first call in a fresh backend: median %.1f ms (%s)' % (statistics.median(first), ' '.join('%.0f' % x for x in first)))
+    diag('warm call: median %.1f ms (%s)' % (statistics.median(warm), ' '.join('%.0f' % x for x in warm)))
+    diag('first - warm: %.1f ms (median)' % (statistics.median(first) - statistics.median(warm)))
+    for s in sessions + [idle]:
+        s.close()
+finally:
+    subprocess.run([os.path.join(ROOT, 'test', 'pg-cluster.sh'), 'stop', pgdir])
+done()
