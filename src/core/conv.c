@@ -154,7 +154,9 @@ typedef struct im2col_args
 				stride,
 				pad,
 				Ho,
-				Wo;
+				Wo,
+				oy0,			/* output rows [oy0, oy1) of each image */
+				oy1;
 } im2col_args;
 
 static void
@@ -170,9 +172,10 @@ im2col_rows(const im2col_args *a, int r_begin, int r_end)
 				k = a->k,
 				stride = a->stride,
 				pad = a->pad,
-				Ho = a->Ho,
-				Wo = a->Wo;
-	size_t		HoWo = (size_t) Ho * Wo;
+				Wo = a->Wo,
+				oy0 = a->oy0,
+				oy1 = a->oy1;
+	size_t		HoWo = (size_t) (oy1 - oy0) * Wo;
 	size_t		ncols = (size_t) G * HoWo;
 
 	for (int r = r_begin; r < r_end; r++)
@@ -202,9 +205,9 @@ im2col_rows(const im2col_args *a, int r_begin, int r_end)
 			{
 				const float *plane = inp + ((size_t) c * B + b0 + g) * H * W;
 
-				for (int oy = 0; oy < Ho; oy++)
+				for (int oy = oy0; oy < oy1; oy++)
 				{
-					float	   *d = dst + g * HoWo + (size_t) oy * Wo;
+					float	   *d = dst + g * HoWo + (size_t) (oy - oy0) * Wo;
 					int			iy = oy * stride - pad + ki;
 					const float *srow;
 
@@ -288,8 +291,12 @@ run_product(const conv_exec *ex, float *C, size_t ldc, const float *Ap,
  * Convolution (see conv.h).  A 1x1 stride-1 convolution multiplies the
  * weights with the whole batch in place; otherwise groups of images are
  * unfolded with im2col and each group's output columns are written by one
- * product straight into their place in out (ldc = B*Ho*Wo).  Bias,
- * residual and ReLU are applied by the product as it stores.
+ * product straight into their place in out (ldc = B*Ho*Wo).  When col
+ * cannot hold one image, each image is done in bands of output rows, as
+ * many as col holds.  Bias, residual and ReLU are applied by the product
+ * as it stores.  Every output column is the same K-long sum whatever the
+ * grouping (gemm.c reduces each column alone, in K blocks that depend on K
+ * only), so the results do not depend on col_floats.
  */
 void
 conv2d_forward(const conv_exec *ex, float *out, const float *inp, const float *weight,
@@ -308,6 +315,25 @@ conv2d_forward(const conv_exec *ex, float *out, const float *inp, const float *w
 		run_product(ex, out, N, weight, inp, N, Cout, (int) N, Cin,
 					bias, residual, N, relu);
 	}
+	else if (col_floats < (size_t) K * HoWo)
+	{
+		int			rows = (int) (col_floats / ((size_t) K * Wo));
+
+		if (rows < 1)
+			rows = 1;			/* caller guarantees room for one row */
+		for (int b = 0; b < B; b++)
+			for (int oy0 = 0; oy0 < Ho; oy0 += rows)
+			{
+				int			oy1 = Ho - oy0 < rows ? Ho : oy0 + rows;
+				size_t		at = b * HoWo + (size_t) oy0 * Wo;
+				int			n = (oy1 - oy0) * Wo;
+				im2col_args ia = {col, inp, B, b, 1, Cin, H, W, k, stride, pad, Ho, Wo, oy0, oy1};
+
+				run_parallel(ex, im2col_thread, &ia);
+				run_product(ex, out + at, N, weight, col, n, Cout, n, K, bias,
+							residual ? residual + at : NULL, N, relu);
+			}
+	}
 	else
 	{
 		size_t		per_image = (size_t) K * HoWo;
@@ -315,12 +341,10 @@ conv2d_forward(const conv_exec *ex, float *out, const float *inp, const float *w
 
 		if (G > B)
 			G = B;
-		if (G < 1)
-			G = 1;				/* caller guarantees room for one image */
 		for (int b0 = 0; b0 < B; b0 += G)
 		{
 			int			g = (B - b0 < G) ? B - b0 : G;
-			im2col_args ia = {col, inp, B, b0, g, Cin, H, W, k, stride, pad, Ho, Wo};
+			im2col_args ia = {col, inp, B, b0, g, Cin, H, W, k, stride, pad, Ho, Wo, 0, Ho};
 
 			run_parallel(ex, im2col_thread, &ia);
 			run_product(ex, out + b0 * HoWo, N, weight, col, g * HoWo,
@@ -595,6 +619,22 @@ winograd_floats(int C, int B, int H, int W)
 	return (size_t) WINO_P * C * B * wino_tiles(H) * wino_tiles(W);
 }
 
+int
+winograd_pass_tiles(int C, size_t vm_floats)
+{
+	size_t		per_tile = (size_t) WINO_P * (C < 1 ? 1 : C);
+	size_t		n = vm_floats / per_tile;
+
+	/* whole micro-tiles of columns for the products when there is room */
+	if (n >= GEMM_NR)
+		n -= n % GEMM_NR;
+	if (n < 1)
+		n = 1;
+	if (n > (size_t) 1 << 30)
+		n = (size_t) 1 << 30;
+	return (int) n;
+}
+
 typedef struct winograd_args
 {
 	const conv_exec *ex;
@@ -611,6 +651,8 @@ typedef struct winograd_args
 				Cout;
 	float	   *V;
 	float	   *M;
+	int			t_off,			/* this pass: tiles [t_off, t_off + Tn) */
+				Tn;
 	int			phase;			/* see winograd_thread */
 } winograd_args;
 
@@ -670,7 +712,7 @@ winograd_input_tiles(const winograd_args *a, int t_begin, int t_end)
 				W = a->W;
 	int			th = wino_tiles(H),
 				tw = wino_tiles(W);
-	size_t		T = (size_t) B * th * tw;
+	size_t		T = (size_t) a->Tn;
 	size_t		HW = (size_t) H * W;
 	size_t		step = (size_t) Cin * T;
 
@@ -724,7 +766,7 @@ winograd_input_tiles(const winograd_args *a, int t_begin, int t_end)
 				wino_bt(v + i * WINO_A, 1, r + i * WINO_A, 1);
 			for (int p = 0; p < WINO_P; p++)
 			{
-				float	   *dst = V + p * step + (size_t) c * T + t;
+				float	   *dst = V + p * step + (size_t) c * T + (t - a->t_off);
 
 				if (n == 8)
 					memcpy(dst, &v[p], sizeof(v8sf));
@@ -785,7 +827,7 @@ winograd_output_tiles(const winograd_args *a, int t_begin, int t_end)
 				Cout = a->Cout;
 	int			th = wino_tiles(H),
 				tw = wino_tiles(W);
-	size_t		T = (size_t) B * th * tw;
+	size_t		T = (size_t) a->Tn;
 	size_t		HW = (size_t) H * W;
 	size_t		step = (size_t) Cout * T;
 
@@ -802,7 +844,7 @@ winograd_output_tiles(const winograd_args *a, int t_begin, int t_end)
 			n = t_end - t;
 		for (int o = 0; o < Cout; o++)
 		{
-			const float *mp = M + (size_t) o * T + t;
+			const float *mp = M + (size_t) o * T + (t - a->t_off);
 			float	   *oplane = out + ((size_t) o * B + b) * HW;
 			const float *rplane = residual ? residual + ((size_t) o * B + b) * HW : NULL;
 			float		bo = bias ? bias[o] : 0.0f;
@@ -867,7 +909,7 @@ static void
 winograd_thread(void *arg, int t, int n)
 {
 	const winograd_args *a = arg;
-	int			T = a->B * wino_tiles(a->H) * wino_tiles(a->W);
+	int			T = a->Tn;
 	size_t		per = gemm_packed_floats(a->Cout, a->Cin);
 	int			t0,
 				t1,
@@ -884,7 +926,7 @@ winograd_thread(void *arg, int t, int n)
 	if (t0 >= t1 || m0 >= m1)
 		return;
 	if (a->phase == 0 || a->phase == 1)
-		winograd_input_tiles(a, t0, t1);
+		winograd_input_tiles(a, a->t_off + t0, a->t_off + t1);
 	/* M[p] (Cout, T) = U[p] (Cout, Cin) x V[p] (Cin, T), columns t0 .. t1 */
 	if (a->phase == 0 || a->phase == 2)
 		for (int p = 0; p < WINO_P; p++)
@@ -892,27 +934,40 @@ winograd_thread(void *arg, int t, int n)
 							  a->V + (size_t) p * a->Cin * T, T, a->Cout, a->Cin,
 							  m0, m1, t0, t1, NULL, a->ex->bpack[t]);
 	if (a->phase == 0 || a->phase == 3)
-		winograd_output_tiles(a, t0, t1);
+		winograd_output_tiles(a, a->t_off + t0, a->t_off + t1);
 }
 
 /*
  * Winograd F(4x4, 3x3) convolution (see conv.h).  Tiles are numbered
- * t = (b * th + ty) * tw + tx; V: (36, Cin, T), M: (36, Cout, T).
+ * t = (b * th + ty) * tw + tx and done in passes of as many as V and M
+ * hold; in a pass of Tn tiles, V: (36, Cin, Tn), M: (36, Cout, Tn).  Each
+ * tile's transforms and each column of the products are computed alone,
+ * so the passes change no result.
  */
 void
 conv2d_winograd_forward(const conv_exec *ex, float *out, const float *inp,
 						const float *Up, const float *bias,
 						const float *residual, int relu,
 						int B, int Cin, int H, int W, int Cout,
-						float *V, float *M)
+						float *V, float *M, size_t vm_floats)
 {
-	winograd_args a = {ex, out, inp, Up, bias, residual, relu, B, Cin, H, W, Cout, V, M, 0};
+	winograd_args a = {ex, out, inp, Up, bias, residual, relu, B, Cin, H, W, Cout, V, M, 0, 0, 0};
 	int			T = B * wino_tiles(H) * wino_tiles(W);
 	int			threads = exec_threads(ex);
+	int			pass = winograd_pass_tiles(Cin > Cout ? Cin : Cout, vm_floats);
 
-	if (threads == 1 || T >= 64 * threads)
-		run_parallel(ex, winograd_thread, &a);
-	else
-		for (a.phase = 1; a.phase <= 3; a.phase++)
+	if (pass > T)
+		pass = T;
+	for (a.t_off = 0; a.t_off < T; a.t_off += pass)
+	{
+		a.Tn = T - a.t_off < pass ? T - a.t_off : pass;
+		if (threads == 1 || a.Tn >= 64 * threads)
+		{
+			a.phase = 0;
 			run_parallel(ex, winograd_thread, &a);
+		}
+		else
+			for (a.phase = 1; a.phase <= 3; a.phase++)
+				run_parallel(ex, winograd_thread, &a);
+	}
 }

@@ -67,8 +67,10 @@ size_t		conv2d_col_floats(int Cin, int H, int W, int k, int stride, int pad,
  * bias: (Cout) or NULL,
  * residual: (Cout, B, Ho, Wo) or NULL (added before the ReLU), relu: 0/1.
  * Zero padding of `pad` on every side.  col is a work buffer of col_floats
- * floats, at least conv2d_col_floats(.., 1); images are processed in groups
- * as large as it allows.  out must not overlap inp, residual or col.
+ * floats, at least Cin * k * k * Wo (one output row); images are processed
+ * in groups as large as it allows, or, when it cannot hold one image
+ * (conv2d_col_floats(.., 1)), in bands of output rows.  The results do not
+ * depend on col_floats.  out must not overlap inp, residual or col.
  */
 void		conv2d_forward(const conv_exec *ex, float *out, const float *inp, const float *weight,
 						   const float *bias, const float *residual, int relu,
@@ -97,16 +99,26 @@ void		winograd_weight_pack(float *Up, const float *U, int Cout, int Cin);
 size_t		winograd_floats(int C, int B, int H, int W);
 
 /*
+ * Tiles per pass of conv2d_winograd_forward when V and M hold vm_floats
+ * floats each and C is the larger of Cin and Cout (at least 1).
+ */
+int			winograd_pass_tiles(int C, size_t vm_floats);
+
+/*
  * out: (Cout, B, H, W) = act(conv3x3(inp) + bias [+ residual]), stride 1,
- * zero padding 1, with Up from winograd_weight_pack.  V must hold
- * winograd_floats(Cin, B, H, W) floats and M winograd_floats(Cout, B, H, W);
- * neither may overlap inp, out or residual.
+ * zero padding 1, with Up from winograd_weight_pack.  V and M are work
+ * buffers of vm_floats floats each, at least WINOGRAD_POSITIONS * max(Cin,
+ * Cout); the tiles are done in passes of winograd_pass_tiles(..) (all at
+ * once when vm_floats >= winograd_floats(max(Cin, Cout), B, H, W)), with
+ * the same results whatever the size.  Neither may overlap inp, out or
+ * residual, nor each other.
  */
 void		conv2d_winograd_forward(const conv_exec *ex, float *out,
 									const float *inp, const float *Up,
 									const float *bias, const float *residual,
 									int relu, int B, int Cin, int H, int W,
-									int Cout, float *V, float *M);
+									int Cout, float *V, float *M,
+									size_t vm_floats);
 
 /*
  * out: (C, B, Ho, Wo) = max over k x k windows of inp: (C, B, H, W), with

@@ -399,6 +399,12 @@ gemm_packed_range(float *C, size_t ldc, const float *Ap,
 	}
 }
 
+int
+gemm_residual_in_place_ok(int K)
+{
+	return K >= 1 && K <= GEMM_KC;
+}
+
 void
 gemm_thread_share(int M, int N, int t, int nthreads,
 				  int *m0, int *m1, int *n0, int *n1)

@@ -58,6 +58,15 @@ void		gemm_packed_range(float *C, size_t ldc, const float *Ap,
 							  const gemm_epilogue *ep, float *bpack);
 
 /*
+ * Whether a product over K may take C itself as its residual (ep->residual
+ * == C, ldr == ldc): true when K is reduced in one block, so that every
+ * entry of C is read, as residual, just before its final value is stored
+ * over it, by the same store.  The results are those of a separate
+ * residual.
+ */
+int			gemm_residual_in_place_ok(int K);
+
+/*
  * Share of thread `t` of `nthreads` in an (M, N) product: rows [*m0, *m1)
  * and columns [*n0, *n1).  Wide products are split by columns (in whole
  * micro-tiles), narrow ones by row panels, so that each thread has whole

@@ -24,8 +24,14 @@
 #define GEMM_MR_FOR_PACK GEMM_MR
 
 #define RESNET_MAX_BATCH 1024
-/* im2col buffer: enough for several images of the early layers (16 MiB) */
-#define RESNET_COL_CAP_FLOATS ((size_t) 4 << 20)
+/*
+ * Floats per image of each of the two pass buffers: im2col (or Winograd's
+ * V) and Winograd's M.  Larger unfoldings are done in passes (bands of
+ * output rows, groups of tiles), which change no result.  576 KiB: the
+ * 14x14 Winograd layers (256 channels, 16 tiles) in one pass, so their
+ * weights are streamed once.
+ */
+#define RESNET_PASS_FLOATS ((size_t) WINOGRAD_POSITIONS * 256 * 16)
 
 static const int stage_blocks[4] = {3, 4, 6, 3};
 static const int stage_width[4] = {64, 128, 256, 512};
@@ -529,13 +535,14 @@ resnet_model_write_packed(const resnet_model *m, const char *path, mmsa_error *e
 static void
 free_workspace(resnet_model *m)
 {
-	for (int i = 0; i < 4; i++)
-	{
-		free(m->act[i]);
-		m->act[i] = NULL;
-	}
+	free(m->work);
+	m->work = NULL;
 	free(m->col);
 	m->col = NULL;
+	free(m->wino_m);
+	m->wino_m = NULL;
+	m->work_floats = 0;
+	m->col_floats = 0;
 	m->ws_batch = 0;
 }
 
@@ -557,115 +564,183 @@ resnet_model_free(resnet_model *m)
 }
 
 /*
- * Sizes the work buffers for a batch of B: the four activation buffers
- * hold the largest activation of the network, the im2col buffer the
- * largest unfolded group of images.  Grown only, never shrunk.
+ * The activations of a chunk live in one work buffer of work_floats
+ * floats, laid out block by block from both ends (resnet_forward_chunk):
+ * a block's input X sits at one end; its second product T2 next to it;
+ * its first product T1 (dead once T2 is computed) and, where the residual
+ * cannot be added in place, the shortcut D, after T2; the output Y at the
+ * other end, or over X itself when the block has no downsample and the
+ * last product may add its residual in place (gemm_residual_in_place_ok).
+ * The next block's input is where Y is.  The buffer is sized by the
+ * largest such set, not by four copies of the largest activation.
+ */
+typedef struct block_sizes
+{
+	int			H1,				/* after conv1 */
+				H2;				/* after conv2 (and the block) */
+	size_t		x,				/* floats of X, T1, T2, Y (and D) */
+				t1,
+				t2,
+				y;
+	int			in_place;		/* conv3 adds its residual in place */
+} block_sizes;
+
+static void
+get_block_sizes(const resnet_block *b, int H, int B, block_sizes *s)
+{
+	s->H1 = conv_out_size(H, 1, b->conv1.stride, 0);
+	s->H2 = conv_out_size(s->H1, 3, b->conv2.stride, 1);
+	s->x = (size_t) b->conv1.cin * B * H * H;
+	s->t1 = (size_t) b->conv1.cout * B * s->H1 * s->H1;
+	s->t2 = (size_t) b->conv2.cout * B * s->H2 * s->H2;
+	s->y = (size_t) b->conv3.cout * B * s->H2 * s->H2;
+	s->in_place = gemm_residual_in_place_ok(b->conv3.cin * b->conv3.k * b->conv3.k);
+}
+
+/* Floats of the work buffer a block needs (layout above). */
+static size_t
+block_work_floats(const resnet_block *b, const block_sizes *s)
+{
+	size_t		far;
+
+	if (!b->has_downsample && s->in_place)
+		far = 0;				/* Y over X */
+	else if (b->has_downsample && s->in_place)
+		far = s->y;				/* the shortcut straight into Y */
+	else if (b->has_downsample)
+		far = 2 * s->y;			/* D after T2, Y at the other end */
+	else
+		far = s->y;
+	return s->x + s->t2 + (s->t1 > far ? s->t1 : far);
+}
+
+/*
+ * Floats of pass buffer convolution c over H x H needs for B images: all
+ * of its unfolding when that is at most cap, else cap, but never less
+ * than one pass (one output row, one Winograd tile).
+ */
+static size_t
+pass_floats(const resnet_conv *c, int H, int B, size_t cap)
+{
+	size_t		need,
+				least;
+
+	if (c->winograd)
+	{
+		int			C = c->cin > c->cout ? c->cin : c->cout;
+
+		need = winograd_floats(C, B, H, H);
+		least = (size_t) WINOGRAD_POSITIONS * C;
+	}
+	else
+	{
+		need = conv2d_col_floats(c->cin, H, H, c->k, c->stride, c->pad, B);
+		least = (size_t) c->cin * c->k * c->k * conv_out_size(H, c->k, c->stride, c->pad);
+		if (need == 0)
+			return 0;
+	}
+	if (need > cap)
+		need = cap;
+	return need > least ? need : least;
+}
+
+/*
+ * Sizes the work buffers for a batch of B (see above): the activations'
+ * buffer, and the two pass buffers (im2col or Winograd's V, and
+ * Winograd's M), RESNET_PASS_FLOATS per image at most.  Grown only,
+ * never shrunk.
  */
 static mmsa_status
 ensure_workspace(resnet_model *m, int B, mmsa_error *err)
 {
-	size_t		act = (size_t) 3 * RESNET_IMAGE_SIZE * RESNET_IMAGE_SIZE;
-	size_t		col = 0;
+	size_t		cap = RESNET_PASS_FLOATS * (size_t) B;
+	size_t		work,
+				col = 0,
+				need;
 	int			H = RESNET_IMAGE_SIZE;
+	int			C;
 
 	if (B <= m->ws_batch)
 		return MMSA_OK;
 
-	/* walk the network, tracking per-image activation and im2col sizes */
+	/* stem: image at the start, convolution at the end, max pool at the start */
 	{
 		const resnet_conv *c = &m->stem;
-		size_t		per_image;
-		int			G;
-		int			Ho = conv_out_size(H, c->k, c->stride, c->pad);
+		int			Ho = conv_out_size(H, c->k, c->stride, c->pad),
+					Hp = conv_out_size(Ho, 3, 2, 1);
+		size_t		si = (size_t) 3 * B * H * H,
+					so = (size_t) c->cout * B * Ho * Ho,
+					sp = (size_t) c->cout * B * Hp * Hp;
 
-		per_image = conv2d_col_floats(c->cin, H, H, c->k, c->stride, c->pad, 1);
-		G = per_image ? (int) (RESNET_COL_CAP_FLOATS / per_image) : 1;
-		G = G < 1 ? 1 : (G > B ? B : G);
-		if (per_image * G > col)
-			col = per_image * G;
-		H = Ho;
-		if ((size_t) c->cout * H * H > act)
-			act = (size_t) c->cout * H * H;
-		H = conv_out_size(H, 3, 2, 1);	/* max pool */
+		work = so + (si > sp ? si : sp);
+		col = pass_floats(c, H, B, cap);
+		H = Hp;
+		C = c->cout;
 	}
 	for (int n = 0; n < 16; n++)
 	{
 		const resnet_block *b = &m->blocks[n];
-		const resnet_conv *convs[4] = {&b->conv1, &b->conv2, &b->conv3,
-		b->has_downsample ? &b->downsample : NULL};
-		int			Hin = H;
-		int			Hc = H;
+		block_sizes s;
 
-		for (int j = 0; j < 4; j++)
-		{
-			const resnet_conv *c = convs[j];
-			size_t		per_image;
-			int			G,
-						Hsrc = (j == 3) ? Hin : Hc,
-						Ho;
-
-			if (c == NULL)
-				continue;
-			Ho = conv_out_size(Hsrc, c->k, c->stride, c->pad);
-			if (c->winograd)
-			{
-				/* V in the col buffer, M in a free activation buffer */
-				if (winograd_floats(c->cin, B, Hsrc, Hsrc) > col)
-					col = winograd_floats(c->cin, B, Hsrc, Hsrc);
-				if (winograd_floats(c->cout, 1, Hsrc, Hsrc) > act)
-					act = winograd_floats(c->cout, 1, Hsrc, Hsrc);
-				per_image = 0;
-			}
-			else
-				per_image = conv2d_col_floats(c->cin, Hsrc, Hsrc, c->k, c->stride, c->pad, 1);
-			if (per_image > 0)
-			{
-				G = (int) (RESNET_COL_CAP_FLOATS / per_image);
-				G = G < 1 ? 1 : (G > B ? B : G);
-				if (per_image * G > col)
-					col = per_image * G;
-			}
-			if ((size_t) c->cout * Ho * Ho > act)
-				act = (size_t) c->cout * Ho * Ho;
-			if (j < 3)
-				Hc = Ho;
-		}
-		H = Hc;
+		get_block_sizes(b, H, B, &s);
+		if ((need = block_work_floats(b, &s)) > work)
+			work = need;
+		if ((need = pass_floats(&b->conv1, H, B, cap)) > col)
+			col = need;
+		if ((need = pass_floats(&b->conv2, s.H1, B, cap)) > col)
+			col = need;
+		if ((need = pass_floats(&b->conv3, s.H2, B, cap)) > col)
+			col = need;
+		if (b->has_downsample && (need = pass_floats(&b->downsample, H, B, cap)) > col)
+			col = need;
+		H = s.H2;
+		C = b->conv3.cout;
 	}
+	/* head: features, pooled features and the classifier's work after them */
+	need = (size_t) C * B * H * H + (size_t) C * B + (size_t) (C + m->num_classes) * B;
+	if (need > work)
+		work = need;
 
 	free_workspace(m);
-	m->act_floats = act * B;
+	if ((m->work = malloc(sizeof(float) * work)) == NULL ||
+		(col > 0 && ((m->col = malloc(sizeof(float) * col)) == NULL ||
+					 (m->wino_m = malloc(sizeof(float) * col)) == NULL)))
+	{
+		free_workspace(m);
+		return mmsa_set_error(err, MMSA_ERR_NOMEM,
+							  "out of memory for ResNet work buffers (batch %d)", B);
+	}
+	m->work_floats = work;
 	m->col_floats = col;
-	for (int i = 0; i < 4; i++)
-		if ((m->act[i] = malloc(sizeof(float) * m->act_floats)) == NULL)
-			goto nomem;
-	if (col > 0 && (m->col = malloc(sizeof(float) * col)) == NULL)
-		goto nomem;
 	m->ws_batch = B;
 	return MMSA_OK;
-
-nomem:
-	free_workspace(m);
-	return mmsa_set_error(err, MMSA_ERR_NOMEM,
-						  "out of memory for ResNet work buffers (batch %d)", B);
 }
 
 /*
- * Runs one convolution of the model over (cin, B, H, W) into out.
- * scratch: a free activation buffer (Winograd's products), or NULL when
- * the convolution is not a Winograd one.
+ * Runs one convolution of the model over (cin, B, H, W) into out, with the
+ * pass buffers.
  */
 static void
 run_conv(resnet_model *m, const resnet_conv *c, float *out, const float *inp,
-		 const float *residual, int relu, int B, int H, float *scratch)
+		 const float *residual, int relu, int B, int H)
 {
 	if (c->winograd)
 		conv2d_winograd_forward(&m->exec, out, inp, c->weight, c->bias, residual, relu,
-								B, c->cin, H, H, c->cout, m->col, scratch);
+								B, c->cin, H, H, c->cout, m->col, m->wino_m, m->col_floats);
 	else
 		conv2d_forward(&m->exec, out, inp, c->weight, c->bias, residual, relu,
 					   B, c->cin, H, H, c->cout, c->k, c->stride, c->pad,
 					   m->col, m->col_floats);
+}
+
+/*
+ * The place of `floats` floats at `off` floats from one end of the work
+ * buffer: from the start (side 0) or back from the end (side 1).
+ */
+static inline float *
+work_at(const resnet_model *m, int side, size_t off, size_t floats)
+{
+	return side == 0 ? m->work + off : m->work + (m->work_floats - off - floats);
 }
 
 /*
@@ -678,65 +753,83 @@ resnet_forward_chunk(resnet_model *m, const float *images, int B,
 {
 	mmsa_status status;
 	int			H = RESNET_IMAGE_SIZE;
-	int			cur;
+	int			side;			/* the end of the work buffer X is at */
 	int			C;
+	float	   *x;
 
 	if ((status = ensure_workspace(m, B, err)) != MMSA_OK)
 		return status;
 
 	/* stem: 7x7/2 convolution + ReLU, 3x3/2 max pool */
-	nchw_to_cbhw(m->act[0], images, B, 3, H * H);
-	run_conv(m, &m->stem, m->act[1], m->act[0], NULL, 1, B, H, NULL);
-	H = conv_out_size(H, 7, 2, 3);
-	maxpool2d_forward(&m->exec, m->act[0], m->act[1], 64, B, H, H, 3, 2, 1);
-	H = conv_out_size(H, 3, 2, 1);
-	cur = 0;
+	{
+		int			Ho = conv_out_size(H, 7, 2, 3),
+					Hp = conv_out_size(Ho, 3, 2, 1);
+		size_t		so = (size_t) 64 * B * Ho * Ho;
+		float	   *s = work_at(m, 1, 0, so);
+
+		nchw_to_cbhw(m->work, images, B, 3, H * H);
+		run_conv(m, &m->stem, s, m->work, NULL, 1, B, H);
+		maxpool2d_forward(&m->exec, m->work, s, 64, B, Ho, Ho, 3, 2, 1);
+		H = Hp;
+	}
+	side = 0;
+	x = m->work;
 	C = 64;
 
-	/* 16 bottleneck blocks; buffers: cur, t1 (also the shortcut), t2, out */
+	/* 16 bottleneck blocks (layout above ensure_workspace) */
 	for (int n = 0; n < 16; n++)
 	{
 		const resnet_block *b = &m->blocks[n];
-		int			t1 = (cur + 1) % 4,
-					t2 = (cur + 2) % 4,
-					o = (cur + 3) % 4;
-		int			H1,
-					H2;
-		const float *shortcut;
+		block_sizes s;
+		float	   *t1,
+				   *t2,
+				   *y;
 
 		if (mmsa_interrupted())
 			return mmsa_set_error(err, MMSA_ERR_CANCELED, "canceled");
 
-		run_conv(m, &b->conv1, m->act[t1], m->act[cur], NULL, 1, B, H, NULL);
-		H1 = conv_out_size(H, 1, b->conv1.stride, 0);
-		run_conv(m, &b->conv2, m->act[t2], m->act[t1], NULL, 1, B, H1, m->act[o]);
-		H2 = conv_out_size(H1, 3, b->conv2.stride, 1);
+		get_block_sizes(b, H, B, &s);
+		t2 = work_at(m, side, s.x, s.t2);
+		t1 = work_at(m, side, s.x + s.t2, s.t1);
+		y = work_at(m, side, m->work_floats - s.y, s.y);	/* the other end */
+
+		run_conv(m, &b->conv1, t1, x, NULL, 1, B, H);
+		run_conv(m, &b->conv2, t2, t1, NULL, 1, B, s.H1);
 		if (b->has_downsample)
 		{
-			run_conv(m, &b->downsample, m->act[t1], m->act[cur], NULL, 0, B, H, NULL);
-			shortcut = m->act[t1];
+			float	   *d = s.in_place ? y : work_at(m, side, s.x + s.t2, s.y);
+
+			run_conv(m, &b->downsample, d, x, NULL, 0, B, H);
+			run_conv(m, &b->conv3, y, t2, d, 1, B, s.H2);
 		}
+		else if (s.in_place)
+			y = x;
 		else
-			shortcut = m->act[cur];
-		run_conv(m, &b->conv3, m->act[o], m->act[t2], shortcut, 1, B, H2, NULL);
-		H = H2;
+			run_conv(m, &b->conv3, y, t2, x, 1, B, s.H2);
+		if (y == x)
+			run_conv(m, &b->conv3, x, t2, x, 1, B, s.H2);
+		else
+			side = !side;
+		x = y;
+		H = s.H2;
 		C = b->conv3.cout;
-		cur = o;
 	}
 	if (mmsa_interrupted())
 		return mmsa_set_error(err, MMSA_ERR_CANCELED, "canceled");
 
-	/* act[cur]: (2048, B, 7*7) */
+	/* x: (2048, B, 7*7) */
 	if (feature_map)
-		cbhw_to_token_major(feature_map, m->act[cur], C, B, H * H);
+		cbhw_to_token_major(feature_map, x, C, B, H * H);
 	if (pooled || logits)
 	{
-		float	   *p = pooled ? pooled : m->act[(cur + 1) % 4];
+		size_t		sx = (size_t) C * B * H * H;
+		float	   *p = pooled ? pooled : work_at(m, side, sx, (size_t) C * B);
 
-		global_avgpool_forward(p, m->act[cur], C, B, H * H);
+		global_avgpool_forward(p, x, C, B, H * H);
 		if (logits)
 			linear_forward(&m->exec, logits, p, m->fc_weight, m->fc_bias, B, C,
-						   m->num_classes, m->act[(cur + 2) % 4]);
+						   m->num_classes,
+						   work_at(m, side, sx + (size_t) C * B, (size_t) (C + m->num_classes) * B));
 	}
 	return MMSA_OK;
 }

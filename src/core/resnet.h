@@ -97,12 +97,17 @@ typedef struct resnet_model
 	 */
 	int			sub_batch;
 
-	/* work buffers, grown to the largest chunk seen */
+	/*
+	 * work buffers, grown to the largest chunk seen: the activations (laid
+	 * out from both ends, resnet.c), and two pass buffers of col_floats
+	 * (im2col or Winograd's V, and Winograd's M)
+	 */
 	int			ws_batch;
-	size_t		act_floats;		/* per buffer */
+	size_t		work_floats;
 	size_t		col_floats;
-	float	   *act[4];
+	float	   *work;
 	float	   *col;
+	float	   *wino_m;
 	/* threads: as many as OpenBLAS is set to use, started on first use */
 	conv_exec	exec;
 } resnet_model;

@@ -118,6 +118,21 @@ test_conv_layers(const conv_exec *ex)
 				res[i] = 0.5f;
 			conv2d_forward(ex, got, inp, wp, bias, res, 1, B, Cin, H, W, Cout, k, s, p, col, colf);
 			tap_close_within(want, got, (long) nout, 1e-5, "conv2d_forward + residual + ReLU");
+			/* in bands of one and of two output rows: the very same floats */
+			if (colf > 0)
+			{
+				float	   *got2 = malloc(sizeof(float) * nout);
+
+				for (int rows = 1; rows <= 2; rows++)
+				{
+					conv2d_forward(ex, got2, inp, wp, bias, res, 1, B, Cin, H, W, Cout, k, s, p,
+								   col, (size_t) Cin * k * k * Wo * rows);
+					snprintf(name, sizeof(name), "conv2d_forward k=%d s=%d p=%d in bands of %d rows: bit-identical",
+							 k, s, p, rows);
+					ok(memcmp(got, got2, sizeof(float) * nout) == 0, "%s", name);
+				}
+				free(got2);
+			}
 			free(res);
 		}
 		free(inp);
@@ -148,8 +163,9 @@ test_conv_layers(const conv_exec *ex)
 				   *res = malloc(sizeof(float) * nout),
 				   *want = malloc(sizeof(float) * nout),
 				   *got = malloc(sizeof(float) * nout),
-				   *V = malloc(sizeof(float) * winograd_floats(Cin, B, H, W)),
-				   *M = malloc(sizeof(float) * winograd_floats(Cout, B, H, W));
+				   *V = malloc(sizeof(float) * winograd_floats(Cin > Cout ? Cin : Cout, B, H, W)),
+				   *M = malloc(sizeof(float) * winograd_floats(Cin > Cout ? Cin : Cout, B, H, W)),
+				   *got2 = malloc(sizeof(float) * nout);
 		char		name[96];
 
 		for (size_t i = 0; i < nin; i++)
@@ -165,10 +181,21 @@ test_conv_layers(const conv_exec *ex)
 			want[i] = want[i] + res[i] > 0.0f ? want[i] + res[i] : 0.0f;
 		winograd_weight_transform(U, w, Cout, Cin);
 		winograd_weight_pack(Up, U, Cout, Cin);
-		conv2d_winograd_forward(ex, got, inp, Up, bias, res, 1, B, Cin, H, W, Cout, V, M);
+		conv2d_winograd_forward(ex, got, inp, Up, bias, res, 1, B, Cin, H, W, Cout, V, M,
+								winograd_floats(Cin > Cout ? Cin : Cout, B, H, W));
 		snprintf(name, sizeof(name), "conv2d_winograd_forward %dx%d + residual + ReLU vs direct loops", H, W);
 		/* F(4x4, 3x3) rounds more than direct loops: outputs here are ~10 */
 		tap_close_within(want, got, (long) nout, 5e-5, name);
+		/* in passes of 1 and of 17 tiles: the very same floats */
+		for (int pass = 1; pass <= 17; pass += 16)
+		{
+			conv2d_winograd_forward(ex, got2, inp, Up, bias, res, 1, B, Cin, H, W, Cout, V, M,
+									(size_t) WINOGRAD_POSITIONS * (Cin > Cout ? Cin : Cout) * pass);
+			snprintf(name, sizeof(name), "conv2d_winograd_forward %dx%d in passes of %d tiles: bit-identical",
+					 H, W, pass);
+			ok(memcmp(got, got2, sizeof(float) * nout) == 0, "%s", name);
+		}
+		free(got2);
 		free(inp);
 		free(w);
 		free(U);
