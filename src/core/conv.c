@@ -620,10 +620,13 @@ winograd_floats(int C, int B, int H, int W)
 }
 
 int
-winograd_pass_tiles(int C, size_t vm_floats)
+winograd_pass_tiles(int Cin, int Cout, size_t v_floats, size_t m_floats)
 {
-	size_t		per_tile = (size_t) WINO_P * (C < 1 ? 1 : C);
-	size_t		n = vm_floats / per_tile;
+	size_t		n = v_floats / ((size_t) WINO_P * (Cin < 1 ? 1 : Cin)),
+				nm = m_floats / ((size_t) WINO_P * (Cout < 1 ? 1 : Cout));
+
+	if (nm < n)
+		n = nm;
 
 	/* whole micro-tiles of columns for the products when there is room */
 	if (n >= GEMM_NR)
@@ -949,12 +952,12 @@ conv2d_winograd_forward(const conv_exec *ex, float *out, const float *inp,
 						const float *Up, const float *bias,
 						const float *residual, int relu,
 						int B, int Cin, int H, int W, int Cout,
-						float *V, float *M, size_t vm_floats)
+						float *V, size_t v_floats, float *M, size_t m_floats)
 {
 	winograd_args a = {ex, out, inp, Up, bias, residual, relu, B, Cin, H, W, Cout, V, M, 0, 0, 0};
 	int			T = B * wino_tiles(H) * wino_tiles(W);
 	int			threads = exec_threads(ex);
-	int			pass = winograd_pass_tiles(Cin > Cout ? Cin : Cout, vm_floats);
+	int			pass = winograd_pass_tiles(Cin, Cout, v_floats, m_floats);
 
 	if (pass > T)
 		pass = T;

@@ -99,26 +99,27 @@ void		winograd_weight_pack(float *Up, const float *U, int Cout, int Cin);
 size_t		winograd_floats(int C, int B, int H, int W);
 
 /*
- * Tiles per pass of conv2d_winograd_forward when V and M hold vm_floats
- * floats each and C is the larger of Cin and Cout (at least 1).
+ * Tiles per pass of conv2d_winograd_forward when V holds v_floats floats
+ * and M m_floats (at least 1).
  */
-int			winograd_pass_tiles(int C, size_t vm_floats);
+int			winograd_pass_tiles(int Cin, int Cout, size_t v_floats, size_t m_floats);
 
 /*
  * out: (Cout, B, H, W) = act(conv3x3(inp) + bias [+ residual]), stride 1,
  * zero padding 1, with Up from winograd_weight_pack.  V and M are work
- * buffers of vm_floats floats each, at least WINOGRAD_POSITIONS * max(Cin,
- * Cout); the tiles are done in passes of winograd_pass_tiles(..) (all at
- * once when vm_floats >= winograd_floats(max(Cin, Cout), B, H, W)), with
- * the same results whatever the size.  Neither may overlap inp, out or
- * residual, nor each other.
+ * buffers of v_floats and m_floats floats, at least WINOGRAD_POSITIONS *
+ * Cin and WINOGRAD_POSITIONS * Cout; the tiles are done in passes of
+ * winograd_pass_tiles(..) (all at once when V holds winograd_floats(Cin,
+ * B, H, W) and M winograd_floats(Cout, B, H, W)), with the same results
+ * whatever the sizes.  Neither may overlap inp, out or residual, nor each
+ * other.
  */
 void		conv2d_winograd_forward(const conv_exec *ex, float *out,
 									const float *inp, const float *Up,
 									const float *bias, const float *residual,
 									int relu, int B, int Cin, int H, int W,
-									int Cout, float *V, float *M,
-									size_t vm_floats);
+									int Cout, float *V, size_t v_floats,
+									float *M, size_t m_floats);
 
 /*
  * out: (C, B, Ho, Wo) = max over k x k windows of inp: (C, B, H, W), with

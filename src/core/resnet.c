@@ -25,13 +25,13 @@
 
 #define RESNET_MAX_BATCH 1024
 /*
- * Floats per image of each of the two pass buffers: im2col (or Winograd's
- * V) and Winograd's M.  Larger unfoldings are done in passes (bands of
- * output rows, groups of tiles), which change no result.  576 KiB: the
- * 14x14 Winograd layers (256 channels, 16 tiles) in one pass, so their
- * weights are streamed once.
+ * Floats per image of the pass buffer (im2col, or Winograd's V) for the
+ * convolutions that find too little room free in the activations' buffer.
+ * Larger unfoldings are done in passes (bands of output rows, groups of
+ * tiles), which change no result.  288 KiB: 32 tiles of the 56x56
+ * Winograd layers, two output rows of the strided 3x3 convolutions.
  */
-#define RESNET_PASS_FLOATS ((size_t) WINOGRAD_POSITIONS * 256 * 16)
+#define RESNET_PASS_FLOATS ((size_t) WINOGRAD_POSITIONS * 64 * 32)
 
 static const int stage_blocks[4] = {3, 4, 6, 3};
 static const int stage_width[4] = {64, 128, 256, 512};
@@ -535,12 +535,11 @@ resnet_model_write_packed(const resnet_model *m, const char *path, mmsa_error *e
 static void
 free_workspace(resnet_model *m)
 {
-	free(m->work);
+	if (m->work != m->slot)
+		free(m->work);			/* else kept: the caller holds the slot */
 	m->work = NULL;
 	free(m->col);
 	m->col = NULL;
-	free(m->wino_m);
-	m->wino_m = NULL;
 	m->work_floats = 0;
 	m->col_floats = 0;
 	m->ws_batch = 0;
@@ -552,6 +551,7 @@ resnet_model_free(resnet_model *m)
 	if (m == NULL)
 		return;
 	free_workspace(m);
+	free(m->slot);
 	conv_exec_free(&m->exec);
 	if (m->labels)
 		for (int i = 0; i < m->num_classes; i++)
@@ -573,6 +573,10 @@ resnet_model_free(resnet_model *m)
  * last product may add its residual in place (gemm_residual_in_place_ok).
  * The next block's input is where Y is.  The buffer is sized by the
  * largest such set, not by four copies of the largest activation.
+ *
+ * What a convolution leaves free of the buffer (the spare) is its im2col
+ * buffer, or holds Winograd's V and M; else the pass buffer col does,
+ * with M in the spare, which every Winograd convolution is given room for.
  */
 typedef struct block_sizes
 {
@@ -601,7 +605,8 @@ get_block_sizes(const resnet_block *b, int H, int B, block_sizes *s)
 static size_t
 block_work_floats(const resnet_block *b, const block_sizes *s)
 {
-	size_t		far;
+	size_t		far,
+				m = 0;
 
 	if (!b->has_downsample && s->in_place)
 		far = 0;				/* Y over X */
@@ -611,7 +616,11 @@ block_work_floats(const resnet_block *b, const block_sizes *s)
 		far = 2 * s->y;			/* D after T2, Y at the other end */
 	else
 		far = s->y;
-	return s->x + s->t2 + (s->t1 > far ? s->t1 : far);
+	if (b->conv2.winograd)		/* one tile of M in conv2's spare */
+		m = (size_t) WINOGRAD_POSITIONS * b->conv2.cout;
+	if (s->t1 + m > far)
+		far = s->t1 + m;
+	return s->x + s->t2 + far;
 }
 
 /*
@@ -646,9 +655,8 @@ pass_floats(const resnet_conv *c, int H, int B, size_t cap)
 
 /*
  * Sizes the work buffers for a batch of B (see above): the activations'
- * buffer, and the two pass buffers (im2col or Winograd's V, and
- * Winograd's M), RESNET_PASS_FLOATS per image at most.  Grown only,
- * never shrunk.
+ * buffer, and the pass buffer (RESNET_PASS_FLOATS per image at most).
+ * Grown only, never shrunk.
  */
 static mmsa_status
 ensure_workspace(resnet_model *m, int B, mmsa_error *err)
@@ -703,8 +711,7 @@ ensure_workspace(resnet_model *m, int B, mmsa_error *err)
 
 	free_workspace(m);
 	if ((m->work = malloc(sizeof(float) * work)) == NULL ||
-		(col > 0 && ((m->col = malloc(sizeof(float) * col)) == NULL ||
-					 (m->wino_m = malloc(sizeof(float) * col)) == NULL)))
+		(col > 0 && (m->col = malloc(sizeof(float) * col)) == NULL))
 	{
 		free_workspace(m);
 		return mmsa_set_error(err, MMSA_ERR_NOMEM,
@@ -716,17 +723,48 @@ ensure_workspace(resnet_model *m, int B, mmsa_error *err)
 	return MMSA_OK;
 }
 
+float *
+resnet_input_slot(resnet_model *m, mmsa_error *err)
+{
+	if (m->slot == NULL)
+	{
+		if (ensure_workspace(m, 1, err) != MMSA_OK)
+			return NULL;
+		m->slot = m->work;
+	}
+	return m->slot;
+}
+
 /*
- * Runs one convolution of the model over (cin, B, H, W) into out, with the
- * pass buffers.
+ * Runs one convolution of the model over (cin, B, H, W) into out, with
+ * spare_floats floats free at spare (see above) and the pass buffer.
  */
 static void
 run_conv(resnet_model *m, const resnet_conv *c, float *out, const float *inp,
-		 const float *residual, int relu, int B, int H)
+		 const float *residual, int relu, int B, int H,
+		 float *spare, size_t spare_floats)
 {
 	if (c->winograd)
+	{
+		float	   *V = m->col,
+				   *M = spare;
+		size_t		vf = m->col_floats,
+					mf = spare_floats;
+
+		if (spare_floats >= 2 * m->col_floats)
+		{
+			V = spare;
+			vf = spare_floats / 2;
+			M = spare + vf;
+			mf = spare_floats - vf;
+		}
 		conv2d_winograd_forward(&m->exec, out, inp, c->weight, c->bias, residual, relu,
-								B, c->cin, H, H, c->cout, m->col, m->wino_m, m->col_floats);
+								B, c->cin, H, H, c->cout, V, vf, M, mf);
+	}
+	else if (spare_floats > m->col_floats)
+		conv2d_forward(&m->exec, out, inp, c->weight, c->bias, residual, relu,
+					   B, c->cin, H, H, c->cout, c->k, c->stride, c->pad,
+					   spare, spare_floats);
 	else
 		conv2d_forward(&m->exec, out, inp, c->weight, c->bias, residual, relu,
 					   B, c->cin, H, H, c->cout, c->k, c->stride, c->pad,
@@ -764,11 +802,15 @@ resnet_forward_chunk(resnet_model *m, const float *images, int B,
 	{
 		int			Ho = conv_out_size(H, 7, 2, 3),
 					Hp = conv_out_size(Ho, 3, 2, 1);
-		size_t		so = (size_t) 64 * B * Ho * Ho;
+		size_t		si = (size_t) 3 * B * H * H,
+					so = (size_t) 64 * B * Ho * Ho;
 		float	   *s = work_at(m, 1, 0, so);
 
-		nchw_to_cbhw(m->work, images, B, 3, H * H);
-		run_conv(m, &m->stem, s, m->work, NULL, 1, B, H);
+		/* one image in the input slot is already in place */
+		if (images != m->work)
+			nchw_to_cbhw(m->work, images, B, 3, H * H);
+		run_conv(m, &m->stem, s, m->work, NULL, 1, B, H,
+				 m->work + si, m->work_floats - si - so);
 		maxpool2d_forward(&m->exec, m->work, s, 64, B, Ho, Ho, 3, 2, 1);
 		H = Hp;
 	}
@@ -783,7 +825,9 @@ resnet_forward_chunk(resnet_model *m, const float *images, int B,
 		block_sizes s;
 		float	   *t1,
 				   *t2,
-				   *y;
+				   *y,
+				   *spare;
+		size_t		spare_floats;
 
 		if (mmsa_interrupted())
 			return mmsa_set_error(err, MMSA_ERR_CANCELED, "canceled");
@@ -793,21 +837,28 @@ resnet_forward_chunk(resnet_model *m, const float *images, int B,
 		t1 = work_at(m, side, s.x + s.t2, s.t1);
 		y = work_at(m, side, m->work_floats - s.y, s.y);	/* the other end */
 
-		run_conv(m, &b->conv1, t1, x, NULL, 1, B, H);
-		run_conv(m, &b->conv2, t2, t1, NULL, 1, B, s.H1);
+		/* conv1 and conv2: all past T1 is free */
+		spare_floats = m->work_floats - s.x - s.t2 - s.t1;
+		spare = work_at(m, side, s.x + s.t2 + s.t1, spare_floats);
+		run_conv(m, &b->conv1, t1, x, NULL, 1, B, H, spare, spare_floats);
+		run_conv(m, &b->conv2, t2, t1, NULL, 1, B, s.H1, spare, spare_floats);
 		if (b->has_downsample)
 		{
+			/* between T2 and the shortcut (Y, or D before Y) is free */
+			size_t		off = s.in_place ? s.x + s.t2 : s.x + s.t2 + s.y;
 			float	   *d = s.in_place ? y : work_at(m, side, s.x + s.t2, s.y);
 
-			run_conv(m, &b->downsample, d, x, NULL, 0, B, H);
-			run_conv(m, &b->conv3, y, t2, d, 1, B, s.H2);
+			spare_floats = m->work_floats - off - s.y;
+			spare = work_at(m, side, off, spare_floats);
+			run_conv(m, &b->downsample, d, x, NULL, 0, B, H, spare, spare_floats);
+			run_conv(m, &b->conv3, y, t2, d, 1, B, s.H2, NULL, 0);
 		}
 		else if (s.in_place)
 			y = x;
 		else
-			run_conv(m, &b->conv3, y, t2, x, 1, B, s.H2);
+			run_conv(m, &b->conv3, y, t2, x, 1, B, s.H2, NULL, 0);
 		if (y == x)
-			run_conv(m, &b->conv3, x, t2, x, 1, B, s.H2);
+			run_conv(m, &b->conv3, x, t2, x, 1, B, s.H2, NULL, 0);	/* Y over X */
 		else
 			side = !side;
 		x = y;

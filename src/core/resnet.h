@@ -99,15 +99,16 @@ typedef struct resnet_model
 
 	/*
 	 * work buffers, grown to the largest chunk seen: the activations (laid
-	 * out from both ends, resnet.c), and two pass buffers of col_floats
-	 * (im2col or Winograd's V, and Winograd's M)
+	 * out from both ends, resnet.c) and a pass buffer of col_floats (im2col
+	 * or Winograd's V, for the convolutions that find too little of the
+	 * former free); slot: see resnet_input_slot
 	 */
 	int			ws_batch;
 	size_t		work_floats;
 	size_t		col_floats;
 	float	   *work;
 	float	   *col;
-	float	   *wino_m;
+	float	   *slot;
 	/* threads: as many as OpenBLAS is set to use, started on first use */
 	conv_exec	exec;
 } resnet_model;
@@ -133,6 +134,16 @@ mmsa_status resnet_model_write_packed(const resnet_model *m, const char *path,
 									  mmsa_error *err);
 
 void		resnet_model_free(resnet_model *m);
+
+/*
+ * A place for one image (3, 224, 224) inside the model's own work
+ * buffers, so that the caller may write an image there and pass it to
+ * resnet_forward with B = 1 without another private copy of it; NULL
+ * when out of memory (err says so).  The place stays valid as long as
+ * the model, but resnet_forward overwrites what it holds: write the image
+ * anew before each call.  An image elsewhere is copied in as usual.
+ */
+float	   *resnet_input_slot(resnet_model *m, mmsa_error *err);
 
 /*
  * images: (B, 3, 224, 224) preprocessed.  Any of feature_map (B, 49, 2048),

@@ -99,9 +99,10 @@ init_image_buffers(sentiment_model *m, const char *image_dir, mmsa_error *err)
 	if (m->preprocess.crop != RESNET_IMAGE_SIZE)
 		return mmsa_set_error(err, MMSA_ERR_FORMAT, "%s/config.json: crop must be %d",
 							  image_dir, RESNET_IMAGE_SIZE);
-	m->pixels = malloc(sizeof(float) * 3 * RESNET_IMAGE_SIZE * RESNET_IMAGE_SIZE);
+	/* the image encoder's own input slot: no private copy of the image */
+	m->pixels = resnet_input_slot(m->image, err);
 	if (m->pixels == NULL)
-		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+		return err->status;
 	return MMSA_OK;
 }
 
@@ -205,7 +206,6 @@ sentiment_model_free(sentiment_model *m)
 	image_workspace_free(&m->workspace);
 	for (int k = 0; k < FUSION_N_KINDS; k++)
 		fusion_free(m->heads[k]);
-	free(m->pixels);
 	free(m->ids);
 	free(m->mask);
 	free(m);

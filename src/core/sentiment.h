@@ -40,7 +40,9 @@ typedef struct sentiment_model
 	resnet_model *image;		/* NULL unless SENTIMENT_LOAD_IMAGE */
 	image_preprocess_config preprocess;
 	image_workspace workspace;
-	float	   *pixels;			/* (3,224,224) */
+	float	   *pixels;			/* (3,224,224): the image encoder's input
+								 * slot (resnet_input_slot), overwritten by
+								 * each resnet_forward; owned by image */
 	fusion_model *heads[FUSION_N_KINDS];
 	fusion_kind default_kind;
 	int32_t    *ids,

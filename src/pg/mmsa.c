@@ -13,6 +13,7 @@
 
 #include <cblas.h>
 #include <limits.h>
+#include <malloc.h>
 
 #include "fmgr.h"
 #include "catalog/pg_type.h"
@@ -57,6 +58,17 @@ _PG_init(void)
 
 	get_share_path(my_exec_path, share_path);
 	snprintf(default_model_dir, sizeof(default_model_dir), "%s/mmsa", share_path);
+
+	/*
+	 * Keep glibc's mmap threshold at its initial 128 KiB.  Left dynamic, the
+	 * first large buffer freed (a decoded image, libjpeg's arrays) raises it
+	 * to that buffer's size and the heap's trim threshold to twice that, and
+	 * from then on such per-call buffers come from the heap and megabytes
+	 * of them stay private to the backend after each call.  Pinned, they
+	 * are mapped and returned whole; the model's own work buffers are
+	 * allocated once and reused, so they are not affected.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 
 	DefineCustomStringVariable("mmsa.model_dir",
 							   "Directory of the installed mmsa model.",

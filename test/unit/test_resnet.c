@@ -181,16 +181,17 @@ test_conv_layers(const conv_exec *ex)
 			want[i] = want[i] + res[i] > 0.0f ? want[i] + res[i] : 0.0f;
 		winograd_weight_transform(U, w, Cout, Cin);
 		winograd_weight_pack(Up, U, Cout, Cin);
-		conv2d_winograd_forward(ex, got, inp, Up, bias, res, 1, B, Cin, H, W, Cout, V, M,
-								winograd_floats(Cin > Cout ? Cin : Cout, B, H, W));
+		conv2d_winograd_forward(ex, got, inp, Up, bias, res, 1, B, Cin, H, W, Cout,
+								V, winograd_floats(Cin, B, H, W), M, winograd_floats(Cout, B, H, W));
 		snprintf(name, sizeof(name), "conv2d_winograd_forward %dx%d + residual + ReLU vs direct loops", H, W);
 		/* F(4x4, 3x3) rounds more than direct loops: outputs here are ~10 */
 		tap_close_within(want, got, (long) nout, 5e-5, name);
 		/* in passes of 1 and of 17 tiles: the very same floats */
 		for (int pass = 1; pass <= 17; pass += 16)
 		{
-			conv2d_winograd_forward(ex, got2, inp, Up, bias, res, 1, B, Cin, H, W, Cout, V, M,
-									(size_t) WINOGRAD_POSITIONS * (Cin > Cout ? Cin : Cout) * pass);
+			conv2d_winograd_forward(ex, got2, inp, Up, bias, res, 1, B, Cin, H, W, Cout,
+									V, (size_t) WINOGRAD_POSITIONS * Cin * pass,
+									M, (size_t) WINOGRAD_POSITIONS * Cout * pass + 7);
 			snprintf(name, sizeof(name), "conv2d_winograd_forward %dx%d in passes of %d tiles: bit-identical",
 					 H, W, pass);
 			ok(memcmp(got, got2, sizeof(float) * nout) == 0, "%s", name);
