@@ -205,5 +205,56 @@ main(void)
 			}
 		ok(good, "gemm_thread_share: every entry in exactly one share, rows from panel starts");
 	}
+
+	/*
+	 * The residual in place (C itself, as ResNet's identity blocks do): the
+	 * same floats as from a separate copy, wherever K is one block.
+	 */
+	{
+		int			Ks[] = {64, 200, 256};
+
+		for (int t = 0; t < 3; t++)
+		{
+			int			M = 23,
+						N = 70,
+						K = Ks[t];
+			float	   *A = malloc(sizeof(float) * M * K),
+					   *Bm = malloc(sizeof(float) * K * N),
+					   *bias = malloc(sizeof(float) * M),
+					   *R = malloc(sizeof(float) * M * N),
+					   *C1 = malloc(sizeof(float) * M * N),
+					   *C2 = malloc(sizeof(float) * M * N),
+					   *Ap = malloc(sizeof(float) * gemm_packed_floats(M, K)),
+					   *bp = malloc(sizeof(float) * gemm_bpack_floats(K));
+			gemm_epilogue sep = {bias, R, N, 1},
+						inpl = {bias, C2, N, 1};
+
+			for (int i = 0; i < M * K; i++)
+				A[i] = frand(&seed);
+			for (int i = 0; i < K * N; i++)
+				Bm[i] = frand(&seed);
+			for (int i = 0; i < M; i++)
+				bias[i] = frand(&seed);
+			for (int i = 0; i < M * N; i++)
+				R[i] = C2[i] = frand(&seed);
+			gemm_pack_a(Ap, A, M, K, K);
+			gemm_packed_range(C1, N, Ap, Bm, N, M, K, 0, M, 0, N, &sep, bp);
+			/* in two shares, as two threads would */
+			gemm_packed_range(C2, N, Ap, Bm, N, M, K, 0, M, 0, 32, &inpl, bp);
+			gemm_packed_range(C2, N, Ap, Bm, N, M, K, 0, M, 32, N, &inpl, bp);
+			ok(gemm_residual_in_place_ok(K) && memcmp(C1, C2, sizeof(float) * M * N) == 0,
+			   "residual in place, K=%d: bit-identical to a separate residual", K);
+			free(A);
+			free(Bm);
+			free(bias);
+			free(R);
+			free(C1);
+			free(C2);
+			free(Ap);
+			free(bp);
+		}
+		ok(!gemm_residual_in_place_ok(257) && !gemm_residual_in_place_ok(512),
+		   "residual in place refused where K takes more than one block");
+	}
 	return tap_done();
 }
