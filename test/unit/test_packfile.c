@@ -370,6 +370,44 @@ test_resnet(const char *tmp)
 		   memcmp(la, lb, sizeof(float) * 1000) == 0 &&
 		   memcmp(pa, pb, sizeof(float) * 49 * 2048) == 0,
 		   "ResNet-50 through the sidecar: feature map and logits bit-identical");
+
+		/*
+		 * The image in the model's own input slot, and the image inside a
+		 * batch of three run at once (other pass sizes, other layout): the
+		 * very same floats.
+		 */
+		{
+			float	   *slot = resnet_input_slot(b, &err),
+					   *img3 = malloc(sizeof(float) * 3 * 3 * 224 * 224),
+					   *p3 = malloc(sizeof(float) * 3 * 49 * 2048),
+					   *l3 = malloc(sizeof(float) * 3 * 1000);
+			size_t		px = (size_t) 3 * 224 * 224;
+
+			if (slot != NULL)
+				memcpy(slot, img, sizeof(float) * px);
+			ok(slot != NULL && resnet_forward(b, slot, 1, pb, NULL, lb, &err) == MMSA_OK &&
+			   memcmp(la, lb, sizeof(float) * 1000) == 0 &&
+			   memcmp(pa, pb, sizeof(float) * 49 * 2048) == 0,
+			   "ResNet-50 from its input slot: bit-identical");
+			for (size_t i = 0; i < px; i++)
+			{
+				img3[i] = rnd();
+				img3[px + i] = img[i];
+				img3[2 * px + i] = -img[i];
+			}
+			b->sub_batch = 3;
+			ok(resnet_forward(b, img3, 3, p3, NULL, l3, &err) == MMSA_OK &&
+			   memcmp(la, l3 + 1000, sizeof(float) * 1000) == 0 &&
+			   memcmp(pa, p3 + 49 * 2048, sizeof(float) * 49 * 2048) == 0,
+			   "ResNet-50 image in a batch of 3: bit-identical to alone");
+			memcpy(slot, img, sizeof(float) * px);
+			ok(resnet_forward(b, slot, 1, pb, NULL, lb, &err) == MMSA_OK &&
+			   memcmp(la, lb, sizeof(float) * 1000) == 0,
+			   "ResNet-50 input slot still valid after a larger batch: bit-identical");
+			free(img3);
+			free(p3);
+			free(l3);
+		}
 		resnet_model_free(b);
 		b = NULL;
 		/* truncated: ignored */
