@@ -56,6 +56,19 @@ _PG_init(void)
 	static char default_model_dir[MAXPGPATH];
 	char		share_path[MAXPGPATH];
 
+	/*
+	 * OpenBLAS starts its thread pool when the library is loaded.  Loaded
+	 * into the postmaster, those threads would not survive fork() and the
+	 * backends' BLAS would hang or crash: refuse to be preloaded.
+	 */
+	if (process_shared_preload_libraries_in_progress)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("mmsa must not be listed in shared_preload_libraries"),
+				 errdetail("OpenBLAS would start its threads in the postmaster, before fork()."),
+				 errhint("Remove mmsa from shared_preload_libraries: each backend loads it, "
+						 "and the model's weights are shared through read-only mappings anyway.")));
+
 	get_share_path(my_exec_path, share_path);
 	snprintf(default_model_dir, sizeof(default_model_dir), "%s/mmsa", share_path);
 
