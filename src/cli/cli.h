@@ -18,6 +18,7 @@
 mmsa_status cli_read_file(const char *path, size_t max_bytes, uint8_t **data, size_t *len,
 						  mmsa_error *err);
 double		cli_now_ms(void);
+void		cli_format_duration(char *buf, size_t size, double seconds);
 
 /*
  * Declared weak while the subcommands are being written, so the tool links

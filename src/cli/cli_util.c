@@ -64,3 +64,17 @@ cli_now_ms(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
+
+/* A duration for progress lines: "1h02m", "3m05s", "42s", "?" if unknown. */
+void
+cli_format_duration(char *buf, size_t size, double s)
+{
+	if (s < 0 || s != s)
+		snprintf(buf, size, "?");
+	else if (s < 60)
+		snprintf(buf, size, "%.0fs", s);
+	else if (s < 3600)
+		snprintf(buf, size, "%dm%02ds", (int) s / 60, (int) s % 60);
+	else
+		snprintf(buf, size, "%dh%02dm", (int) s / 3600, ((int) s % 3600) / 60);
+}

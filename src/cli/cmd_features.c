@@ -67,19 +67,6 @@ cache_matches(const char *path, const char *model_dir, const char *preprocess,
 	return same;
 }
 
-static void
-format_duration(char *buf, size_t size, double s)
-{
-	if (s < 0 || s != s)
-		snprintf(buf, size, "?");
-	else if (s < 60)
-		snprintf(buf, size, "%.0fs", s);
-	else if (s < 3600)
-		snprintf(buf, size, "%dm%02ds", (int) s / 60, (int) s % 60);
-	else
-		snprintf(buf, size, "%dh%02dm", (int) s / 3600, ((int) s % 3600) / 60);
-}
-
 int
 cmd_features(int argc, char **argv)
 {
@@ -332,8 +319,8 @@ cmd_features(int argc, char **argv)
 						char		eta[32],
 									el[32];
 
-						format_duration(eta, sizeof(eta), (todo - done_images) * t / done_images);
-						format_duration(el, sizeof(el), t);
+						cli_format_duration(eta, sizeof(eta), (todo - done_images) * t / done_images);
+						cli_format_duration(el, sizeof(el), t);
 						fprintf(stderr, "\rmmsa features: %lld/%lld images, %.2f images/s, %s elapsed, ETA %s   ",
 								(long long) done_images, (long long) todo, done_images / t, el, eta);
 						last_report = t;

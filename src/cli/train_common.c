@@ -14,19 +14,6 @@
 #include "train_common.h"
 
 void
-train_format_duration(char *buf, int size, double s)
-{
-	if (s < 0 || s != s)
-		snprintf(buf, size, "?");
-	else if (s < 60)
-		snprintf(buf, size, "%.0fs", s);
-	else if (s < 3600)
-		snprintf(buf, size, "%dm%02ds", (int) s / 60, (int) s % 60);
-	else
-		snprintf(buf, size, "%dh%02dm", (int) s / 3600, ((int) s % 3600) / 60);
-}
-
-void
 train_progress(const char *what, long done, long total, double t_start_ms,
 			   long done_at_start, const char *extra)
 {
@@ -35,8 +22,8 @@ train_progress(const char *what, long done, long total, double t_start_ms,
 	char		el[32],
 				eta[32];
 
-	train_format_duration(el, sizeof(el), elapsed);
-	train_format_duration(eta, sizeof(eta), rate > 0 ? (total - done) / rate : -1);
+	cli_format_duration(el, sizeof(el), elapsed);
+	cli_format_duration(eta, sizeof(eta), rate > 0 ? (total - done) / rate : -1);
 	fprintf(stderr, "mmsa train: %s %ld/%ld, %.2f/s, %s elapsed, ETA %s%s%s\n",
 			what, done, total, rate, el, eta, extra ? ", " : "", extra ? extra : "");
 	fflush(stderr);

@@ -42,9 +42,6 @@ typedef struct train_options
 	long		mvsa_limit;		/* MVSA-Single posts per split (0 = all) */
 } train_options;
 
-/* "1h02m", "3m05s", "42s" */
-void		train_format_duration(char *buf, int size, double seconds);
-
 /* One progress line on stderr: what, done/total, rate, elapsed, ETA, extra. */
 void		train_progress(const char *what, long done, long total,
 						   double t_start_ms, long done_at_start,
