@@ -35,12 +35,8 @@ eval_usage(FILE *out)
 int
 cmd_eval(int argc, char **argv)
 {
-	const char *model_dir = NULL,
-			   *posts_path = NULL,
-			   *images_dir = NULL,
-			   *split = "val",
-			   *png = NULL;
-	int			threads = 0;
+	post_options po = {0};
+	const char *png = NULL;
 	sentiment_model *m = NULL;
 	mmsa_posts	posts = {0};
 	post_features pf;
@@ -56,28 +52,20 @@ cmd_eval(int argc, char **argv)
 	int			rc = 1;
 
 	memset(&pf, 0, sizeof(pf));
+	po.split = "val";
 	for (int i = 1; i < argc; i++)
 	{
 		const char *a = argv[i];
-		int			v = i + 1 < argc;
 
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
 		{
 			eval_usage(stdout);
 			return 0;
 		}
-		else if (strcmp(a, "--model") == 0 && v)
-			model_dir = argv[++i];
-		else if (strcmp(a, "--posts") == 0 && v)
-			posts_path = argv[++i];
-		else if (strcmp(a, "--images") == 0 && v)
-			images_dir = argv[++i];
-		else if (strcmp(a, "--split") == 0 && v)
-			split = argv[++i];
-		else if (strcmp(a, "--png") == 0 && v)
+		else if (post_options_parse(&po, argc, argv, &i))
+			continue;
+		else if (strcmp(a, "--png") == 0 && i + 1 < argc)
 			png = argv[++i];
-		else if (strcmp(a, "--threads") == 0 && v)
-			threads = atoi(argv[++i]);
 		else
 		{
 			fprintf(stderr, "mmsa eval: unknown or incomplete option \"%s\"\n", a);
@@ -85,20 +73,9 @@ cmd_eval(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (posts_path == NULL || images_dir == NULL)
-	{
-		fprintf(stderr, "mmsa eval: --posts and --images are required\n");
-		eval_usage(stderr);
-		return 2;
-	}
-	if (threads > 0)
-		openblas_set_num_threads(threads);
-
-	if (posts_load(posts_path, split, &posts, &err) != MMSA_OK ||
-		posts_check_unique_ids(&posts, posts_path, &err) != MMSA_OK ||
-		post_model_open(model_dir, &m, &err) != MMSA_OK ||
-		post_features_alloc(m, &pf, &err) != MMSA_OK)
-		goto fail;
+	if ((rc = post_options_open(&po, "eval", &posts, &m, &pf)) != 0)
+		goto done;
+	rc = 1;
 	truth = malloc(sizeof(int) * (posts.n + 1));
 	pred = malloc(sizeof(int) * (posts.n + 1) * FUSION_N_KINDS);
 	if (truth == NULL || pred == NULL)
@@ -110,7 +87,7 @@ cmd_eval(int argc, char **argv)
 	{
 		if (posts.labels[i] < 0)
 			continue;
-		if (post_features_encode(m, images_dir, posts.ids[i], posts.texts[i], &pf, &err) != MMSA_OK)
+		if (post_features_encode(m, po.images, posts.ids[i], posts.texts[i], &pf, &err) != MMSA_OK)
 			goto fail;
 		no_image += !pf.has_image;
 		for (int k = 0; k < FUSION_N_KINDS; k++)
@@ -128,7 +105,7 @@ cmd_eval(int argc, char **argv)
 	}
 	if (n == 0)
 	{
-		fprintf(stderr, "mmsa eval: no labelled posts in split \"%s\" of %s\n", split, posts_path);
+		fprintf(stderr, "mmsa eval: no labelled posts in split \"%s\" of %s\n", po.split, po.posts);
 		goto done;
 	}
 	for (int k = 0; k < FUSION_N_KINDS; k++)
@@ -142,7 +119,7 @@ cmd_eval(int argc, char **argv)
 	{
 		char	   *table = metrics_format_table(names, metrics, FUSION_N_KINDS);
 
-		printf("%s: split %s, %lld labelled posts%s\n\n%s\n", posts_path, split, (long long) n,
+		printf("%s: split %s, %lld labelled posts%s\n\n%s\n", po.posts, po.split, (long long) n,
 			   no_image ? " (some without an image: text model used for them)" : "", table ? table : "");
 		free(table);
 	}

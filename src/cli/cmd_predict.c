@@ -61,12 +61,8 @@ predict_usage(FILE *out)
 int
 cmd_predict(int argc, char **argv)
 {
-	const char *model_dir = NULL,
-			   *posts_path = NULL,
-			   *images_dir = NULL,
-			   *split = NULL,
-			   *fusion = NULL;
-	int			threads = 0;
+	post_options po = {0};
+	const char *fusion = NULL;
 	sentiment_model *m = NULL;
 	mmsa_posts	posts = {0};
 	post_features pf;
@@ -78,25 +74,16 @@ cmd_predict(int argc, char **argv)
 	for (int i = 1; i < argc; i++)
 	{
 		const char *a = argv[i];
-		int			v = i + 1 < argc;
 
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
 		{
 			predict_usage(stdout);
 			return 0;
 		}
-		else if (strcmp(a, "--model") == 0 && v)
-			model_dir = argv[++i];
-		else if (strcmp(a, "--posts") == 0 && v)
-			posts_path = argv[++i];
-		else if (strcmp(a, "--images") == 0 && v)
-			images_dir = argv[++i];
-		else if (strcmp(a, "--split") == 0 && v)
-			split = argv[++i];
-		else if (strcmp(a, "--fusion") == 0 && v)
+		else if (post_options_parse(&po, argc, argv, &i))
+			continue;
+		else if (strcmp(a, "--fusion") == 0 && i + 1 < argc)
 			fusion = argv[++i];
-		else if (strcmp(a, "--threads") == 0 && v)
-			threads = atoi(argv[++i]);
 		else
 		{
 			fprintf(stderr, "mmsa predict: unknown or incomplete option \"%s\"\n", a);
@@ -104,26 +91,15 @@ cmd_predict(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (posts_path == NULL || images_dir == NULL)
-	{
-		fprintf(stderr, "mmsa predict: --posts and --images are required\n");
-		predict_usage(stderr);
-		return 2;
-	}
 	if (fusion != NULL && fusion_kind_from_name(fusion) < 0)
 	{
 		fprintf(stderr, "mmsa predict: unknown model \"%s\" (bert, resnet, nativecat, nativecombine, "
 				"cmac, hstec, ote)\n", fusion);
 		return 2;
 	}
-	if (threads > 0)
-		openblas_set_num_threads(threads);
-
-	if (posts_load(posts_path, split, &posts, &err) != MMSA_OK ||
-		posts_check_unique_ids(&posts, posts_path, &err) != MMSA_OK ||
-		post_model_open(model_dir, &m, &err) != MMSA_OK ||
-		post_features_alloc(m, &pf, &err) != MMSA_OK)
-		goto fail;
+	if ((rc = post_options_open(&po, "predict", &posts, &m, &pf)) != 0)
+		goto done;
+	rc = 1;
 	kind = fusion != NULL ? fusion_kind_from_name(fusion) : (int) m->default_kind;
 
 	printf("id,label,p_negative,p_neutral,p_positive\n");
@@ -132,12 +108,12 @@ cmd_predict(int argc, char **argv)
 		float		p[3];
 		fusion_kind k = (fusion_kind) kind;
 
-		if (post_features_encode(m, images_dir, posts.ids[i], posts.texts[i], &pf, &err) != MMSA_OK)
+		if (post_features_encode(m, po.images, posts.ids[i], posts.texts[i], &pf, &err) != MMSA_OK)
 			goto fail;
 		if (!pf.has_image && k != FUSION_BERT)
 		{
 			fprintf(stderr, "mmsa predict: post %s has no image %s/%s.jpg: text model used\n",
-					posts.ids[i], images_dir, posts.ids[i]);
+					posts.ids[i], po.images, posts.ids[i]);
 			k = FUSION_BERT;
 		}
 		if (sentiment_classify(m, k, &pf.text, pf.has_image ? &pf.image : NULL, p, &err) != MMSA_OK)

@@ -3,6 +3,7 @@
  *	  Opening a model and encoding one post for `mmsa predict` and `mmsa
  *	  eval` (see post_features.h).
  */
+#include <cblas.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,52 @@
 
 #include "cli.h"
 #include "post_features.h"
+
+int
+post_options_parse(post_options *o, int argc, char **argv, int *i)
+{
+	const char *a = argv[*i];
+
+	if (*i + 1 >= argc)
+		return 0;
+	if (strcmp(a, "--model") == 0)
+		o->model_dir = argv[++*i];
+	else if (strcmp(a, "--posts") == 0)
+		o->posts = argv[++*i];
+	else if (strcmp(a, "--images") == 0)
+		o->images = argv[++*i];
+	else if (strcmp(a, "--split") == 0)
+		o->split = argv[++*i];
+	else if (strcmp(a, "--threads") == 0)
+		o->threads = atoi(argv[++*i]);
+	else
+		return 0;
+	return 1;
+}
+
+int
+post_options_open(const post_options *o, const char *cmd, mmsa_posts *posts,
+				  sentiment_model **m, post_features *pf)
+{
+	mmsa_error	err;
+
+	if (o->posts == NULL || o->images == NULL)
+	{
+		fprintf(stderr, "mmsa %s: --posts and --images are required (see mmsa %s --help)\n", cmd, cmd);
+		return 2;
+	}
+	if (o->threads > 0)
+		openblas_set_num_threads(o->threads);
+	if (posts_load(o->posts, o->split, posts, &err) != MMSA_OK ||
+		posts_check_unique_ids(posts, o->posts, &err) != MMSA_OK ||
+		post_model_open(o->model_dir, m, &err) != MMSA_OK ||
+		post_features_alloc(*m, pf, &err) != MMSA_OK)
+	{
+		fprintf(stderr, "mmsa %s: %s: %s\n", cmd, mmsa_status_name(err.status), err.message);
+		return 1;
+	}
+	return 0;
+}
 
 mmsa_status
 post_model_open(const char *dir, sentiment_model **m, mmsa_error *err)

@@ -7,6 +7,7 @@
 #ifndef MMSA_POST_FEATURES_H
 #define MMSA_POST_FEATURES_H
 
+#include "csv.h"
 #include "sentiment.h"
 
 /* Where `make install` puts the default model (the Makefile defines it). */
@@ -20,6 +21,31 @@ typedef struct post_features
 	sentiment_image image;
 	int			has_image;		/* 0 when IMAGES/<id>.jpg does not exist */
 } post_features;
+
+/* The options `mmsa predict` and `mmsa eval` share. */
+typedef struct post_options
+{
+	const char *model_dir;		/* --model, NULL: the installed default */
+	const char *posts;			/* --posts CSV */
+	const char *images;			/* --images DIR */
+	const char *split;			/* --split NAME, NULL: every row */
+	int			threads;		/* --threads N, 0: OpenBLAS's default */
+} post_options;
+
+/*
+ * Consumes argv[*i] and its value when it is one of the shared options
+ * (advancing *i); returns 1 if it did, 0 otherwise.
+ */
+int			post_options_parse(post_options *o, int argc, char **argv, int *i);
+
+/*
+ * Checks that --posts and --images were given (else prints why, prefixed
+ * with cmd, and returns 2), applies --threads, loads the posts of the split,
+ * the model and the feature buffers.  Returns 0, or 1 after printing the
+ * error.
+ */
+int			post_options_open(const post_options *o, const char *cmd, mmsa_posts *posts,
+							  sentiment_model **m, post_features *pf);
 
 /* Loads dir (NULL: the installed default) with its image encoder. */
 mmsa_status post_model_open(const char *dir, sentiment_model **m, mmsa_error *err);
