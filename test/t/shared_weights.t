@@ -15,14 +15,13 @@
 # without them each backend builds private copies and the test fails.
 import glob
 import os
-import re
-import shutil
 import statistics
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
-from tap import ok, diag, skip, done, ROOT, DATA, TMP  # noqa: E402
+from tap import ok, diag, skip, done, DATA, TMP  # noqa: E402
+from pg_sessions import Cluster, private_kb, mmsa_sentiment_call  # noqa: E402
 
 BACKENDS = 8
 LIMIT = 0.10
@@ -53,81 +52,27 @@ for enc in ('text', 'image'):
 
 if not os.environ.get('MMSA_TMP'):
     os.chmod(TMP, 0o755)  # the server user must reach the cluster
-work = os.path.join(TMP, 'shared_weights')
-pgdir = os.path.join(work, 'pg')
-shutil.rmtree(work, ignore_errors=True)
-os.makedirs(work)
-os.chmod(work, 0o755)
-imgs = []
-for i, src in enumerate(images):
-    dst = os.path.join(work, 'img%d.jpg' % i)
-    shutil.copyfile(src, dst)
-    os.chmod(dst, 0o644)
-    imgs.append(dst)
-
-out = subprocess.run([os.path.join(ROOT, 'test', 'pg-cluster.sh'), 'start', pgdir,
-                      '-c', 'mmsa.model_dir=%s' % model], capture_output=True, text=True)
-if not ok(out.returncode == 0, 'cluster started'):
-    diag(out.stderr)
+cluster = Cluster(os.path.join(TMP, 'shared_weights'), model)
+if not ok(cluster.started, 'cluster started'):
+    diag(cluster.error)
     done()
-env = dict(os.environ)
-for k, v in re.findall(r'(\w+)=(\S+)', out.stdout):
-    env[k] = v
-
-
-class Session:
-    """One psql process kept open: one backend."""
-
-    def __init__(self):
-        self.p = subprocess.Popen(['stdbuf', '-oL', 'psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=0'],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  text=True, env=env, bufsize=1)
-        self.pid = int(self.query('SELECT pg_backend_pid();')[0])
-
-    def query(self, sql):
-        self.p.stdin.write(sql + '\n\\echo __done__\n')
-        self.p.stdin.flush()
-        lines = []
-        while True:
-            line = self.p.stdout.readline()
-            if line == '' or line.rstrip('\n') == '__done__':
-                return lines
-            lines.append(line.rstrip('\n'))
-
-    def timed(self, sql):
-        lines = self.query('\\timing on\n' + sql + '\n\\timing off')
-        ms = [float(m.group(1)) for l in lines for m in [re.match(r'Time: ([\d.]+) ms', l)] if m]
-        return [l for l in lines if not l.startswith('Time:')], (ms[0] if ms else None)
-
-    def close(self):
-        self.p.stdin.close()
-        self.p.wait()
-
-
-def private_kb(pid):
-    total = 0
-    with open('/proc/%d/smaps_rollup' % pid) as f:
-        for line in f:
-            if line.startswith('Private_Clean:') or line.startswith('Private_Dirty:'):
-                total += int(line.split()[1])
-    return total
+imgs = cluster.copy_images(images)
 
 
 def call(i):
-    return ("SELECT mmsa_sentiment('what a day at the beach with friends #%d', "
-            "pg_read_binary_file('%s'));" % (i, imgs[i]))
+    return mmsa_sentiment_call(i, imgs[i])
 
 
 sessions = []
 try:
-    setup = Session()
+    setup = cluster.session()
     setup.query('CREATE EXTENSION IF NOT EXISTS mmsa;')
     setup.close()
-    idle = Session()
+    idle = cluster.session()
     idle.query('SELECT 1;')
     first, warm = [], []
     for i in range(BACKENDS):
-        s = Session()
+        s = cluster.session()
         sessions.append(s)
         rows, ms1 = s.timed(call(i))
         if i == 0 and not ok(len(rows) == 1 and rows[0] in ('negative', 'neutral', 'positive'),
@@ -153,5 +98,5 @@ try:
     for s in sessions + [idle]:
         s.close()
 finally:
-    subprocess.run([os.path.join(ROOT, 'test', 'pg-cluster.sh'), 'stop', pgdir])
+    cluster.stop()
 done()
