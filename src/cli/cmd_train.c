@@ -25,6 +25,7 @@
 
 #include "cli.h"
 #include "csv.h"
+#include "fusion.h"
 #include "tokenizer.h"
 #include "train_common.h"
 #include "train_stages.h"
@@ -37,11 +38,12 @@ train_usage(FILE *out)
 			"                  [--seed N] [--threads N] [--only text|heads] [--smoke]\n"
 			"                  [--text-layers N] [--text-hidden N] [--text-heads N] [--text-max-len N]\n"
 			"                  [--text-epochs N] [--text-batch N] [--text-lr X] [--mlm-epochs N] [--limit N]\n"
-			"                  [--head-epochs N] [--head-batch N] [--head-lr X] [--mvsa-limit N]\n"
+			"                  [--head-epochs N] [--head-batch N] [--head-lr X] [--heads LIST] [--mvsa-limit N]\n"
 			"Defaults: --data ../shared/data --out weights --work OUT/cache --image-model OUT/image\n"
 			"--vocab OUT/text/vocab.txt --seed 20261129; text encoder L=4 C=256 heads=4 max-len 128,\n"
 			"3 epochs of batch 64 at lr 4e-4 (no MLM pre-training: --mlm-epochs 0); heads 20 epochs of\n"
-			"batch 16 at lr 5e-4.  --limit N keeps N texts per source, --mvsa-limit N posts per split.\n");
+			"batch 16 at lr 5e-4.  --heads cmac,ote retrains just those heads (the others must exist).\n"
+			"--limit N keeps N texts per source, --mvsa-limit N posts per split.\n");
 }
 
 /*
@@ -192,6 +194,25 @@ cmd_train(int argc, char **argv)
 			o.head_batch = atoi(argv[++i]);
 		else if (strcmp(a, "--head-lr") == 0 && v)
 			o.head_lr = strtof(argv[++i], NULL);
+		else if (strcmp(a, "--heads") == 0 && v)
+		{
+			/* a comma-separated list of heads to (re)train */
+			char		list[256];
+
+			snprintf(list, sizeof(list), "%s", argv[++i]);
+			for (char *t = strtok(list, ","); t != NULL; t = strtok(NULL, ","))
+			{
+				int			k = fusion_kind_from_name(t);
+
+				if (k < 0)
+				{
+					fprintf(stderr, "mmsa train: --heads: unknown model \"%s\" (bert, resnet, nativecat, "
+							"nativecombine, cmac, hstec, ote)\n", t);
+					return 2;
+				}
+				o.heads_mask |= 1 << k;
+			}
+		}
 		else if (strcmp(a, "--mvsa-limit") == 0 && v)
 			o.mvsa_limit = atol(argv[++i]);
 		else

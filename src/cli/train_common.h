@@ -40,6 +40,7 @@ typedef struct train_options
 				head_batch;
 	float		head_lr;
 	long		mvsa_limit;		/* MVSA-Single posts per split (0 = all) */
+	int			heads_mask;		/* bit k: (re)train head kind k; 0 = all */
 } train_options;
 
 /* One progress line on stderr: what, done/total, rate, elapsed, ETA, extra. */

@@ -568,6 +568,7 @@ typedef struct heads_queue
 	pthread_mutex_t lock;
 	int			next;			/* into heads_order */
 	int			failed;
+	int			missing;		/* a head neither trained nor asked for */
 	const train_options *o;
 	const head_data *d;
 	class_metrics *vm;			/* (FUSION_N_KINDS) */
@@ -593,7 +594,19 @@ heads_worker(void *arg)
 		pthread_mutex_unlock(&q->lock);
 		if (k < 0)
 			return NULL;
-		if (head_done(q->o, (fusion_kind) k, q->d, &q->vm[k]))
+		if (q->o->heads_mask != 0 && !(q->o->heads_mask & (1 << k)))
+		{
+			/* not asked for: it must have been trained before */
+			if (head_done(q->o, (fusion_kind) k, q->d, &q->vm[k]))
+				continue;
+			fprintf(stderr, "mmsa train: heads: %s is not trained yet and not in --heads\n",
+					fusion_kind_name((fusion_kind) k));
+			pthread_mutex_lock(&q->lock);
+			q->missing = 1;
+			pthread_mutex_unlock(&q->lock);
+			continue;
+		}
+		if (q->o->heads_mask == 0 && head_done(q->o, (fusion_kind) k, q->d, &q->vm[k]))
 			continue;
 		if (train_one(q->o, (fusion_kind) k, q->d, &q->vm[k]) != 0)
 		{
@@ -646,7 +659,7 @@ train_heads_stage(const train_options *o, const char *posts_csv, const char *fea
 		pthread_mutex_destroy(&q.lock);
 		openblas_set_num_threads(o->threads);
 		head_data_free(&d);
-		if (q.failed)
+		if (q.failed || q.missing)
 			return 1;
 	}
 	for (int k = 0; k < FUSION_N_KINDS; k++)
