@@ -55,3 +55,8 @@ SELECT (mmsa_distribution(sentiment)).* FROM posts;
 -- a wrong model name is an error that lists the seven
 \set VERBOSITY sqlstate
 SELECT mmsa_sentiment('hello', NULL, 'transformer');
+
+-- leave the database as it was found
+\set VERBOSITY default
+DROP TABLE posts;
+DROP EXTENSION mmsa;
