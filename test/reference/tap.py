@@ -45,6 +45,17 @@ def diag(msg):
         print("# " + line, flush=True)
 
 
+def run_ok(*args, timeout=300):
+    """Runs a command; on failure prints its stderr as diagnostics.
+    Returns whether it exited 0."""
+    import subprocess
+    r = subprocess.run(list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=timeout)
+    if r.returncode != 0:
+        diag(r.stderr)
+    return r.returncode == 0
+
+
 def status():
     """0 when at least one test ran and none failed, else 1."""
     return 0 if _failed == 0 and _count > 0 else 1

@@ -17,47 +17,20 @@ torch's parameters within 1e-6.
 """
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 
 import numpy as np
 
-ROOT = os.environ.get("MMSA_ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-TMP = os.environ.get("MMSA_TMP") or tempfile.mkdtemp(prefix="mmsa-test.")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
+from tap import ok, diag, done, run_ok as run, ROOT, TMP  # noqa: E402
 WORK = os.path.join(TMP, "bert_train_reference")
 DRIVER = os.path.join(ROOT, "build", "unit", "test_bert_train")
 REF = os.path.join(ROOT, "test", "reference", "bert_train_reference.py")
 ABS_TOL, REL_TOL, LOSS_TOL, ADAMW_TOL = 1e-4, 1e-3, 1e-5, 1e-6
 
-sys.path.insert(0, os.path.join(ROOT, "test", "reference"))
 import bert_reference as ref  # noqa: E402
 
 ref.NP_DTYPES["F64"] = np.dtype(np.float64)
-count = 0
-failed = 0
-
-
-def ok(cond, name):
-    global count, failed
-    count += 1
-    if not cond:
-        failed += 1
-    print("%sok %d - %s" % ("" if cond else "not ", count, name), flush=True)
-    return cond
-
-
-def diag(msg):
-    for line in str(msg).splitlines():
-        print("# " + line, flush=True)
-
-
-def run(*args):
-    r = subprocess.run(list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       text=True, timeout=300)
-    if r.returncode != 0:
-        diag(r.stderr)
-    return r.returncode == 0
 
 
 def compare(which, label):
@@ -99,13 +72,11 @@ def compare(which, label):
 def main():
     if not os.access(DRIVER, os.X_OK):
         ok(False, "C driver built at %s" % DRIVER)
-        print("1..%d" % count)
-        return 1
+        done()
     shutil.rmtree(WORK, ignore_errors=True)
     if not ok(run("/usr/bin/python3", REF, "fixture", WORK) and run("/usr/bin/python3", REF, "adamw", WORK),
               "reference fixtures generated"):
-        print("1..%d" % count)
-        return 1
+        done()
     if ok(run(DRIVER, "--compare", WORK), "C losses and gradients computed"):
         n_mlm = compare("mlm", "MLM loss (tied decoder, padding, -100 labels)")
         n_cls = compare("cls", "classification loss (pooler, class weights)")
@@ -126,8 +97,7 @@ def main():
                "max abs diff per step %s <= %g (parameters moved by up to %.3g)"
                % (", ".join("%.1e" % d for d in steps), ADAMW_TOL, moved))
     shutil.rmtree(WORK, ignore_errors=True)
-    print("1..%d" % count)
-    return 0 if failed == 0 else 1
+    done()
 
 
 if __name__ == "__main__":
