@@ -27,6 +27,7 @@
 #include "cli.h"
 #include "csv.h"
 #include "metrics.h"
+#include "sentiment.h"
 #include "text_dataset.h"
 #include "train_common.h"
 #include "train_stages.h"
@@ -92,11 +93,7 @@ predict_labels(bert_train_model *m, const text_dataset *d, int B, int32_t pad_id
 		if (status == MMSA_OK)
 			status = bert_train_cls_forward(m, NULL, NULL, &loss, err);
 		for (int i = 0; status == MMSA_OK && i < nb; i++)
-		{
-			const float *lg = m->cls_logits + i * 3;
-
-			pred[idx[i]] = lg[0] >= lg[1] ? (lg[0] >= lg[2] ? 0 : 2) : (lg[1] >= lg[2] ? 1 : 2);
-		}
+			pred[idx[i]] = sentiment_argmax(m->cls_logits + i * 3);
 	}
 	text_plan_free(&plan);
 	free(ids);
@@ -284,12 +281,7 @@ run_phase(const train_options *o, const bert_tokenizer *tok, bert_train_model *m
 				goto done;
 			bert_train_cls_backward(m, 1.0f);
 			for (int i = 0; i < nb; i++)
-			{
-				const float *lg = m->cls_logits + i * 3;
-				int			p = lg[0] >= lg[1] ? (lg[0] >= lg[2] ? 0 : 2) : (lg[1] >= lg[2] ? 1 : 2);
-
-				correct += p == labels[i];
-			}
+				correct += sentiment_argmax(m->cls_logits + i * 3) == labels[i];
 			seen += nb;
 		}
 		if ((status = bert_train_backward(m, err)) != MMSA_OK)

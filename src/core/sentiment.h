@@ -118,7 +118,7 @@ mmsa_status sentiment_classify(sentiment_model *m, fusion_kind kind,
 							   const sentiment_image *image, float probs[3],
 							   mmsa_error *err);
 
-/* The index of the largest of the three probabilities (first on ties). */
+/* The index of the largest of three scores, probabilities or logits (first on ties). */
 int			sentiment_argmax(const float probs[3]);
 
 #endif
