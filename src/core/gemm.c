@@ -30,10 +30,14 @@
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #define GEMM_AVX2 1
+#define GEMM_HAVE_TAIL 1
+#else
+#define GEMM_HAVE_TAIL 0
 #endif
 
 #define GEMM_KC 256				/* rows of a packed block of B */
-#define GEMM_NC 192				/* columns of a packed block of B */
+#define GEMM_TAIL_COLS 4		/* a last panel this narrow: tail_columns */
+#define GEMM_TAIL_PANELS 8		/* row panels tail_column carries at once */
 
 size_t
 gemm_packed_floats(int M, int K)
@@ -315,6 +319,39 @@ kernel_6x8(int kc, const float *a, const float *b, const tile_store *s)
 	store_tile_scalar(t, s);
 }
 
+/*
+ * One column of B against up to GEMM_TAIL_PANELS panels of A at once: for
+ * panel p, the 6 rows at one k are the low lanes of one vector loaded from
+ * the packed panel (k-major), times the column's entry broadcast.  Each
+ * result is the chain of fused multiply-adds over k from zero, in order,
+ * that kernel_6x8 computes, so a column gives the same floats either way.
+ * a[p]: panel p's first k; b: the column's first entry, stride GEMM_NR.
+ * The last k loads with a mask: its lanes 6 and 7 would be past the end.
+ */
+static void
+tail_column(int kc, const float *const *a, const float *b, __m256 acc[GEMM_TAIL_PANELS])
+{
+	const __m256i six = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+	int			k;
+
+	for (int p = 0; p < GEMM_TAIL_PANELS; p++)
+		acc[p] = _mm256_setzero_ps();
+	for (k = 0; k < kc - 1; k++)
+	{
+		__m256		bk = _mm256_broadcast_ss(b + (size_t) k * GEMM_NR);
+
+#pragma GCC unroll 8
+		for (int p = 0; p < GEMM_TAIL_PANELS; p++)
+			acc[p] = _mm256_fmadd_ps(_mm256_loadu_ps(a[p] + (size_t) k * GEMM_MR), bk, acc[p]);
+	}
+	{
+		__m256		bk = _mm256_broadcast_ss(b + (size_t) k * GEMM_NR);
+
+		for (int p = 0; p < GEMM_TAIL_PANELS; p++)
+			acc[p] = _mm256_fmadd_ps(_mm256_maskload_ps(a[p] + (size_t) k * GEMM_MR, six), bk, acc[p]);
+	}
+}
+
 #else							/* portable micro-kernel */
 
 static void
@@ -341,11 +378,99 @@ kernel_6x8(int kc, const float *a, const float *b, const tile_store *s)
 
 #endif
 
+/*
+ * The last panel of a column block when it has at most GEMM_TAIL_COLS
+ * valid columns: with AVX2, column by column over GEMM_TAIL_PANELS row
+ * panels at once (tail_column), far less work than a 6 x 8 tile per
+ * panel for one to four columns (ResNet's 7 x 7 maps leave one, 14 x 14
+ * maps four).  s holds the store of rows m0.. (c, bias and residual at
+ * row m0, column col); rows [m0, m1).
+ */
+static void
+tail_columns(int kc, const float *Ap, int K, int k0, const float *bp,
+			 int m0, int m1, int ncols, const tile_store *s0)
+{
+#ifdef GEMM_AVX2
+	for (int mp = m0; mp < m1; mp += GEMM_MR * GEMM_TAIL_PANELS)
+	{
+		const float *a[GEMM_TAIL_PANELS];
+		int			np = (m1 - mp + GEMM_MR - 1) / GEMM_MR;
+
+		if (np > GEMM_TAIL_PANELS)
+			np = GEMM_TAIL_PANELS;
+		/* past the last panel: repeat it (computed, not stored) */
+		for (int p = 0; p < GEMM_TAIL_PANELS; p++)
+			a[p] = Ap + ((size_t) ((mp + GEMM_MR * (p < np ? p : np - 1)) / GEMM_MR) * K + k0) * GEMM_MR;
+		for (int x = 0; x < ncols; x++)
+		{
+			__m256		acc[GEMM_TAIL_PANELS];
+
+			tail_column(kc, a, bp + x, acc);
+			for (int p = 0; p < np; p++)
+			{
+				float		v[8];
+				int			row0 = mp + GEMM_MR * p - m0;
+
+				_mm256_storeu_ps(v, acc[p]);
+				for (int r = 0; r < GEMM_MR && mp + GEMM_MR * p + r < m1; r++)
+				{
+					int			i = row0 + r;
+					float	   *c = s0->c + (size_t) i * s0->ldc + x;
+					float		val = v[r];
+
+					if (s0->accumulate)
+						val += *c;
+					if (s0->last)
+					{
+						if (s0->bias)
+							val += s0->bias[i];
+						if (s0->residual)
+							val += s0->residual[(size_t) i * s0->ldr + x];
+						if (s0->relu && val < 0.0f)
+							val = 0.0f;
+					}
+					*c = val;
+				}
+			}
+		}
+	}
+#else
+	(void) kc; (void) Ap; (void) K; (void) k0; (void) bp; (void) m0; (void) m1; (void) ncols; (void) s0;
+#endif
+}
+
+/* A dense B (K, N) with leading dimension ldb, as a gemm_b_source. */
+typedef struct dense_b
+{
+	const float *B;
+	size_t		ldb;
+} dense_b;
+
+static void
+pack_dense_b(const void *ctx, float *bp, int k0, int kc, int n0, int nc)
+{
+	const dense_b *d = ctx;
+
+	pack_b(bp, d->B, d->ldb, k0, kc, n0, nc);
+}
+
 void
 gemm_packed_range(float *C, size_t ldc, const float *Ap,
 				  const float *B, size_t ldb, int M, int K,
 				  int m0, int m1, int n0, int n1,
 				  const gemm_epilogue *ep, float *bpack)
+{
+	dense_b		d = {B, ldb};
+	gemm_b_source src = {pack_dense_b, &d};
+
+	gemm_packed_range_src(C, ldc, Ap, &src, M, K, m0, m1, n0, n1, ep, bpack);
+}
+
+void
+gemm_packed_range_src(float *C, size_t ldc, const float *Ap,
+					  const gemm_b_source *B, int M, int K,
+					  int m0, int m1, int n0, int n1,
+					  const gemm_epilogue *ep, float *bpack)
 {
 	int			nk,
 				kc_even;
@@ -362,13 +487,15 @@ gemm_packed_range(float *C, size_t ldc, const float *Ap,
 	{
 		int			nc = n1 - nb < GEMM_NC ? n1 - nb : GEMM_NC;
 		int			npanels = (nc + GEMM_NR - 1) / GEMM_NR;
+		int			tail_cols = nc - (npanels - 1) * GEMM_NR;
+		int			tail = GEMM_HAVE_TAIL && tail_cols <= GEMM_TAIL_COLS;
 
 		for (int k0 = 0; k0 < K; k0 += kc_even)
 		{
 			int			kc = K - k0 < kc_even ? K - k0 : kc_even;
 			int			last = (k0 + kc == K);
 
-			pack_b(bpack, B, ldb, k0, kc, nb, nc);
+			B->pack(B->ctx, bpack, k0, kc, nb, nc);
 			for (int mp = m0; mp < m1; mp += GEMM_MR)
 			{
 				const float *a = Ap + ((size_t) (mp / GEMM_MR) * K + k0) * GEMM_MR;
@@ -381,7 +508,7 @@ gemm_packed_range(float *C, size_t ldc, const float *Ap,
 				s.bias = (ep && ep->bias) ? ep->bias + mp : NULL;
 				s.relu = ep ? ep->relu : 0;
 				s.ldr = ep ? ep->ldr : 0;
-				for (int j = 0; j < npanels; j++)
+				for (int j = 0; j < npanels - tail; j++)
 				{
 					int			col = nb + j * GEMM_NR;
 
@@ -394,6 +521,22 @@ gemm_packed_range(float *C, size_t ldc, const float *Ap,
 					else
 						kernel_6x16(kc, a, bpack + (size_t) j * kc * GEMM_NR, &s);
 				}
+			}
+			if (tail)
+			{
+				int			col = nb + (npanels - 1) * GEMM_NR;
+				tile_store	s;
+
+				s.c = C + (size_t) m0 * ldc + col;
+				s.ldc = ldc;
+				s.accumulate = (k0 > 0);
+				s.last = last;
+				s.bias = (ep && ep->bias) ? ep->bias + m0 : NULL;
+				s.relu = ep ? ep->relu : 0;
+				s.ldr = ep ? ep->ldr : 0;
+				s.residual = (ep && ep->residual) ? ep->residual + (size_t) m0 * ep->ldr + col : NULL;
+				tail_columns(kc, Ap, K, k0, bpack + (size_t) (npanels - 1) * kc * GEMM_NR,
+							 m0, m1, tail_cols, &s);
 			}
 		}
 	}

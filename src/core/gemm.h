@@ -14,7 +14,10 @@
  *
  * B and C are plain row-major matrices with leading dimensions ldb / ldc,
  * which is what a convolution over (C, B, H, W) activations has: B is the
- * input (Cin, pixels) or its im2col unfolding, C the output rows.
+ * input (Cin, pixels), C the output rows.  B may instead be given by a
+ * function that packs any block of it (gemm_b_source): a k x k
+ * convolution gathers its im2col unfolding block by block that way, never
+ * whole.
  *
  * gemm_packed_range computes the block rows [m0, m1) x columns [n0, n1)
  * of C, so callers split one product between threads; each thread passes
@@ -27,6 +30,7 @@
 
 #define GEMM_MR 6				/* rows of A per micro-tile */
 #define GEMM_NR 16				/* columns of B per micro-tile */
+#define GEMM_NC 192				/* most columns of B packed at once */
 
 /* What is done to each result before it is stored. */
 typedef struct gemm_epilogue
@@ -47,6 +51,18 @@ void		gemm_pack_a(float *Ap, const float *A, int M, int K, size_t lda);
 size_t		gemm_bpack_floats(int K);
 
 /*
+ * B as a function that packs rows [k0, k0+kc) and columns [n0, n0+nc)
+ * (nc <= GEMM_NC) into bp in panels of GEMM_NR columns, column-interleaved,
+ * the last panel zero padded: bp[(j*kc + k)*GEMM_NR + x] = B[k0 + k][n0 +
+ * GEMM_NR*j + x].
+ */
+typedef struct gemm_b_source
+{
+	void		(*pack) (const void *ctx, float *bp, int k0, int kc, int n0, int nc);
+	const void *ctx;
+} gemm_b_source;
+
+/*
  * Rows [m0, m1) and columns [n0, n1) of C (leading dimension ldc) =
  * act(A x B + ...) with Ap packed from A (M, K) and B (K, N) (leading
  * dimension ldb).  m0 must be a multiple of GEMM_MR.  ep may be NULL (plain
@@ -56,6 +72,12 @@ void		gemm_packed_range(float *C, size_t ldc, const float *Ap,
 							  const float *B, size_t ldb, int M, int K,
 							  int m0, int m1, int n0, int n1,
 							  const gemm_epilogue *ep, float *bpack);
+
+/* gemm_packed_range with B given by a packing function. */
+void		gemm_packed_range_src(float *C, size_t ldc, const float *Ap,
+								  const gemm_b_source *B, int M, int K,
+								  int m0, int m1, int n0, int n1,
+								  const gemm_epilogue *ep, float *bpack);
 
 /*
  * Whether a product over K may take C itself as its residual (ep->residual

@@ -139,6 +139,9 @@ main(void)
 		{12, 200, 257},			/* two k blocks, uneven */
 		{30, 400, 600},			/* three k blocks, three column blocks */
 		{100, 130, 70},
+		{100, 49, 600},			/* a 1-column last panel over 17 row panels */
+		{55, 196, 300},			/* a 4-column last panel (14 x 14 maps) */
+		{9, 18, 7},				/* 2 columns, rows short of two panels */
 	};
 
 	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++)
@@ -255,6 +258,57 @@ main(void)
 		}
 		ok(!gemm_residual_in_place_ok(257) && !gemm_residual_in_place_ok(512),
 		   "residual in place refused where K takes more than one block");
+	}
+
+	/*
+	 * A last panel of 1 to 4 columns is computed column by column
+	 * (tail_columns in gemm.c): the very floats that the same columns give
+	 * inside a whole 16-column panel, over several k blocks, with bias,
+	 * residual and ReLU.
+	 */
+	for (int tail = 1; tail <= 4; tail++)
+	{
+		int			M = 100,
+					K = 600,
+					N = 16 + tail,
+					W = 32;
+		float	   *A = malloc(sizeof(float) * M * K),
+				   *Bw = malloc(sizeof(float) * K * W),
+				   *bias = malloc(sizeof(float) * M),
+				   *R = malloc(sizeof(float) * M * W),
+				   *Cn = malloc(sizeof(float) * M * W),
+				   *Cw = malloc(sizeof(float) * M * W),
+				   *Ap = malloc(sizeof(float) * gemm_packed_floats(M, K)),
+				   *bp = malloc(sizeof(float) * gemm_bpack_floats(K));
+		gemm_epilogue ep = {bias, R, W, 1};
+		int			same = 1;
+
+		for (int i = 0; i < M * K; i++)
+			A[i] = frand(&seed);
+		for (int i = 0; i < K * W; i++)
+			Bw[i] = frand(&seed);
+		for (int i = 0; i < M; i++)
+			bias[i] = frand(&seed);
+		for (int i = 0; i < M * W; i++)
+			R[i] = frand(&seed);
+		gemm_pack_a(Ap, A, M, K, K);
+		/* N columns of B (leading dimension W), then all W of them */
+		gemm_packed_range(Cn, W, Ap, Bw, W, M, K, 0, M, 0, N, &ep, bp);
+		gemm_packed_range(Cw, W, Ap, Bw, W, M, K, 0, M, 0, W, &ep, bp);
+		for (int i = 0; i < M; i++)
+			for (int j = 16; j < N; j++)
+				if (memcmp(&Cn[i * W + j], &Cw[i * W + j], sizeof(float)) != 0)
+					same = 0;
+		ok(same, "a last panel of %d column%s: bit-identical to the same columns in a whole panel",
+		   tail, tail > 1 ? "s" : "");
+		free(A);
+		free(Bw);
+		free(bias);
+		free(R);
+		free(Cn);
+		free(Cw);
+		free(Ap);
+		free(bp);
 	}
 	return tap_done();
 }
