@@ -1,8 +1,9 @@
 /*
  * conv.c
- *	  Convolution-network layers (see conv.h): convolution by im2col and
- *	  SGEMM, max pooling, global average pooling, layout changes and the
- *	  fully connected head.  Activations are (C, B, H, W).
+ *	  Convolution-network layers (see conv.h): convolution as a matrix
+ *	  product over the im2col unfolding (gathered as it is packed) or by
+ *	  Winograd, max pooling, global average pooling, layout changes and
+ *	  the fully connected head.  Activations are (C, B, H, W).
  */
 #include "conv.h"
 
@@ -97,17 +98,6 @@ conv2d_weight_pack(float *packed, const float *w, int Cout, int Cin, int k)
 	gemm_pack_a(packed, w, Cout, Cin * k * k, (size_t) Cin * k * k);
 }
 
-size_t
-conv2d_col_floats(int Cin, int H, int W, int k, int stride, int pad, int images)
-{
-	int			Ho = conv_out_size(H, k, stride, pad);
-	int			Wo = conv_out_size(W, k, stride, pad);
-
-	if (k == 1 && stride == 1 && pad == 0)
-		return 0;
-	return (size_t) Cin * k * k * (size_t) Ho * Wo * (size_t) images;
-}
-
 /*
  * dst[i] = src[2i] for i < n: every other float, 8 at a time with AVX2
  * (reads src[0 .. 2n-2] only).
@@ -134,115 +124,127 @@ copy_stride2(float *dst, const float *src, int n)
 }
 
 /*
- * im2col for images b0 .. b0+G-1 of inp: (Cin, B, H, W).
- * col: (Cin*k*k, G*Ho*Wo); row (c*k + ki)*k + kj holds, for every output
- * position, the input pixel under kernel tap (ki, kj) of channel c, or 0
- * where the tap falls into the padding.  im2col_rows fills the rows of
- * the pairs (c, ki) numbered c*k + ki in [r_begin, r_end).
+ * The im2col unfolding of inp (Cin, B, H, W) as a gemm_b_source: row
+ * (c*k + ki)*k + kj, column (b*Ho + oy)*Wo + ox is the input pixel under
+ * tap (ki, kj) of channel c at output position (oy, ox) of image b, or 0
+ * where the tap falls into the padding.  im2col_pack gathers a block of it
+ * straight into gemm.c's panels, so the unfolding is never held whole.
  */
-typedef struct im2col_args
+typedef struct im2col_source
 {
-	float	   *col;
 	const float *inp;
 	int			B,
-				b0,
-				G,
-				Cin,
 				H,
 				W,
 				k,
 				stride,
 				pad,
 				Ho,
-				Wo,
-				oy0,			/* output rows [oy0, oy1) of each image */
-				oy1;
-} im2col_args;
+				Wo;
+} im2col_source;
 
+/*
+ * line[0 .. n) = row r of the unfolding from column n0 on: runs along
+ * output rows, each a copy (strided for stride 2) between zeros where the
+ * tap is in the padding.
+ */
 static void
-im2col_rows(const im2col_args *a, int r_begin, int r_end)
+im2col_line(const im2col_source *s, float *line, int r, int n0, int n)
 {
-	float	   *col = a->col;
-	const float *inp = a->inp;
-	int			B = a->B,
-				b0 = a->b0,
-				G = a->G,
-				H = a->H,
-				W = a->W,
-				k = a->k,
-				stride = a->stride,
-				pad = a->pad,
-				Wo = a->Wo,
-				oy0 = a->oy0,
-				oy1 = a->oy1;
-	size_t		HoWo = (size_t) (oy1 - oy0) * Wo;
-	size_t		ncols = (size_t) G * HoWo;
+	int			k = s->k,
+				stride = s->stride,
+				pad = s->pad,
+				H = s->H,
+				W = s->W,
+				Ho = s->Ho,
+				Wo = s->Wo;
+	int			c = r / (k * k),
+				ki = (r / k) % k,
+				kj = r % k;
+	int			HoWo = Ho * Wo;
+	int			b = n0 / HoWo,
+				oy = (n0 % HoWo) / Wo,
+				ox = n0 % Wo;
+	int			ox_lo,
+				ox_hi;
 
-	for (int r = r_begin; r < r_end; r++)
+	/* output columns whose tap lands inside the row: [ox_lo, ox_hi) */
+	ox_lo = pad - kj > 0 ? (pad - kj + stride - 1) / stride : 0;
+	ox_hi = W - 1 + pad - kj >= 0 ? (W - 1 + pad - kj) / stride + 1 : 0;
+	if (ox_hi > Wo)
+		ox_hi = Wo;
+	if (ox_lo > ox_hi)
+		ox_lo = ox_hi;
+
+	for (int x = 0; x < n;)
 	{
-		int			c = r / k,
-					ki = r % k;
+		int			run = n - x < Wo - ox ? n - x : Wo - ox;
+		int			end = ox + run;
+		int			iy = oy * stride - pad + ki;
+		float	   *d = line + x;	/* output column ox' goes to d[ox' - ox] */
 
-		for (int kj = 0; kj < k; kj++)
+		if (iy < 0 || iy >= H)
+			memset(d, 0, sizeof(float) * run);
+		else
 		{
-			float	   *dst = col + ((size_t) r * k + kj) * ncols;
-			int			ox_lo,
-						ox_hi;
+			/* output column o reads row[o * stride - pad + kj] */
+			const float *row = s->inp + (((size_t) c * s->B + b) * H + iy) * W;
+			int			lo = ox > ox_lo ? ox : ox_lo,
+						hi = end < ox_hi ? end : ox_hi;
 
-			/* output columns whose tap lands inside the row: [ox_lo, ox_hi) */
-			ox_lo = (pad - kj + stride - 1) / stride;
-			if (pad - kj < 0)
-				ox_lo = 0;
-			ox_hi = (W - 1 + pad - kj) / stride + 1;
-			if (W - 1 + pad - kj < 0)
-				ox_hi = 0;
-			if (ox_hi > Wo)
-				ox_hi = Wo;
-			if (ox_lo > ox_hi)
-				ox_lo = ox_hi;
-
-			for (int g = 0; g < G; g++)
+			if (lo > end)
+				lo = end;
+			if (hi < lo)
+				hi = lo;
+			memset(d, 0, sizeof(float) * (lo - ox));
+			if (hi > lo)
 			{
-				const float *plane = inp + ((size_t) c * B + b0 + g) * H * W;
+				const float *src = row + lo * stride - pad + kj;
 
-				for (int oy = oy0; oy < oy1; oy++)
-				{
-					float	   *d = dst + g * HoWo + (size_t) (oy - oy0) * Wo;
-					int			iy = oy * stride - pad + ki;
-					const float *srow;
-
-					if (iy < 0 || iy >= H)
-					{
-						memset(d, 0, sizeof(float) * Wo);
-						continue;
-					}
-					srow = plane + (size_t) iy * W - pad + kj;
-					for (int ox = 0; ox < ox_lo; ox++)
-						d[ox] = 0.0f;
-					if (stride == 1)
-						memcpy(d + ox_lo, srow + ox_lo, sizeof(float) * (ox_hi - ox_lo));
-					else if (stride == 2)
-						copy_stride2(d + ox_lo, srow + 2 * ox_lo, ox_hi - ox_lo);
-					else
-						for (int ox = ox_lo; ox < ox_hi; ox++)
-							d[ox] = srow[ox * stride];
-					for (int ox = ox_hi; ox < Wo; ox++)
-						d[ox] = 0.0f;
-				}
+				if (stride == 1)
+					memcpy(d + lo - ox, src, sizeof(float) * (hi - lo));
+				else if (stride == 2)
+					copy_stride2(d + lo - ox, src, hi - lo);
+				else
+					for (int o = lo; o < hi; o++)
+						d[o - ox] = src[(o - lo) * stride];
 			}
+			memset(d + hi - ox, 0, sizeof(float) * (end - hi));
+		}
+		x += run;
+		ox = 0;
+		if (++oy == Ho)
+		{
+			oy = 0;
+			b++;
 		}
 	}
 }
 
+/* gemm_b_source.pack of the unfolding: each row as a line, then panels. */
 static void
-im2col_thread(void *arg, int t, int n)
+im2col_pack(const void *ctx, float *bp, int k0, int kc, int n0, int nc)
 {
-	const im2col_args *a = arg;
-	int			lo,
-				hi;
+	const im2col_source *s = ctx;
+	float		line[GEMM_NC + GEMM_NR] __attribute__((aligned(32)));
+	int			panels = (nc + GEMM_NR - 1) / GEMM_NR;
 
-	thread_range(a->Cin * a->k, t, n, 1, &lo, &hi);
-	im2col_rows(a, lo, hi);
+	memset(line + nc, 0, sizeof(float) * (panels * GEMM_NR - nc));
+	for (int kk = 0; kk < kc; kk++)
+	{
+		im2col_line(s, line, k0 + kk, n0, nc);
+		for (int j = 0; j < panels; j++)
+		{
+			float	   *dst = bp + ((size_t) j * kc + kk) * GEMM_NR;
+
+#if defined(__AVX__)
+			_mm256_storeu_ps(dst, _mm256_load_ps(line + j * GEMM_NR));
+			_mm256_storeu_ps(dst + 8, _mm256_load_ps(line + j * GEMM_NR + 8));
+#else
+			memcpy(dst, line + j * GEMM_NR, sizeof(float) * GEMM_NR);
+#endif
+		}
+	}
 }
 
 /*
@@ -255,8 +257,9 @@ typedef struct product_args
 	float	   *C;
 	size_t		ldc;
 	const float *Ap;
-	const float *B;
+	const float *B;				/* dense B (K, N), leading dimension ldb */
 	size_t		ldb;
+	const gemm_b_source *src;	/* or B packed by a function */
 	int			M,
 				N,
 				K;
@@ -273,84 +276,53 @@ product_thread(void *arg, int t, int n)
 				n1;
 
 	gemm_thread_share(a->M, a->N, t, n, &m0, &m1, &n0, &n1);
-	gemm_packed_range(a->C, a->ldc, a->Ap, a->B, a->ldb, a->M, a->K,
-					  m0, m1, n0, n1, &a->ep, a->ex->bpack[t]);
+	if (a->src)
+		gemm_packed_range_src(a->C, a->ldc, a->Ap, a->src, a->M, a->K,
+							  m0, m1, n0, n1, &a->ep, a->ex->bpack[t]);
+	else
+		gemm_packed_range(a->C, a->ldc, a->Ap, a->B, a->ldb, a->M, a->K,
+						  m0, m1, n0, n1, &a->ep, a->ex->bpack[t]);
 }
 
 static void
 run_product(const conv_exec *ex, float *C, size_t ldc, const float *Ap,
-			const float *B, size_t ldb, int M, int N, int K,
+			const float *B, size_t ldb, const gemm_b_source *src,
+			int M, int N, int K,
 			const float *bias, const float *residual, size_t ldr, int relu)
 {
-	product_args a = {ex, C, ldc, Ap, B, ldb, M, N, K, {bias, residual, ldr, relu}};
+	product_args a = {ex, C, ldc, Ap, B, ldb, src, M, N, K, {bias, residual, ldr, relu}};
 
 	run_parallel(ex, product_thread, &a);
 }
 
 /*
  * Convolution (see conv.h).  A 1x1 stride-1 convolution multiplies the
- * weights with the whole batch in place; otherwise groups of images are
- * unfolded with im2col and each group's output columns are written by one
- * product straight into their place in out (ldc = B*Ho*Wo).  When col
- * cannot hold one image, each image is done in bands of output rows, as
- * many as col holds.  Bias, residual and ReLU are applied by the product
- * as it stores.  Every output column is the same K-long sum whatever the
- * grouping (gemm.c reduces each column alone, in K blocks that depend on K
- * only), so the results do not depend on col_floats.
+ * weights with the whole batch in place; any other is the same product
+ * with the im2col unfolding of the batch as B, gathered block by block
+ * into the packing buffers (im2col_pack).  Bias, residual and ReLU are
+ * applied by the product as it stores.
  */
 void
 conv2d_forward(const conv_exec *ex, float *out, const float *inp, const float *weight,
 			   const float *bias, const float *residual, int relu,
 			   int B, int Cin, int H, int W, int Cout,
-			   int k, int stride, int pad, float *col, size_t col_floats)
+			   int k, int stride, int pad)
 {
 	int			Ho = conv_out_size(H, k, stride, pad);
 	int			Wo = conv_out_size(W, k, stride, pad);
-	size_t		HoWo = (size_t) Ho * Wo;
-	size_t		N = (size_t) B * HoWo;
+	size_t		N = (size_t) B * Ho * Wo;
 	int			K = Cin * k * k;
 
 	if (k == 1 && stride == 1 && pad == 0)
-	{
-		run_product(ex, out, N, weight, inp, N, Cout, (int) N, Cin,
+		run_product(ex, out, N, weight, inp, N, NULL, Cout, (int) N, Cin,
 					bias, residual, N, relu);
-	}
-	else if (col_floats < (size_t) K * HoWo)
-	{
-		int			rows = (int) (col_floats / ((size_t) K * Wo));
-
-		if (rows < 1)
-			rows = 1;			/* caller guarantees room for one row */
-		for (int b = 0; b < B; b++)
-			for (int oy0 = 0; oy0 < Ho; oy0 += rows)
-			{
-				int			oy1 = Ho - oy0 < rows ? Ho : oy0 + rows;
-				size_t		at = b * HoWo + (size_t) oy0 * Wo;
-				int			n = (oy1 - oy0) * Wo;
-				im2col_args ia = {col, inp, B, b, 1, Cin, H, W, k, stride, pad, Ho, Wo, oy0, oy1};
-
-				run_parallel(ex, im2col_thread, &ia);
-				run_product(ex, out + at, N, weight, col, n, Cout, n, K, bias,
-							residual ? residual + at : NULL, N, relu);
-			}
-	}
 	else
 	{
-		size_t		per_image = (size_t) K * HoWo;
-		int			G = (int) (col_floats / per_image);
+		im2col_source is = {inp, B, H, W, k, stride, pad, Ho, Wo};
+		gemm_b_source src = {im2col_pack, &is};
 
-		if (G > B)
-			G = B;
-		for (int b0 = 0; b0 < B; b0 += G)
-		{
-			int			g = (B - b0 < G) ? B - b0 : G;
-			im2col_args ia = {col, inp, B, b0, g, Cin, H, W, k, stride, pad, Ho, Wo, 0, Ho};
-
-			run_parallel(ex, im2col_thread, &ia);
-			run_product(ex, out + b0 * HoWo, N, weight, col, g * HoWo,
-						Cout, (int) (g * HoWo), K, bias,
-						residual ? residual + b0 * HoWo : NULL, N, relu);
-		}
+		run_product(ex, out, N, weight, NULL, 0, &src, Cout, (int) N, K,
+					bias, residual, N, relu);
 	}
 }
 
@@ -530,7 +502,7 @@ linear_forward(const conv_exec *ex, float *out, const float *inp,
 	for (int b = 0; b < B; b++)
 		for (int i = 0; i < IC; i++)
 			inp_t[(size_t) i * B + b] = inp[(size_t) b * IC + i];
-	run_product(ex, out_t, B, weight, inp_t, B, OC, B, IC, bias, NULL, 0, 0);
+	run_product(ex, out_t, B, weight, inp_t, B, NULL, OC, B, IC, bias, NULL, 0, 0);
 	for (int b = 0; b < B; b++)
 		for (int o = 0; o < OC; o++)
 			out[(size_t) b * OC + o] = out_t[(size_t) o * B + b];
@@ -637,6 +609,14 @@ winograd_pass_tiles(int Cin, int Cout, size_t v_floats, size_t m_floats)
 		n = (size_t) 1 << 30;
 	return (int) n;
 }
+
+/*
+ * Weights (floats, all 36 positions) small enough that every thread may
+ * stream them all: passes of few tiles then still split by tiles (phase 0)
+ * rather than in three regions with a wait between each.  64 x 64
+ * channels (stage 1 of ResNet-50) are 147,456 floats.
+ */
+#define WINO_SMALL_WEIGHTS ((size_t) 160 * 1024)
 
 typedef struct winograd_args
 {
@@ -919,7 +899,7 @@ winograd_thread(void *arg, int t, int n)
 				m0 = 0,
 				m1 = a->Cout;
 
-	thread_range(T, t, n, T >= 64 * n ? GEMM_NR : 1, &t0, &t1);
+	thread_range(T, t, n, a->phase == 0 ? GEMM_NR : 1, &t0, &t1);
 	if (a->phase == 2)
 	{
 		t0 = 0;
@@ -964,7 +944,8 @@ conv2d_winograd_forward(const conv_exec *ex, float *out, const float *inp,
 	for (a.t_off = 0; a.t_off < T; a.t_off += pass)
 	{
 		a.Tn = T - a.t_off < pass ? T - a.t_off : pass;
-		if (threads == 1 || a.Tn >= 64 * threads)
+		if (threads == 1 || a.Tn >= 64 * threads ||
+			(a.Tn >= GEMM_NR * threads && (size_t) WINO_P * Cin * Cout <= WINO_SMALL_WEIGHTS))
 		{
 			a.phase = 0;
 			run_parallel(ex, winograd_thread, &a);

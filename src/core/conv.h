@@ -6,7 +6,8 @@
  * row c of the matrix (C, B*H*W) holds channel c of every image, so a 1x1
  * stride-1 convolution of the whole batch is one matrix product
  * out = W (Cout, Cin) x inp (Cin, B*H*W) with no copying, and a k x k
- * convolution is the same product after im2col.  The products run on
+ * convolution is the same product over the im2col unfolding, gathered as
+ * the product packs it.  The products run on
  * gemm.c with the weights packed once at load (conv2d_weight_pack,
  * winograd_weight_pack), split between the threads of a conv_exec.
  */
@@ -54,29 +55,19 @@ conv_out_size(int in, int k, int stride, int pad)
 }
 
 /*
- * Floats of im2col work buffer that conv2d_forward needs to process
- * `images` images at once; 0 when the convolution needs no im2col
- * (1x1, stride 1, no padding).
- */
-size_t		conv2d_col_floats(int Cin, int H, int W, int k, int stride, int pad,
-							  int images);
-
-/*
  * out: (Cout, B, Ho, Wo) = act(weight * inp + bias [+ residual])
  * inp: (Cin, B, H, W), weight: (Cout, Cin, k, k) packed by conv2d_weight_pack,
  * bias: (Cout) or NULL,
  * residual: (Cout, B, Ho, Wo) or NULL (added before the ReLU), relu: 0/1.
- * Zero padding of `pad` on every side.  col is a work buffer of col_floats
- * floats, at least Cin * k * k * Wo (one output row); images are processed
- * in groups as large as it allows, or, when it cannot hold one image
- * (conv2d_col_floats(.., 1)), in bands of output rows.  The results do not
- * depend on col_floats.  out must not overlap inp, residual or col.
+ * Zero padding of `pad` on every side.  A k x k convolution needs no work
+ * buffer: its im2col unfolding is gathered block by block into the
+ * packing buffers of ex.  out must not overlap inp; residual may be out
+ * itself only where gemm_residual_in_place_ok(Cin * k * k).
  */
 void		conv2d_forward(const conv_exec *ex, float *out, const float *inp, const float *weight,
 						   const float *bias, const float *residual, int relu,
 						   int B, int Cin, int H, int W, int Cout,
-						   int k, int stride, int pad,
-						   float *col, size_t col_floats);
+						   int k, int stride, int pad);
 
 /*
  * Winograd F(4x4, 3x3) for 3x3 stride-1 pad-1 convolutions: each 6x6 input

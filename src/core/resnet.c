@@ -25,11 +25,11 @@
 
 #define RESNET_MAX_BATCH 1024
 /*
- * Floats per image of the pass buffer (im2col, or Winograd's V) for the
- * convolutions that find too little room free in the activations' buffer.
- * Larger unfoldings are done in passes (bands of output rows, groups of
- * tiles), which change no result.  288 KiB: 32 tiles of the 56x56
- * Winograd layers, two output rows of the strided 3x3 convolutions.
+ * Floats per image of the pass buffer (Winograd's V) for the convolutions
+ * that find too little room free in the activations' buffer.  Larger
+ * transforms are done in passes (groups of tiles), which change no
+ * result.  288 KiB: 32 tiles of the 56x56 Winograd layers.  The other
+ * convolutions need no buffer (conv2d_forward gathers as it packs).
  */
 #define RESNET_PASS_FLOATS ((size_t) WINOGRAD_POSITIONS * 64 * 32)
 
@@ -574,9 +574,9 @@ resnet_model_free(resnet_model *m)
  * The next block's input is where Y is.  The buffer is sized by the
  * largest such set, not by four copies of the largest activation.
  *
- * What a convolution leaves free of the buffer (the spare) is its im2col
- * buffer, or holds Winograd's V and M; else the pass buffer col does,
- * with M in the spare, which every Winograd convolution is given room for.
+ * What a Winograd convolution leaves free of the buffer (the spare) holds
+ * its V and M; else the pass buffer col holds V, with M in the spare,
+ * which every Winograd convolution is given room for.
  */
 typedef struct block_sizes
 {
@@ -624,9 +624,9 @@ block_work_floats(const resnet_block *b, const block_sizes *s)
 }
 
 /*
- * Floats of pass buffer convolution c over H x H needs for B images: all
- * of its unfolding when that is at most cap, else cap, but never less
- * than one pass (one output row, one Winograd tile).
+ * Floats of pass buffer convolution c over H x H needs for B images: for
+ * Winograd, all of its transform when that is at most cap, else cap, but
+ * never less than one tile; none for the others.
  */
 static size_t
 pass_floats(const resnet_conv *c, int H, int B, size_t cap)
@@ -642,12 +642,7 @@ pass_floats(const resnet_conv *c, int H, int B, size_t cap)
 		least = (size_t) WINOGRAD_POSITIONS * C;
 	}
 	else
-	{
-		need = conv2d_col_floats(c->cin, H, H, c->k, c->stride, c->pad, B);
-		least = (size_t) c->cin * c->k * c->k * conv_out_size(H, c->k, c->stride, c->pad);
-		if (need == 0)
-			return 0;
-	}
+		return 0;				/* gathered as packed: no buffer */
 	if (need > cap)
 		need = cap;
 	return need > least ? need : least;
@@ -761,14 +756,9 @@ run_conv(resnet_model *m, const resnet_conv *c, float *out, const float *inp,
 		conv2d_winograd_forward(&m->exec, out, inp, c->weight, c->bias, residual, relu,
 								B, c->cin, H, H, c->cout, V, vf, M, mf);
 	}
-	else if (spare_floats > m->col_floats)
-		conv2d_forward(&m->exec, out, inp, c->weight, c->bias, residual, relu,
-					   B, c->cin, H, H, c->cout, c->k, c->stride, c->pad,
-					   spare, spare_floats);
 	else
 		conv2d_forward(&m->exec, out, inp, c->weight, c->bias, residual, relu,
-					   B, c->cin, H, H, c->cout, c->k, c->stride, c->pad,
-					   m->col, m->col_floats);
+					   B, c->cin, H, H, c->cout, c->k, c->stride, c->pad);
 }
 
 /*

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "conv.h"
+#include "gemm.h"
 #include "resnet.h"
 #include "safetensors.h"
 #include "tap.h"
@@ -89,9 +90,6 @@ test_conv_layers(const conv_exec *ex)
 				   *bias = malloc(sizeof(float) * Cout),
 				   *want = malloc(sizeof(float) * nout),
 				   *got = malloc(sizeof(float) * nout);
-		/* room for one image only: exercises the grouping */
-		size_t		colf = conv2d_col_floats(Cin, H, W, k, s, p, 1);
-		float	   *col = malloc(sizeof(float) * (colf ? colf : 1));
 		float	   *wp = malloc(sizeof(float) * conv2d_packed_floats(Cout, Cin, k));
 		char		name[96];
 
@@ -103,7 +101,7 @@ test_conv_layers(const conv_exec *ex)
 			bias[i] = frand(&seed);
 		conv_direct(want, inp, w, bias, B, Cin, H, W, Cout, k, s, p);
 		conv2d_weight_pack(wp, w, Cout, Cin, k);
-		conv2d_forward(ex, got, inp, wp, bias, NULL, 0, B, Cin, H, W, Cout, k, s, p, col, colf);
+		conv2d_forward(ex, got, inp, wp, bias, NULL, 0, B, Cin, H, W, Cout, k, s, p);
 		snprintf(name, sizeof(name), "conv2d_forward k=%d s=%d p=%d vs direct loops (%d threads)",
 				 k, s, p, ex->nthreads);
 		tap_close_within(want, got, (long) nout, 1e-5, name);
@@ -116,22 +114,44 @@ test_conv_layers(const conv_exec *ex)
 
 			for (size_t i = 0; i < nout; i++)
 				res[i] = 0.5f;
-			conv2d_forward(ex, got, inp, wp, bias, res, 1, B, Cin, H, W, Cout, k, s, p, col, colf);
+			conv2d_forward(ex, got, inp, wp, bias, res, 1, B, Cin, H, W, Cout, k, s, p);
 			tap_close_within(want, got, (long) nout, 1e-5, "conv2d_forward + residual + ReLU");
-			/* in bands of one and of two output rows: the very same floats */
-			if (colf > 0)
-			{
-				float	   *got2 = malloc(sizeof(float) * nout);
 
-				for (int rows = 1; rows <= 2; rows++)
-				{
-					conv2d_forward(ex, got2, inp, wp, bias, res, 1, B, Cin, H, W, Cout, k, s, p,
-								   col, (size_t) Cin * k * k * Wo * rows);
-					snprintf(name, sizeof(name), "conv2d_forward k=%d s=%d p=%d in bands of %d rows: bit-identical",
-							 k, s, p, rows);
-					ok(memcmp(got, got2, sizeof(float) * nout) == 0, "%s", name);
-				}
+			/*
+			 * the unfolding gathered as it is packed gives the very floats
+			 * of a product over the whole im2col matrix
+			 */
+			if (!(k == 1 && s == 1 && p == 0))
+			{
+				int			K = Cin * k * k;
+				size_t		N = (size_t) B * Ho * Wo;
+				float	   *col = calloc((size_t) K * N, sizeof(float)),
+						   *got2 = malloc(sizeof(float) * nout),
+						   *bp = malloc(sizeof(float) * gemm_bpack_floats(K));
+				gemm_epilogue ep = {bias, res, N, 1};
+
+				for (int c = 0; c < Cin; c++)
+					for (int ki = 0; ki < k; ki++)
+						for (int kj = 0; kj < k; kj++)
+							for (int b = 0; b < B; b++)
+								for (int oy = 0; oy < Ho; oy++)
+									for (int ox = 0; ox < Wo; ox++)
+									{
+										int			iy = oy * s - p + ki,
+													ix = ox * s - p + kj;
+
+										if (iy >= 0 && iy < H && ix >= 0 && ix < W)
+											col[((size_t) (c * k + ki) * k + kj) * N +
+												((size_t) b * Ho + oy) * Wo + ox] =
+												inp[(((size_t) c * B + b) * H + iy) * W + ix];
+									}
+				gemm_packed_range(got2, N, wp, col, N, Cout, K, 0, Cout, 0, (int) N, &ep, bp);
+				snprintf(name, sizeof(name), "conv2d_forward k=%d s=%d p=%d: bit-identical to a product over im2col",
+						 k, s, p);
+				ok(memcmp(got, got2, sizeof(float) * nout) == 0, "%s", name);
+				free(col);
 				free(got2);
+				free(bp);
 			}
 			free(res);
 		}
@@ -140,7 +160,6 @@ test_conv_layers(const conv_exec *ex)
 		free(bias);
 		free(want);
 		free(got);
-		free(col);
 		free(wp);
 	}
 
