@@ -1,12 +1,31 @@
 /*
  * threadpool.c
  *	  Parallel regions on a fixed set of worker threads (see threadpool.h).
+ *
+ * A forward pass is a chain of short regions (one to three per layer, some
+ * of a fraction of a millisecond), so handing over must be quick: a worker
+ * that finished a region, and the caller waiting for the workers, poll an
+ * atomic counter for up to POOL_SPIN_NS before they sleep on a condition
+ * variable, because waking a sleeping thread takes tens of microseconds on
+ * a virtual machine.  Between forward passes everything sleeps.
  */
 #include "threadpool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#else
+#define cpu_relax() ((void) 0)
+#endif
+
+#define POOL_SPIN_NS 1000000L	/* 1 ms of polling before sleeping */
 
 typedef struct pool_worker
 {
@@ -22,12 +41,56 @@ struct mmsa_pool
 	pthread_mutex_t mutex;
 	pthread_cond_t work;		/* a new region, or shutdown */
 	pthread_cond_t done;		/* pending reached 0 */
-	unsigned long generation;	/* regions started so far */
-	int			pending;		/* workers still in the current region */
-	int			shutdown;
+	atomic_ulong generation;	/* regions started so far */
+	atomic_int	pending;		/* workers still in the current region */
+	atomic_int	shutdown;
 	mmsa_pool_fn fn;
 	void	   *arg;
 };
+
+/* Nanoseconds on the monotonic clock. */
+static long long
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long) ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/*
+ * Polls for at most POOL_SPIN_NS until a new region starts (gen differs
+ * from seen, or shutdown is set) or, with gen NULL, until no worker is
+ * pending; returns whether that happened.  The clock is read every 256
+ * polls.
+ */
+static int
+spin_until_changed(atomic_ulong *gen, unsigned long seen, atomic_int *pending,
+				   atomic_int *shutdown)
+{
+	long long	deadline = 0;
+
+	for (unsigned i = 0;; i++)
+	{
+		if (gen && (atomic_load_explicit(gen, memory_order_acquire) != seen ||
+					atomic_load_explicit(shutdown, memory_order_relaxed)))
+			return 1;
+		if (pending && atomic_load_explicit(pending, memory_order_acquire) <= 0)
+			return 1;
+		if ((i & 63) == 0)
+		{
+			long long	t = now_ns();
+
+			if (deadline == 0)
+				deadline = t + POOL_SPIN_NS;
+			else if (t > deadline)
+				return 0;
+			/* let a thread that waits for this core run */
+			sched_yield();
+		}
+		cpu_relax();
+	}
+}
 
 static void *
 pool_worker_main(void *arg)
@@ -36,26 +99,29 @@ pool_worker_main(void *arg)
 	mmsa_pool  *p = w->pool;
 	unsigned long seen = 0;
 
-	pthread_mutex_lock(&p->mutex);
 	for (;;)
 	{
-		mmsa_pool_fn fn;
-		void	   *fn_arg;
-
-		while (!p->shutdown && p->generation == seen)
-			pthread_cond_wait(&p->work, &p->mutex);
-		if (p->shutdown)
+		/* a new region (or shutdown): poll, then sleep */
+		if (!spin_until_changed(&p->generation, seen, NULL, &p->shutdown))
+		{
+			pthread_mutex_lock(&p->mutex);
+			while (!atomic_load(&p->shutdown) && atomic_load(&p->generation) == seen)
+				pthread_cond_wait(&p->work, &p->mutex);
+			pthread_mutex_unlock(&p->mutex);
+		}
+		if (atomic_load(&p->shutdown))
 			break;
-		seen = p->generation;
-		fn = p->fn;
-		fn_arg = p->arg;
-		pthread_mutex_unlock(&p->mutex);
-		fn(fn_arg, w->index, p->nthreads);
-		pthread_mutex_lock(&p->mutex);
-		if (--p->pending == 0)
+		/* the acquire pairs with the caller's release: fn and arg are set */
+		seen = atomic_load_explicit(&p->generation, memory_order_acquire);
+		p->fn(p->arg, w->index, p->nthreads);
+		if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1)
+		{
+			/* the last worker: wake the caller if it sleeps */
+			pthread_mutex_lock(&p->mutex);
 			pthread_cond_signal(&p->done);
+			pthread_mutex_unlock(&p->mutex);
+		}
 	}
-	pthread_mutex_unlock(&p->mutex);
 	return NULL;
 }
 
@@ -115,20 +181,24 @@ mmsa_pool_run(mmsa_pool *p, mmsa_pool_fn fn, void *arg)
 		fn(arg, 0, 1);
 		return;
 	}
-	pthread_mutex_lock(&p->mutex);
 	p->fn = fn;
 	p->arg = arg;
-	p->pending = p->nthreads - 1;
-	p->generation++;
+	atomic_store_explicit(&p->pending, p->nthreads - 1, memory_order_relaxed);
+	pthread_mutex_lock(&p->mutex);
+	/* the release publishes fn, arg and pending to the workers */
+	atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
 	pthread_cond_broadcast(&p->work);
 	pthread_mutex_unlock(&p->mutex);
 
 	fn(arg, 0, p->nthreads);
 
-	pthread_mutex_lock(&p->mutex);
-	while (p->pending > 0)
-		pthread_cond_wait(&p->done, &p->mutex);
-	pthread_mutex_unlock(&p->mutex);
+	if (!spin_until_changed(NULL, 0, &p->pending, NULL))
+	{
+		pthread_mutex_lock(&p->mutex);
+		while (atomic_load(&p->pending) > 0)
+			pthread_cond_wait(&p->done, &p->mutex);
+		pthread_mutex_unlock(&p->mutex);
+	}
 }
 
 void
@@ -137,7 +207,7 @@ mmsa_pool_free(mmsa_pool *p)
 	if (p == NULL)
 		return;
 	pthread_mutex_lock(&p->mutex);
-	p->shutdown = 1;
+	atomic_store(&p->shutdown, 1);
 	pthread_cond_broadcast(&p->work);
 	pthread_mutex_unlock(&p->mutex);
 	for (int i = 0; i < p->nthreads - 1; i++)
