@@ -1,13 +1,16 @@
-#!/bin/sh
+#!/bin/bash
 # bench_resnet.sh
 #   Times ResNet-50 (224 x 224) forward passes: the C model (mmsa bench
 #   resnet), ONNX Runtime (onnxruntime-node) and PyTorch, on the same
 #   weights (torchvision resnet50 with random weights and calibrated
 #   BatchNorm, test/bench/resnet_export.py), batch 1 and 16, 2 threads,
-#   median after warm-up.  Prints each line, milliseconds per image and the
-#   ratios C / ORT and C / PyTorch, and the OpenBLAS kernel the C model ran.
+#   median after warm-up, in ROUNDS rounds (3) of the three back to back, so
+#   that load from other processes hits them alike.  Prints each line, then
+#   per batch the median milliseconds per image over the rounds and the
+#   median over rounds of each round's ratios C / ORT and C / PyTorch, and
+#   the OpenBLAS kernel.
 #
-#   usage: test/bench/bench_resnet.sh       (after make; RUNS1/RUNS16 override run counts)
+#   usage: test/bench/bench_resnet.sh   (after make; RUNS1/RUNS16/ROUNDS override the counts)
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -16,6 +19,7 @@ MODEL="$BENCH/resnet50"
 THREADS=${THREADS:-2}
 RUNS1=${RUNS1:-20}
 RUNS16=${RUNS16:-5}
+ROUNDS=${ROUNDS:-3}
 
 die()
 {
@@ -56,34 +60,47 @@ field()
 }
 
 echo "ResNet-50 224x224, $THREADS threads, $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+# median of the numbers on stdin, one per line
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
 for B in 1 16; do
 	if [ "$B" = 1 ]; then R=$RUNS1; W=3; else R=$RUNS16; W=1; fi
-	c_line=$($C_BENCH --model "$MODEL" --batch "$B" --threads "$THREADS" --runs "$R" --warmup "$W") ||
-		die "C bench failed"
-	echo "$c_line"
-	c_ms=$(field ms_per_image "$c_line")
-	ort_ms=""
-	if [ "$ORT_OK" = 1 ]; then
-		if ort_line=$(node "$ROOT/test/bench/bench_ort_resnet.js" "$BENCH/node_modules" "$MODEL.onnx" \
-			"$B" "$THREADS" "$R" "$W"); then
-			echo "$ort_line"
-			ort_ms=$(field ms_per_image "$ort_line")
+	c_all=""; ort_all=""; pt_all=""; c_ort=""; c_pt=""
+	# rounds of the three back to back: load from elsewhere hits them alike
+	for r in $(seq "$ROUNDS"); do
+		c_line=$($C_BENCH --model "$MODEL" --batch "$B" --threads "$THREADS" --runs "$R" --warmup "$W") ||
+			die "C bench failed"
+		echo "  round $r: $c_line"
+		c_ms=$(field ms_per_image "$c_line")
+		c_all+="$c_ms"$'\n'
+		if [ "$ORT_OK" = 1 ]; then
+			if ort_line=$(node "$ROOT/test/bench/bench_ort_resnet.js" "$BENCH/node_modules" "$MODEL.onnx" \
+				"$B" "$THREADS" "$R" "$W"); then
+				echo "  round $r: $ort_line"
+				o=$(field ms_per_image "$ort_line")
+				ort_all+="$o"$'\n'
+				c_ort+="$(awk -v c="$c_ms" -v o="$o" 'BEGIN { print c / o }')"$'\n'
+			fi
 		fi
-	else
-		echo "ort: onnxruntime-node could not be installed (see $BENCH/npm.log)"
-	fi
-	# PyTorch's OpenMP threads otherwise spin against each other on 2 cores
-	pt_line=$(OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=1 \
-		/usr/bin/python3 "$ROOT/test/bench/resnet_export.py" time "$MODEL" "$B" "$THREADS" "$R" "$W") ||
-		die "PyTorch timing failed"
-	echo "$pt_line"
-	pt_ms=$(field ms_per_image "$pt_line")
-	awk -v B="$B" -v c="$c_ms" -v o="$ort_ms" -v p="$pt_ms" 'BEGIN {
+		# PyTorch's OpenMP threads otherwise spin against each other on 2 cores
+		pt_line=$(OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=1 \
+			/usr/bin/python3 "$ROOT/test/bench/resnet_export.py" time "$MODEL" "$B" "$THREADS" "$R" "$W") ||
+			die "PyTorch timing failed"
+		echo "  round $r: $pt_line"
+		p=$(field ms_per_image "$pt_line")
+		pt_all+="$p"$'\n'
+		c_pt+="$(awk -v c="$c_ms" -v p="$p" 'BEGIN { print c / p }')"$'\n'
+	done
+	[ "$ORT_OK" = 1 ] || echo "ort: onnxruntime-node could not be installed (see $BENCH/npm.log)"
+	awk -v B="$B" -v c="$(printf '%s' "$c_all" | median)" -v o="$(printf '%s' "$ort_all" | median)" \
+		-v p="$(printf '%s' "$pt_all" | median)" -v co="$(printf '%s' "$c_ort" | median)" \
+		-v cp="$(printf '%s' "$c_pt" | median)" 'BEGIN {
 		printf "batch %d: ms/image C %.2f", B, c;
 		if (o != "") printf ", ORT %.2f", o;
 		printf ", PyTorch %.2f", p;
-		if (o != "") printf "; C/ORT %.2f", c / o;
-		printf ", C/PyTorch %.2f\n", c / p;
+		if (o != "") printf "; C/ORT %.2f", co;
+		printf ", C/PyTorch %.2f\n", cp;
 	}'
 done
-echo "OpenBLAS kernel (C model): $(field corename "$c_line")"
+echo "(medians over $ROUNDS rounds of each tool's median; ratios: median over rounds of each round's ratio)"
+echo "OpenBLAS kernel (loaded; ResNet's products run on gemm.c, not OpenBLAS): $(field corename "$c_line")"
