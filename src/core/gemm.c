@@ -129,32 +129,33 @@ typedef struct tile_store
 	int			last;
 } tile_store;
 
+/* Finishes and stores one result v at row i, column j of the tile. */
+static inline void
+store1(float v, const tile_store *s, int i, int j)
+{
+	float	   *c = s->c + (size_t) i * s->ldc + j;
+
+	if (s->accumulate)
+		v += *c;
+	if (s->last)
+	{
+		if (s->bias)
+			v += s->bias[i];
+		if (s->residual)
+			v += s->residual[(size_t) i * s->ldr + j];
+		if (s->relu && v < 0.0f)
+			v = 0.0f;
+	}
+	*c = v;
+}
+
 /* Stores a finished tile t (6 x 16, row-major) entry by entry. */
 static void
 store_tile_scalar(const float *t, const tile_store *s)
 {
 	for (int i = 0; i < s->mr; i++)
-	{
-		float	   *c = s->c + (size_t) i * s->ldc;
-
 		for (int j = 0; j < s->nr; j++)
-		{
-			float		v = t[i * GEMM_NR + j];
-
-			if (s->accumulate)
-				v += c[j];
-			if (s->last)
-			{
-				if (s->bias)
-					v += s->bias[i];
-				if (s->residual)
-					v += s->residual[(size_t) i * s->ldr + j];
-				if (s->relu && v < 0.0f)
-					v = 0.0f;
-			}
-			c[j] = v;
-		}
-	}
+			store1(t[i * GEMM_NR + j], s, i, j);
 }
 
 #ifdef GEMM_AVX2
@@ -413,24 +414,7 @@ tail_columns(int kc, const float *Ap, int K, int k0, const float *bp,
 
 				_mm256_storeu_ps(v, acc[p]);
 				for (int r = 0; r < GEMM_MR && mp + GEMM_MR * p + r < m1; r++)
-				{
-					int			i = row0 + r;
-					float	   *c = s0->c + (size_t) i * s0->ldc + x;
-					float		val = v[r];
-
-					if (s0->accumulate)
-						val += *c;
-					if (s0->last)
-					{
-						if (s0->bias)
-							val += s0->bias[i];
-						if (s0->residual)
-							val += s0->residual[(size_t) i * s0->ldr + x];
-						if (s0->relu && val < 0.0f)
-							val = 0.0f;
-					}
-					*c = val;
-				}
+					store1(v[r], s0, row0 + r, x);
 			}
 		}
 	}
