@@ -36,9 +36,37 @@ bench_resnet_usage(FILE *out)
 {
 	fprintf(out,
 			"usage: mmsa bench resnet --model DIR [--batch B] [--threads N] [--runs R] [--warmup W]\n"
-			"                         [--sub-batch S]\n"
+			"                         [--sub-batch S] [--profile]\n"
 			"  Defaults: batch 1, threads 2, runs 20, warmup 3, sub-batch: the model's.\n"
-			"  Prints the median and minimum milliseconds per batch.\n");
+			"  Prints the median and minimum milliseconds per batch; --profile adds the\n"
+			"  time of each convolution over the timed runs.\n");
+}
+
+/*
+ * The per-convolution profile: place, shape, method, milliseconds per
+ * image over the timed runs, and share of the convolutions' time.
+ */
+static void
+print_profile(const resnet_profile *prof, long images)
+{
+	double		total = 0;
+
+	if (images < 1)
+		images = 1;
+	for (int i = 0; i < RESNET_CONVS; i++)
+		total += prof->ms[i];
+	printf("profile: %ld chunk passes; per convolution, ms per image and share of the convolutions' time\n",
+		   prof->forwards);
+	for (int i = 0; i < RESNET_CONVS && prof->conv[i]; i++)
+	{
+		const resnet_conv *c = prof->conv[i];
+
+		printf("  %2d  %dx%d s%d  %4d -> %4d  %3dx%-3d  %-8s %7.3f ms  %4.1f%%\n",
+			   i, c->k, c->k, c->stride, c->cin, c->cout, prof->H[i], prof->H[i],
+			   c->winograd ? "winograd" : (c->k == 1 && c->stride == 1) ? "product" : "im2col",
+			   prof->ms[i] / images, 100 * prof->ms[i] / (total > 0 ? total : 1));
+	}
+	printf("  all convolutions %.3f ms per image\n", total / images);
 }
 
 int
@@ -49,7 +77,9 @@ bench_resnet(int argc, char **argv)
 				threads = 2,
 				runs = 20,
 				warmup = 3,
-				sub_batch = 0;
+				sub_batch = 0,
+				profile = 0;
+	resnet_profile prof;
 	resnet_model *m = NULL;
 	mmsa_error	err;
 	float	   *images = NULL,
@@ -80,6 +110,8 @@ bench_resnet(int argc, char **argv)
 			warmup = atoi(argv[++i]);
 		else if (i + 1 < argc && strcmp(argv[i], "--sub-batch") == 0)
 			sub_batch = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--profile") == 0)
+			profile = 1;
 		else
 		{
 			fprintf(stderr, "mmsa bench resnet: unknown or incomplete option \"%s\"\n", argv[i]);
@@ -116,9 +148,13 @@ bench_resnet(int argc, char **argv)
 		seed = seed * 1103515245u + 12345u;
 		images[i] = ((seed >> 8) & 0xffff) / 32768.0f - 1.0f;
 	}
+	memset(&prof, 0, sizeof(prof));
 	for (int i = 0; i < warmup + runs; i++)
 	{
 		double		t0 = cli_now_ms();
+
+		if (profile && i == warmup)
+			m->profile = &prof;	/* the timed runs only */
 
 		if (resnet_forward(m, images, batch, tokens, pooled, logits, &err) != MMSA_OK)
 		{
@@ -135,6 +171,8 @@ bench_resnet(int argc, char **argv)
 		printf("resnet batch=%d sub_batch=%d threads=%d runs=%d median_ms=%.3f min_ms=%.3f ms_per_image=%.3f corename=%s\n",
 			   batch, m->sub_batch, threads, runs, median, ms[0], median / batch, openblas_get_corename());
 	}
+	if (profile)
+		print_profile(&prof, (long) runs * batch);
 	rc = 0;
 
 done:

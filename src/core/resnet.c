@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <cblas.h>
 
@@ -735,9 +736,9 @@ resnet_input_slot(resnet_model *m, mmsa_error *err)
  * spare_floats floats free at spare (see above) and the pass buffer.
  */
 static void
-run_conv(resnet_model *m, const resnet_conv *c, float *out, const float *inp,
-		 const float *residual, int relu, int B, int H,
-		 float *spare, size_t spare_floats)
+conv_forward_one(resnet_model *m, const resnet_conv *c, float *out, const float *inp,
+				 const float *residual, int relu, int B, int H,
+				 float *spare, size_t spare_floats)
 {
 	if (c->winograd)
 	{
@@ -759,6 +760,36 @@ run_conv(resnet_model *m, const resnet_conv *c, float *out, const float *inp,
 	else
 		conv2d_forward(&m->exec, out, inp, c->weight, c->bias, residual, relu,
 					   B, c->cin, H, H, c->cout, c->k, c->stride, c->pad);
+}
+
+/* conv_forward_one, timed into m->profile when that is set. */
+static void
+run_conv(resnet_model *m, const resnet_conv *c, float *out, const float *inp,
+		 const float *residual, int relu, int B, int H,
+		 float *spare, size_t spare_floats)
+{
+	resnet_profile *prof = m->profile;
+	struct timespec t0,
+				t1;
+
+	if (prof)
+	{
+		if (c == &m->stem)
+		{
+			prof->next = 0;
+			prof->forwards++;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+	}
+	conv_forward_one(m, c, out, inp, residual, relu, B, H, spare, spare_floats);
+	if (prof && prof->next < RESNET_CONVS)
+	{
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		prof->ms[prof->next] += (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+		prof->conv[prof->next] = c;
+		prof->H[prof->next] = H;
+		prof->next++;
+	}
 }
 
 /*

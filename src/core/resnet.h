@@ -74,6 +74,23 @@ typedef struct resnet_block
 	resnet_conv downsample;		/* 1x1 on the shortcut */
 } resnet_block;
 
+/*
+ * Time spent in each convolution, in the order a forward pass runs them
+ * (the stem, then each block's conv1, conv2, downsample, conv3), summed
+ * over the forward passes while resnet_model.profile points at one: for
+ * the benchmark (mmsa bench resnet --profile), off (NULL) otherwise.
+ */
+#define RESNET_CONVS 53
+
+typedef struct resnet_profile
+{
+	long		forwards;		/* chunks run while profiling */
+	double		ms[RESNET_CONVS];
+	const struct resnet_conv *conv[RESNET_CONVS];
+	int			H[RESNET_CONVS];	/* input size */
+	int			next;			/* the next convolution's place */
+} resnet_profile;
+
 typedef struct resnet_model
 {
 	resnet_stride_on stride_on;
@@ -111,6 +128,7 @@ typedef struct resnet_model
 	float	   *slot;
 	/* threads: as many as OpenBLAS is set to use, started on first use */
 	conv_exec	exec;
+	resnet_profile *profile;	/* NULL, or where convolutions are timed */
 } resnet_model;
 
 /*
