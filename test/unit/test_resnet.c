@@ -163,15 +163,18 @@ test_conv_layers(const conv_exec *ex)
 		free(wp);
 	}
 
-	/* Winograd F(2x2,3x3) against direct loops, odd and even sizes */
-	for (int t = 0; t < 4; t++)
+	/*
+	 * Winograd F(4x4,3x3) against direct loops, odd and even sizes; the
+	 * fourth: 2 x 4 x 5 tiles, split between threads by panels; the last:
+	 * rows of 23 tiles (a map wider than ResNet's)
+	 */
+	for (int t = 0; t < 5; t++)
 	{
-		/* the last: 2 x 8 x 9 = 144 tiles, split between threads by panels */
 		int			B = 2,
 					Cin = 6,
 					Cout = (t == 3) ? 13 : 5,
-					H = (t == 0) ? 7 : (t == 1 ? 8 : (t == 2 ? 5 : 16)),
-					W = (t == 2) ? 9 : (t == 3 ? 17 : H);
+					H = (t == 0) ? 7 : (t == 1 ? 8 : (t == 2 ? 5 : (t == 3 ? 16 : 6))),
+					W = (t == 2) ? 9 : (t == 3 ? 17 : (t == 4 ? 90 : H));
 		size_t		nin = (size_t) Cin * B * H * W,
 					nout = (size_t) Cout * B * H * W;
 		float	   *inp = malloc(sizeof(float) * nin),
