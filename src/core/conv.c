@@ -639,6 +639,76 @@ typedef struct winograd_args
 	int			phase;			/* see winograd_thread */
 } winograd_args;
 
+/*
+ * The first n (< 8) lanes of a vector to or from memory, with masks rather
+ * than a memcpy of variable size; lanes past n load as 0.
+ */
+#if defined(__AVX2__)
+static inline __m256i
+wino_lanes(int n)
+{
+	return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+#endif
+
+static inline void
+wino_store_n(float *dst, v8sf v, int n)
+{
+#if defined(__AVX2__)
+	_mm256_maskstore_ps(dst, wino_lanes(n), (__m256) v);
+#else
+	memcpy(dst, &v, sizeof(float) * n);
+#endif
+}
+
+static inline v8sf
+wino_load_n(const float *src, int n)
+{
+#if defined(__AVX2__)
+	return (v8sf) _mm256_maskload_ps(src, wino_lanes(n));
+#else
+	float		tmp[8] = {0};
+	v8sf		v;
+
+	memcpy(tmp, src, sizeof(float) * n);
+	memcpy(&v, tmp, sizeof(v));
+	return v;
+#endif
+}
+
+/*
+ * out[0 .. w) = row (+ residual) (then ReLU), 8 at a time where it can
+ * (the same operations as one at a time).
+ */
+static inline void
+wino_row_store(float *out, const float *row, const float *residual, int relu, int w)
+{
+	int			x = 0;
+
+#if defined(__AVX__)
+	for (; x + 8 <= w; x += 8)
+	{
+		__m256		v = _mm256_load_ps(row + x);
+
+		if (residual)
+			v = _mm256_add_ps(v, _mm256_loadu_ps(residual + x));
+		if (relu)
+			v = _mm256_max_ps(v, _mm256_setzero_ps());
+		_mm256_storeu_ps(out + x, v);
+	}
+#endif
+	for (; x < w; x++)
+	{
+		float		v = row[x];
+
+		if (residual)
+			v += residual[x];
+		if (relu)
+			v = v > 0.0f ? v : 0.0f;
+		out[x] = v;
+	}
+}
+
 /* r = B^T x for six vectors x[0], x[s], .. x[5s] (in place safe: no) */
 static inline void
 wino_bt(v8sf *r, int rs, const v8sf *x, int s)
@@ -754,7 +824,7 @@ winograd_input_tiles(const winograd_args *a, int t_begin, int t_end)
 				if (n == 8)
 					memcpy(dst, &v[p], sizeof(v8sf));
 				else
-					memcpy(dst, &v[p], sizeof(float) * n);
+					wino_store_n(dst, v[p], n);
 			}
 		}
 		t += n;
@@ -840,12 +910,7 @@ winograd_output_tiles(const winograd_args *a, int t_begin, int t_end)
 				if (n == 8)
 					memcpy(&m[p], mp + p * step, sizeof(v8sf));
 				else
-				{
-					float		tmp[8] = {0};
-
-					memcpy(tmp, mp + p * step, sizeof(float) * n);
-					memcpy(&m[p], tmp, sizeof(v8sf));
-				}
+					m[p] = wino_load_n(mp + p * step, n);
 			}
 			/* columns: s[., j] = A^T m[., j]; rows: y[i, .] = s[i, .] A */
 			for (int j = 0; j < WINO_A; j++)
@@ -867,13 +932,7 @@ winograd_output_tiles(const winograd_args *a, int t_begin, int t_end)
 				if (w > W - WINO_M * tx)
 					w = W - WINO_M * tx;
 				wino_row_transpose(row, y + i * WINO_M);
-				if (rplane)
-					for (int x = 0; x < w; x++)
-						row[x] += rplane[idx + x];
-				if (relu)
-					for (int x = 0; x < w; x++)
-						row[x] = row[x] > 0.0f ? row[x] : 0.0f;
-				memcpy(oplane + idx, row, sizeof(float) * w);
+				wino_row_store(oplane + idx, row, rplane ? rplane + idx : NULL, relu, w);
 			}
 		}
 		t += n;
