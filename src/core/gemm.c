@@ -20,8 +20,11 @@
  * K, so the slice of a k block is contiguous.  Tiles at the right and
  * bottom edges are computed whole (B's panel and A's panel are zero
  * padded) and only their valid part is stored; panels of at most 8 valid
- * columns use a 6 x 8 kernel.  Without AVX2 and FMA the same loops run
- * with a plain C micro-kernel.
+ * columns use a 6 x 8 kernel, and a last panel of at most 4 is done
+ * column by column over 8 row panels at once (tail_columns), with the
+ * same fused multiply-adds in the same order.  B is packed by a function
+ * (gemm_b_source): a copy of a dense matrix, or a convolution's gather.
+ * Without AVX2 and FMA the same loops run with a plain C micro-kernel.
  */
 #include "gemm.h"
 
@@ -419,7 +422,16 @@ tail_columns(int kc, const float *Ap, int K, int k0, const float *bp,
 		}
 	}
 #else
-	(void) kc; (void) Ap; (void) K; (void) k0; (void) bp; (void) m0; (void) m1; (void) ncols; (void) s0;
+	/* not reached: tail is 0 without AVX2 (GEMM_HAVE_TAIL) */
+	(void) kc;
+	(void) Ap;
+	(void) K;
+	(void) k0;
+	(void) bp;
+	(void) m0;
+	(void) m1;
+	(void) ncols;
+	(void) s0;
 #endif
 }
 
