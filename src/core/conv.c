@@ -652,27 +652,25 @@ wino_lanes(int n)
 #endif
 
 static inline void
-wino_store_n(float *dst, v8sf v, int n)
+wino_store_n(float *dst, const v8sf *v, int n)
 {
 #if defined(__AVX2__)
-	_mm256_maskstore_ps(dst, wino_lanes(n), (__m256) v);
+	_mm256_maskstore_ps(dst, wino_lanes(n), (__m256) *v);
 #else
-	memcpy(dst, &v, sizeof(float) * n);
+	memcpy(dst, v, sizeof(float) * n);
 #endif
 }
 
-static inline v8sf
-wino_load_n(const float *src, int n)
+static inline void
+wino_load_n(v8sf *v, const float *src, int n)
 {
 #if defined(__AVX2__)
-	return (v8sf) _mm256_maskload_ps(src, wino_lanes(n));
+	*v = (v8sf) _mm256_maskload_ps(src, wino_lanes(n));
 #else
 	float		tmp[8] = {0};
-	v8sf		v;
 
 	memcpy(tmp, src, sizeof(float) * n);
-	memcpy(&v, tmp, sizeof(v));
-	return v;
+	memcpy(v, tmp, sizeof(tmp));
 #endif
 }
 
@@ -824,7 +822,7 @@ winograd_input_tiles(const winograd_args *a, int t_begin, int t_end)
 				if (n == 8)
 					memcpy(dst, &v[p], sizeof(v8sf));
 				else
-					wino_store_n(dst, v[p], n);
+					wino_store_n(dst, &v[p], n);
 			}
 		}
 		t += n;
@@ -910,7 +908,7 @@ winograd_output_tiles(const winograd_args *a, int t_begin, int t_end)
 				if (n == 8)
 					memcpy(&m[p], mp + p * step, sizeof(v8sf));
 				else
-					m[p] = wino_load_n(mp + p * step, n);
+					wino_load_n(&m[p], mp + p * step, n);
 			}
 			/* columns: s[., j] = A^T m[., j]; rows: y[i, .] = s[i, .] A */
 			for (int j = 0; j < WINO_A; j++)
