@@ -61,8 +61,9 @@ now_ns(void)
 /*
  * Polls for at most POOL_SPIN_NS until a new region starts (gen differs
  * from seen, or shutdown is set) or, with gen NULL, until no worker is
- * pending; returns whether that happened.  The clock is read every 256
- * polls.
+ * pending; returns whether that happened.  Every 64 polls it reads the
+ * clock and yields the core, so that a thread waiting for it (more threads
+ * than cores) runs rather than waits for the time slice to end.
  */
 static int
 spin_until_changed(atomic_ulong *gen, unsigned long seen, atomic_int *pending,

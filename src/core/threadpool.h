@@ -5,8 +5,9 @@
  *	  region, as "#pragma omp parallel" without OpenMP).
  *
  * The workers live until mmsa_pool_free, so that per-thread state (such as
- * OpenBLAS's buffers) survives between regions; between regions they sleep
- * on a condition variable.  They block every signal, so that signal
+ * OpenBLAS's buffers) survives between regions; between regions they poll
+ * for up to a millisecond (the next region of a forward pass is usually
+ * that close), then sleep on a condition variable.  They block every signal, so that signal
  * handlers (PostgreSQL's) run only in the thread that created them.
  */
 #ifndef MMSA_THREADPOOL_H
