@@ -116,8 +116,8 @@ typedef struct resnet_model
 
 	/*
 	 * work buffers, grown to the largest chunk seen: the activations (laid
-	 * out from both ends, resnet.c) and a pass buffer of col_floats (im2col
-	 * or Winograd's V, for the convolutions that find too little of the
+	 * out from both ends, resnet.c) and a pass buffer of col_floats
+	 * (Winograd's V, for the convolutions that find too little of the
 	 * former free); slot: see resnet_input_slot
 	 */
 	int			ws_batch;
