@@ -226,24 +226,12 @@ static void
 im2col_pack(const void *ctx, float *bp, int k0, int kc, int n0, int nc)
 {
 	const im2col_source *s = ctx;
-	float		line[GEMM_NC + GEMM_NR] __attribute__((aligned(32)));
-	int			panels = (nc + GEMM_NR - 1) / GEMM_NR;
+	float		line[GEMM_NC];
 
-	memset(line + nc, 0, sizeof(float) * (panels * GEMM_NR - nc));
 	for (int kk = 0; kk < kc; kk++)
 	{
 		im2col_line(s, line, k0 + kk, n0, nc);
-		for (int j = 0; j < panels; j++)
-		{
-			float	   *dst = bp + ((size_t) j * kc + kk) * GEMM_NR;
-
-#if defined(__AVX__)
-			_mm256_storeu_ps(dst, _mm256_load_ps(line + j * GEMM_NR));
-			_mm256_storeu_ps(dst + 8, _mm256_load_ps(line + j * GEMM_NR + 8));
-#else
-			memcpy(dst, line + j * GEMM_NR, sizeof(float) * GEMM_NR);
-#endif
-		}
+		gemm_pack_b_row(bp, line, kc, kk, nc);
 	}
 }
 

@@ -77,39 +77,48 @@ gemm_bpack_floats(int K)
 }
 
 /*
- * Packs B[k0 .. k0+kc, n0 .. n0+nc) into panels of 16 columns (see the
- * comment at the top), zero padding the last panel.
+ * Row k (of kc) of a packed block: row[0 .. nc) into the panels of 16
+ * columns (see the comment at the top), zero padding the last panel.
  */
-static void
-pack_b(float *bp, const float *B, size_t ldb, int k0, int kc, int n0, int nc)
+static inline void
+pack_b_row(float *bp, const float *row, int kc, int k, int nc)
 {
 	int			panels = (nc + GEMM_NR - 1) / GEMM_NR;
 
-	for (int k = 0; k < kc; k++)
+	for (int j = 0; j < panels; j++)
 	{
-		const float *row = B + (size_t) (k0 + k) * ldb + n0;
+		float	   *dst = bp + ((size_t) j * kc + k) * GEMM_NR;
+		int			cols = nc - j * GEMM_NR;
 
-		for (int j = 0; j < panels; j++)
+		if (cols >= GEMM_NR)
 		{
-			float	   *dst = bp + ((size_t) j * kc + k) * GEMM_NR;
-			int			cols = nc - j * GEMM_NR;
-
-			if (cols >= GEMM_NR)
-			{
 #ifdef GEMM_AVX2
-				_mm256_storeu_ps(dst, _mm256_loadu_ps(row + j * GEMM_NR));
-				_mm256_storeu_ps(dst + 8, _mm256_loadu_ps(row + j * GEMM_NR + 8));
+			_mm256_storeu_ps(dst, _mm256_loadu_ps(row + j * GEMM_NR));
+			_mm256_storeu_ps(dst + 8, _mm256_loadu_ps(row + j * GEMM_NR + 8));
 #else
-				memcpy(dst, row + j * GEMM_NR, sizeof(float) * GEMM_NR);
+			memcpy(dst, row + j * GEMM_NR, sizeof(float) * GEMM_NR);
 #endif
-			}
-			else
-			{
-				memcpy(dst, row + j * GEMM_NR, sizeof(float) * cols);
-				memset(dst + cols, 0, sizeof(float) * (GEMM_NR - cols));
-			}
+		}
+		else
+		{
+			memcpy(dst, row + j * GEMM_NR, sizeof(float) * cols);
+			memset(dst + cols, 0, sizeof(float) * (GEMM_NR - cols));
 		}
 	}
+}
+
+void
+gemm_pack_b_row(float *bp, const float *row, int kc, int k, int nc)
+{
+	pack_b_row(bp, row, kc, k, nc);
+}
+
+/* Packs B[k0 .. k0+kc, n0 .. n0+nc) row by row. */
+static void
+pack_b(float *bp, const float *B, size_t ldb, int k0, int kc, int n0, int nc)
+{
+	for (int k = 0; k < kc; k++)
+		pack_b_row(bp, B + (size_t) (k0 + k) * ldb + n0, kc, k, nc);
 }
 
 /*
