@@ -733,7 +733,8 @@ resnet_input_slot(resnet_model *m, mmsa_error *err)
 
 /*
  * Runs one convolution of the model over (cin, B, H, W) into out, with
- * spare_floats floats free at spare (see above) and the pass buffer.
+ * spare_floats floats free at spare (see above; a Winograd convolution
+ * uses them and the pass buffer, the others need neither).
  */
 static void
 conv_forward_one(resnet_model *m, const resnet_conv *c, float *out, const float *inp,
@@ -823,15 +824,13 @@ resnet_forward_chunk(resnet_model *m, const float *images, int B,
 	{
 		int			Ho = conv_out_size(H, 7, 2, 3),
 					Hp = conv_out_size(Ho, 3, 2, 1);
-		size_t		si = (size_t) 3 * B * H * H,
-					so = (size_t) 64 * B * Ho * Ho;
+		size_t		so = (size_t) 64 * B * Ho * Ho;
 		float	   *s = work_at(m, 1, 0, so);
 
 		/* one image in the input slot is already in place */
 		if (images != m->work)
 			nchw_to_cbhw(m->work, images, B, 3, H * H);
-		run_conv(m, &m->stem, s, m->work, NULL, 1, B, H,
-				 m->work + si, m->work_floats - si - so);
+		run_conv(m, &m->stem, s, m->work, NULL, 1, B, H, NULL, 0);
 		maxpool2d_forward(&m->exec, m->work, s, 64, B, Ho, Ho, 3, 2, 1);
 		H = Hp;
 	}
@@ -858,20 +857,17 @@ resnet_forward_chunk(resnet_model *m, const float *images, int B,
 		t1 = work_at(m, side, s.x + s.t2, s.t1);
 		y = work_at(m, side, m->work_floats - s.y, s.y);	/* the other end */
 
-		/* conv1 and conv2: all past T1 is free */
+		/* conv2 (the only Winograd one, V and M): all past T1 is free */
 		spare_floats = m->work_floats - s.x - s.t2 - s.t1;
 		spare = work_at(m, side, s.x + s.t2 + s.t1, spare_floats);
-		run_conv(m, &b->conv1, t1, x, NULL, 1, B, H, spare, spare_floats);
+		run_conv(m, &b->conv1, t1, x, NULL, 1, B, H, NULL, 0);
 		run_conv(m, &b->conv2, t2, t1, NULL, 1, B, s.H1, spare, spare_floats);
 		if (b->has_downsample)
 		{
-			/* between T2 and the shortcut (Y, or D before Y) is free */
-			size_t		off = s.in_place ? s.x + s.t2 : s.x + s.t2 + s.y;
+			/* the shortcut D goes into Y, or just after T2 */
 			float	   *d = s.in_place ? y : work_at(m, side, s.x + s.t2, s.y);
 
-			spare_floats = m->work_floats - off - s.y;
-			spare = work_at(m, side, off, spare_floats);
-			run_conv(m, &b->downsample, d, x, NULL, 0, B, H, spare, spare_floats);
+			run_conv(m, &b->downsample, d, x, NULL, 0, B, H, NULL, 0);
 			run_conv(m, &b->conv3, y, t2, d, 1, B, s.H2, NULL, 0);
 		}
 		else if (s.in_place)
