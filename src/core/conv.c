@@ -221,11 +221,87 @@ im2col_line(const im2col_source *s, float *line, int r, int n0, int n)
 	}
 }
 
-/* gemm_b_source.pack of the unfolding: each row as a line, then panels. */
-static void
-im2col_pack(const void *ctx, float *bp, int k0, int kc, int n0, int nc)
+/*
+ * Gather tables: for one tap and the columns of a block, where each column
+ * reads in a channel's (B, H, W) plane, or -1 for the padding (and for the
+ * columns past the block, up to the panel edge).  A block's rows of all
+ * channels share the tables of its k*k taps; IM2COL_TAP_SLOTS of them are
+ * kept, in slot tap % IM2COL_TAP_SLOTS (every tap of a 7x7 kernel).
+ */
+#define IM2COL_TAP_SLOTS 64
+#define IM2COL_COLS (((GEMM_NC) + GEMM_NR - 1) / GEMM_NR * GEMM_NR)
+
+typedef struct im2col_tables
 {
-	const im2col_source *s = ctx;
+	int			tap[IM2COL_TAP_SLOTS];	/* tap held in each slot, or -1 */
+	int			offset[IM2COL_TAP_SLOTS][IM2COL_COLS];
+} im2col_tables;
+
+/* offset[0 .. ncols) for tap (ki, kj) over columns n0 .. n0+nc. */
+static void
+im2col_table(const im2col_source *s, int *offset, int tap, int n0, int nc, int ncols)
+{
+	int			ki = tap / s->k,
+				kj = tap % s->k;
+	int			HoWo = s->Ho * s->Wo;
+	int			b = n0 / HoWo,
+				oy = (n0 % HoWo) / s->Wo,
+				ox = n0 % s->Wo;
+
+	for (int x = 0; x < nc; x++)
+	{
+		int			iy = oy * s->stride - s->pad + ki,
+					ix = ox * s->stride - s->pad + kj;
+
+		offset[x] = (iy >= 0 && iy < s->H && ix >= 0 && ix < s->W) ?
+			(b * s->H + iy) * s->W + ix : -1;
+		if (++ox == s->Wo)
+		{
+			ox = 0;
+			if (++oy == s->Ho)
+			{
+				oy = 0;
+				b++;
+			}
+		}
+	}
+	for (int x = nc; x < ncols; x++)
+		offset[x] = -1;
+}
+
+/*
+ * 16 values of a panel row: dst[x] = plane[offset[x]], 0 where offset[x]
+ * is -1 (AVX2: two masked gathers).
+ */
+static inline void
+im2col_gather16(float *dst, const float *plane, const int *offset)
+{
+#if defined(__AVX2__)
+	for (int h = 0; h < 2; h++)
+	{
+		__m256i		idx = _mm256_loadu_si256((const __m256i *) (offset + 8 * h));
+		__m256		mask = _mm256_castsi256_ps(_mm256_cmpgt_epi32(idx, _mm256_set1_epi32(-1)));
+
+		_mm256_storeu_ps(dst + 8 * h,
+						 _mm256_mask_i32gather_ps(_mm256_setzero_ps(), plane, idx, mask, 4));
+	}
+#else
+	for (int x = 0; x < GEMM_NR; x++)
+		dst[x] = offset[x] >= 0 ? plane[offset[x]] : 0.0f;
+#endif
+}
+
+/*
+ * Output rows at least this wide are gathered a line at a time: their
+ * runs are long copies.  Narrower ones (the 28x28 maps and smaller) go
+ * through gather tables, which cost no call per run.
+ */
+#define IM2COL_RUN_MIN_WO 32
+
+/* A block gathered line by line (im2col_line), then into the panels. */
+static void
+im2col_pack_lines(const im2col_source *s, float *bp, int k0, int kc, int n0, int nc)
+{
 	float		line[GEMM_NC];
 
 	for (int kk = 0; kk < kc; kk++)
@@ -233,6 +309,50 @@ im2col_pack(const void *ctx, float *bp, int k0, int kc, int n0, int nc)
 		im2col_line(s, line, k0 + kk, n0, nc);
 		gemm_pack_b_row(bp, line, kc, kk, nc);
 	}
+}
+
+/*
+ * A block gathered through tables: row r is channel r / (k*k) read through
+ * the table of tap r % (k*k), panel by panel.
+ */
+static void
+im2col_pack_tables(const im2col_source *s, float *bp, int k0, int kc, int n0, int nc)
+{
+	int			taps = s->k * s->k,
+				panels = (nc + GEMM_NR - 1) / GEMM_NR;
+	size_t		plane = (size_t) s->B * s->H * s->W;
+	im2col_tables tab;
+
+	for (int i = 0; i < IM2COL_TAP_SLOTS; i++)
+		tab.tap[i] = -1;
+	for (int kk = 0; kk < kc; kk++)
+	{
+		int			r = k0 + kk,
+					tap = r % taps,
+					slot = tap % IM2COL_TAP_SLOTS;
+		const float *src = s->inp + (size_t) (r / taps) * plane;
+
+		if (tab.tap[slot] != tap)
+		{
+			im2col_table(s, tab.offset[slot], tap, n0, nc, panels * GEMM_NR);
+			tab.tap[slot] = tap;
+		}
+		for (int j = 0; j < panels; j++)
+			im2col_gather16(bp + ((size_t) j * kc + kk) * GEMM_NR, src,
+							tab.offset[slot] + j * GEMM_NR);
+	}
+}
+
+/* gemm_b_source.pack of the unfolding. */
+static void
+im2col_pack(const void *ctx, float *bp, int k0, int kc, int n0, int nc)
+{
+	const im2col_source *s = ctx;
+
+	if (s->Wo >= IM2COL_RUN_MIN_WO)
+		im2col_pack_lines(s, bp, k0, kc, n0, nc);
+	else
+		im2col_pack_tables(s, bp, k0, kc, n0, nc);
 }
 
 /*

@@ -61,7 +61,8 @@ conv_out_size(int in, int k, int stride, int pad)
  * residual: (Cout, B, Ho, Wo) or NULL (added before the ReLU), relu: 0/1.
  * Zero padding of `pad` on every side.  A k x k convolution needs no work
  * buffer: its im2col unfolding is gathered block by block into the
- * packing buffers of ex.  out must not overlap inp; residual may be out
+ * packing buffers of ex (through offset tables when output rows are
+ * short: B * H * W must fit in an int).  out must not overlap inp; residual may be out
  * itself only where gemm_residual_in_place_ok(Cin * k * k).
  */
 void		conv2d_forward(const conv_exec *ex, float *out, const float *inp, const float *weight,
