@@ -693,17 +693,31 @@ wino_tiles(int H)
 	return (H + WINO_M - 1) / WINO_M;
 }
 
+/* Floats from one of V's (or M's) 36 matrices to the next, for T tiles. */
+static inline size_t
+wino_step(int C, int T)
+{
+	return (size_t) C * T + WINOGRAD_ROW_PAD;
+}
+
+size_t
+winograd_pass_floats(int C, int tiles)
+{
+	return WINO_P * wino_step(C, tiles);
+}
+
 size_t
 winograd_floats(int C, int B, int H, int W)
 {
-	return (size_t) WINO_P * C * B * wino_tiles(H) * wino_tiles(W);
+	return winograd_pass_floats(C, B * wino_tiles(H) * wino_tiles(W));
 }
 
 int
 winograd_pass_tiles(int Cin, int Cout, size_t v_floats, size_t m_floats)
 {
-	size_t		n = v_floats / ((size_t) WINO_P * (Cin < 1 ? 1 : Cin)),
-				nm = m_floats / ((size_t) WINO_P * (Cout < 1 ? 1 : Cout));
+	size_t		pad = (size_t) WINO_P * WINOGRAD_ROW_PAD;
+	size_t		n = v_floats > pad ? (v_floats - pad) / ((size_t) WINO_P * (Cin < 1 ? 1 : Cin)) : 0,
+				nm = m_floats > pad ? (m_floats - pad) / ((size_t) WINO_P * (Cout < 1 ? 1 : Cout)) : 0;
 
 	if (nm < n)
 		n = nm;
@@ -873,7 +887,7 @@ winograd_input_tiles(const winograd_args *a, int t_begin, int t_end)
 				tw = wino_tiles(W);
 	size_t		T = (size_t) a->Tn;
 	size_t		HW = (size_t) H * W;
-	size_t		step = (size_t) Cin * T;
+	size_t		step = wino_step(Cin, (int) T);
 
 	for (int t = t_begin; t < t_end;)
 	{
@@ -988,7 +1002,7 @@ winograd_output_tiles(const winograd_args *a, int t_begin, int t_end)
 				tw = wino_tiles(W);
 	size_t		T = (size_t) a->Tn;
 	size_t		HW = (size_t) H * W;
-	size_t		step = (size_t) Cout * T;
+	size_t		step = wino_step(Cout, (int) T);
 
 	for (int t = t_begin; t < t_end;)
 	{
@@ -1078,8 +1092,8 @@ winograd_thread(void *arg, int t, int n)
 	/* M[p] (Cout, T) = U[p] (Cout, Cin) x V[p] (Cin, T), columns t0 .. t1 */
 	if (a->phase == 0 || a->phase == 2)
 		for (int p = 0; p < WINO_P; p++)
-			gemm_packed_range(a->M + (size_t) p * a->Cout * T, T, a->Up + p * per,
-							  a->V + (size_t) p * a->Cin * T, T, a->Cout, a->Cin,
+			gemm_packed_range(a->M + p * wino_step(a->Cout, T), T, a->Up + p * per,
+							  a->V + p * wino_step(a->Cin, T), T, a->Cout, a->Cin,
 							  m0, m1, t0, t1, NULL, a->ex->bpack[t]);
 	if (a->phase == 0 || a->phase == 3)
 		winograd_output_tiles(a, a->t_off + t0, a->t_off + t1);

@@ -81,26 +81,33 @@ void		conv2d_forward(const conv_exec *ex, float *out, const float *inp, const fl
  * winograd_weight_pack: the 36 matrices U[p] each packed by gemm_pack_a,
  * winograd_packed_floats floats.
  * winograd_floats: floats of one transformed tensor (36, C, tiles) for a
- * batch of B images of H x W.
+ * batch of B images of H x W; winograd_pass_floats, for `tiles` tiles.
+ * The 36 matrices (C, tiles) lie WINOGRAD_ROW_PAD floats apart: with
+ * strides of a multiple of 4 KiB (64 channels x 32 tiles, 256 x 16) the
+ * 36 stores of a tile's transform would all fall into one set of the L1
+ * cache.
  */
 #define WINOGRAD_POSITIONS 36
+#define WINOGRAD_ROW_PAD 16
 
 void		winograd_weight_transform(float *U, const float *w, int Cout, int Cin);
 size_t		winograd_packed_floats(int Cout, int Cin);
 void		winograd_weight_pack(float *Up, const float *U, int Cout, int Cin);
 size_t		winograd_floats(int C, int B, int H, int W);
+size_t		winograd_pass_floats(int C, int tiles);
 
 /*
  * Tiles per pass of conv2d_winograd_forward when V holds v_floats floats
- * and M m_floats (at least 1).
+ * and M m_floats (at least 1: each holds winograd_pass_floats(C, 1)).
  */
 int			winograd_pass_tiles(int Cin, int Cout, size_t v_floats, size_t m_floats);
 
 /*
  * out: (Cout, B, H, W) = act(conv3x3(inp) + bias [+ residual]), stride 1,
  * zero padding 1, with Up from winograd_weight_pack.  V and M are work
- * buffers of v_floats and m_floats floats, at least WINOGRAD_POSITIONS *
- * Cin and WINOGRAD_POSITIONS * Cout; the tiles are done in passes of
+ * buffers of v_floats and m_floats floats, at least
+ * winograd_pass_floats(Cin, 1) and winograd_pass_floats(Cout, 1); the
+ * tiles are done in passes of
  * winograd_pass_tiles(..) (all at once when V holds winograd_floats(Cin,
  * B, H, W) and M winograd_floats(Cout, B, H, W)), with the same results
  * whatever the sizes.  Neither may overlap inp, out or residual, nor each

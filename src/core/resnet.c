@@ -32,7 +32,7 @@
  * result.  288 KiB: 32 tiles of the 56x56 Winograd layers.  The other
  * convolutions need no buffer (conv2d_forward gathers as it packs).
  */
-#define RESNET_PASS_FLOATS ((size_t) WINOGRAD_POSITIONS * 64 * 32)
+#define RESNET_PASS_FLOATS ((size_t) WINOGRAD_POSITIONS * (64 * 32 + WINOGRAD_ROW_PAD))
 
 static const int stage_blocks[4] = {3, 4, 6, 3};
 static const int stage_width[4] = {64, 128, 256, 512};
@@ -618,7 +618,7 @@ block_work_floats(const resnet_block *b, const block_sizes *s)
 	else
 		far = s->y;
 	if (b->conv2.winograd)		/* one tile of M in conv2's spare */
-		m = (size_t) WINOGRAD_POSITIONS * b->conv2.cout;
+		m = winograd_pass_floats(b->conv2.cout, 1);
 	if (s->t1 + m > far)
 		far = s->t1 + m;
 	return s->x + s->t2 + far;
@@ -640,7 +640,7 @@ pass_floats(const resnet_conv *c, int H, int B, size_t cap)
 		int			C = c->cin > c->cout ? c->cin : c->cout;
 
 		need = winograd_floats(C, B, H, H);
-		least = (size_t) WINOGRAD_POSITIONS * C;
+		least = winograd_pass_floats(C, 1);
 	}
 	else
 		return 0;				/* gathered as packed: no buffer */

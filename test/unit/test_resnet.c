@@ -219,8 +219,8 @@ test_conv_layers(const conv_exec *ex)
 		for (int pass = 1; pass <= 17; pass += 16)
 		{
 			conv2d_winograd_forward(ex, got2, inp, Up, bias, res, 1, B, Cin, H, W, Cout,
-									V, (size_t) WINOGRAD_POSITIONS * Cin * pass,
-									M, (size_t) WINOGRAD_POSITIONS * Cout * pass + 7);
+									V, winograd_pass_floats(Cin, pass),
+									M, winograd_pass_floats(Cout, pass) + 7);
 			snprintf(name, sizeof(name), "conv2d_winograd_forward %dx%d in passes of %d tiles: bit-identical",
 					 H, W, pass);
 			ok(memcmp(got, got2, sizeof(float) * nout) == 0, "%s", name);
