@@ -712,12 +712,20 @@ winograd_floats(int C, int B, int H, int W)
 	return winograd_pass_floats(C, B * wino_tiles(H) * wino_tiles(W));
 }
 
+/* Tiles of C channels whose transform fits in `floats` (winograd_pass_floats's inverse). */
+static size_t
+wino_tiles_within(size_t floats, int C)
+{
+	size_t		pad = (size_t) WINO_P * WINOGRAD_ROW_PAD;
+
+	return floats > pad ? (floats - pad) / ((size_t) WINO_P * (C < 1 ? 1 : C)) : 0;
+}
+
 int
 winograd_pass_tiles(int Cin, int Cout, size_t v_floats, size_t m_floats)
 {
-	size_t		pad = (size_t) WINO_P * WINOGRAD_ROW_PAD;
-	size_t		n = v_floats > pad ? (v_floats - pad) / ((size_t) WINO_P * (Cin < 1 ? 1 : Cin)) : 0,
-				nm = m_floats > pad ? (m_floats - pad) / ((size_t) WINO_P * (Cout < 1 ? 1 : Cout)) : 0;
+	size_t		n = wino_tiles_within(v_floats, Cin),
+				nm = wino_tiles_within(m_floats, Cout);
 
 	if (nm < n)
 		n = nm;

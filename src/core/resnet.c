@@ -26,13 +26,14 @@
 
 #define RESNET_MAX_BATCH 1024
 /*
- * Floats per image of the pass buffer (Winograd's V) for the convolutions
- * that find too little room free in the activations' buffer.  Larger
- * transforms are done in passes (groups of tiles), which change no
- * result.  288 KiB: 32 tiles of the 56x56 Winograd layers.  The other
- * convolutions need no buffer (conv2d_forward gathers as it packs).
+ * Tiles per image of 64 channels that the pass buffer (Winograd's V) holds
+ * for the convolutions that find too little room free in the activations'
+ * buffer.  Larger transforms are done in passes (groups of tiles), which
+ * change no result.  About 288 KiB: 32 tiles of the 56x56 Winograd
+ * layers.  The other convolutions need no buffer (conv2d_forward gathers
+ * as it packs).
  */
-#define RESNET_PASS_FLOATS ((size_t) WINOGRAD_POSITIONS * (64 * 32 + WINOGRAD_ROW_PAD))
+#define RESNET_PASS_TILES 32
 
 static const int stage_blocks[4] = {3, 4, 6, 3};
 static const int stage_width[4] = {64, 128, 256, 512};
@@ -651,13 +652,13 @@ pass_floats(const resnet_conv *c, int H, int B, size_t cap)
 
 /*
  * Sizes the work buffers for a batch of B (see above): the activations'
- * buffer, and the pass buffer (RESNET_PASS_FLOATS per image at most).
+ * buffer, and the pass buffer (RESNET_PASS_TILES per image at most).
  * Grown only, never shrunk.
  */
 static mmsa_status
 ensure_workspace(resnet_model *m, int B, mmsa_error *err)
 {
-	size_t		cap = RESNET_PASS_FLOATS * (size_t) B;
+	size_t		cap = winograd_pass_floats(64, RESNET_PASS_TILES * B);
 	size_t		work,
 				col = 0,
 				need;
