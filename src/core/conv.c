@@ -878,9 +878,90 @@ wino_at(v8sf *r, int rs, const v8sf *x, int s)
 }
 
 /*
+ * One input row of 8 tiles side by side: x[j] lane l = input (y, x0 +
+ * 4l + j) for j < 6, zero outside the map (lanes past n are not used).
+ * With AVX, the 40 floats from x0 are read as eight 4-float pieces and
+ * transposed (from the row itself, or from a zero-padded copy at the
+ * map's edges); the values are those of the element-by-element gather.
+ */
+static inline void
+wino_input_row(v8sf *x, const float *plane, int y, int x0, int H, int W, int n)
+{
+	const float *src;
+#if defined(__AVX__)
+	float		win[40];
+	const float *p;
+	__m256		q0,
+				q1,
+				q2,
+				q3,
+				q4,
+				t0,
+				t1,
+				t2,
+				t3;
+
+	(void) n;
+	if (y < 0 || y >= H)
+	{
+		for (int j = 0; j < WINO_A; j++)
+			x[j] = (v8sf) _mm256_setzero_ps();
+		return;
+	}
+	src = plane + (size_t) y * W;
+	if (x0 >= 0 && x0 + 40 <= W)
+		p = src + x0;
+	else
+	{
+		int			lo = x0 > 0 ? x0 : 0,
+					hi = x0 + 40 < W ? x0 + 40 : W;
+
+		memset(win, 0, sizeof(win));
+		if (hi > lo)
+			memcpy(win + (lo - x0), src + lo, sizeof(float) * (hi - lo));
+		p = win;
+	}
+	/* q_k: lanes 0-3 the 4 floats from p + 4k, lanes 4-7 those from p + 16 + 4k */
+	q0 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p)), _mm_loadu_ps(p + 16), 1);
+	q1 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p + 4)), _mm_loadu_ps(p + 20), 1);
+	q2 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p + 8)), _mm_loadu_ps(p + 24), 1);
+	q3 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p + 12)), _mm_loadu_ps(p + 28), 1);
+	q4 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p + 16)), _mm_loadu_ps(p + 32), 1);
+	/* tiles 0-3 | 4-7 start at q0, q1, q2, q3: columns 0-3 */
+	t0 = _mm256_unpacklo_ps(q0, q1);	/* l0j0 l1j0 l0j1 l1j1 | l4.. l5.. */
+	t1 = _mm256_unpackhi_ps(q0, q1);	/* l0j2 l1j2 l0j3 l1j3 | .. */
+	t2 = _mm256_unpacklo_ps(q2, q3);	/* l2j0 l3j0 l2j1 l3j1 | l6.. l7.. */
+	t3 = _mm256_unpackhi_ps(q2, q3);
+	x[0] = (v8sf) _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+	x[1] = (v8sf) _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+	x[2] = (v8sf) _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+	x[3] = (v8sf) _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+	/* columns 4-5: columns 0-1 of the pieces one further on */
+	t0 = _mm256_unpacklo_ps(q1, q2);
+	t2 = _mm256_unpacklo_ps(q3, q4);
+	x[4] = (v8sf) _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+	x[5] = (v8sf) _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+#else
+	float		d[WINO_A][8] = {{0}};
+
+	if (y >= 0 && y < H)
+	{
+		src = plane + (size_t) y * W;
+		for (int l = 0; l < n; l++)
+			for (int j = 0; j < WINO_A; j++)
+				if (x0 + 4 * l + j >= 0 && x0 + 4 * l + j < W)
+					d[j][l] = src[x0 + 4 * l + j];
+	}
+	memcpy(x, d, sizeof(d));
+#endif
+}
+
+/*
  * Input transform of tiles [t_begin, t_end), every channel, 8 tiles of a
  * row at a time: V[p][c][t] = (B^T d B)[p] of the 6x6 input tile d at
- * (4ty - 1, 4tx - 1), zero outside the map.
+ * (4ty - 1, 4tx - 1), zero outside the map.  Channel by channel, so that
+ * the 36 rows V[p][c] being written fill whole cache lines one after the
+ * other (tile-major, each group of 8 tiles wrote into 36 x Cin lines).
  */
 static void
 winograd_input_tiles(const winograd_args *a, int t_begin, int t_end)
@@ -897,49 +978,26 @@ winograd_input_tiles(const winograd_args *a, int t_begin, int t_end)
 	size_t		HW = (size_t) H * W;
 	size_t		step = wino_step(Cin, (int) T);
 
-	for (int t = t_begin; t < t_end;)
-	{
-		int			b = t / (th * tw),
-					ty = (t / tw) % th,
-					tx = t % tw;
-		int			n = tw - tx;
-		int			y0 = WINO_M * ty - 1;
-
-		if (n > 8)
-			n = 8;
-		if (n > t_end - t)
-			n = t_end - t;
-		for (int c = 0; c < Cin; c++)
+	for (int c = 0; c < Cin; c++)
+		for (int t = t_begin; t < t_end;)
 		{
+			int			b = t / (th * tw),
+						ty = (t / tw) % th,
+						tx = t % tw;
+			int			n = tw - tx;
+			int			y0 = WINO_M * ty - 1;
 			const float *plane = inp + ((size_t) c * B + b) * HW;
-			float		d[WINO_P][8] __attribute__((aligned(32)));
 			v8sf		dv[WINO_P],
 						r[WINO_P],
 						v[WINO_P];
 
-			/* d[6i + j] lane l = input (y0 + i, 4(tx + l) - 1 + j) */
-			memset(d, 0, sizeof(d));
+			if (n > 8)
+				n = 8;
+			if (n > t_end - t)
+				n = t_end - t;
+			/* dv[6i + j] lane l = input (y0 + i, 4(tx + l) - 1 + j) */
 			for (int i = 0; i < WINO_A; i++)
-			{
-				int			y = y0 + i;
-
-				if (y < 0 || y >= H)
-					continue;
-				for (int l = 0; l < n; l++)
-				{
-					int			x0 = WINO_M * (tx + l) - 1;
-					const float *src = plane + (size_t) y * W;
-
-					if (x0 >= 0 && x0 + WINO_A <= W)
-						for (int j = 0; j < WINO_A; j++)
-							d[i * WINO_A + j][l] = src[x0 + j];
-					else
-						for (int j = 0; j < WINO_A; j++)
-							if (x0 + j >= 0 && x0 + j < W)
-								d[i * WINO_A + j][l] = src[x0 + j];
-				}
-			}
-			memcpy(dv, d, sizeof(d));
+				wino_input_row(dv + i * WINO_A, plane, y0 + i, WINO_M * tx - 1, H, W, n);
 			/* columns: r[., j] = B^T d[., j]; rows: v[i, .] = r[i, .] B */
 			for (int j = 0; j < WINO_A; j++)
 				wino_bt(r + j, WINO_A, dv + j, WINO_A);
@@ -954,9 +1012,8 @@ winograd_input_tiles(const winograd_args *a, int t_begin, int t_end)
 				else
 					wino_store_n(dst, &v[p], n);
 			}
+			t += n;
 		}
-		t += n;
-	}
 }
 
 /*
@@ -992,7 +1049,8 @@ wino_row_transpose(float *row, const v8sf *y)
 
 /*
  * Output transform of tiles [t_begin, t_end), every output channel:
- * A^T m A + bias, residual, ReLU, clipped to the map.
+ * A^T m A + bias, residual, ReLU, clipped to the map.  Channel by channel,
+ * reading the 36 rows M[p][o] along, as the input transform writes V.
  */
 static void
 winograd_output_tiles(const winograd_args *a, int t_begin, int t_end)
@@ -1012,19 +1070,13 @@ winograd_output_tiles(const winograd_args *a, int t_begin, int t_end)
 	size_t		HW = (size_t) H * W;
 	size_t		step = wino_step(Cout, (int) T);
 
-	for (int t = t_begin; t < t_end;)
-	{
-		int			b = t / (th * tw),
-					ty = (t / tw) % th,
-					tx = t % tw;
-		int			n = tw - tx;
-
-		if (n > 8)
-			n = 8;
-		if (n > t_end - t)
-			n = t_end - t;
-		for (int o = 0; o < Cout; o++)
+	for (int o = 0; o < Cout; o++)
+		for (int t = t_begin; t < t_end;)
 		{
+			int			b = t / (th * tw),
+						ty = (t / tw) % th,
+						tx = t % tw;
+			int			n = tw - tx;
 			const float *mp = M + (size_t) o * T + (t - a->t_off);
 			float	   *oplane = out + ((size_t) o * B + b) * HW;
 			const float *rplane = residual ? residual + ((size_t) o * B + b) * HW : NULL;
@@ -1033,6 +1085,10 @@ winograd_output_tiles(const winograd_args *a, int t_begin, int t_end)
 						s[WINO_M * WINO_A],
 						y[WINO_M * WINO_M];
 
+			if (n > 8)
+				n = 8;
+			if (n > t_end - t)
+				n = t_end - t;
 			for (int p = 0; p < WINO_P; p++)
 			{
 				if (n == 8)
@@ -1062,9 +1118,8 @@ winograd_output_tiles(const winograd_args *a, int t_begin, int t_end)
 				wino_row_transpose(row, y + i * WINO_M);
 				wino_row_store(oplane + idx, row, rplane ? rplane + idx : NULL, relu, w);
 			}
+			t += n;
 		}
-		t += n;
-	}
 }
 
 /*
