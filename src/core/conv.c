@@ -1007,7 +1007,13 @@ winograd_input_tiles(const winograd_args *a, int t_begin, int t_end)
 			{
 				float	   *dst = V + p * step + (size_t) c * T + (t - a->t_off);
 
-				if (n == 8)
+				/*
+				 * All 8 lanes while they stay in this range: lanes past n
+				 * land on the next tiles of the row V[p][c], which the
+				 * next groups (in order) overwrite; masked stores are
+				 * slow on AMD cores.
+				 */
+				if (t + 8 <= t_end)
 					memcpy(dst, &v[p], sizeof(v8sf));
 				else
 					wino_store_n(dst, &v[p], n);
