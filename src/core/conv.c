@@ -878,6 +878,27 @@ wino_at(v8sf *r, int rs, const v8sf *x, int s)
 }
 
 /*
+ * The group of tiles that starts at tile t: at most 8 of one tile row
+ * (image b, tile row ty, from tile column tx), not past t_end; returns how
+ * many.  Tiles are numbered t = (b * th + ty) * tw + tx.
+ */
+static inline int
+wino_group(int t, int t_end, int th, int tw, int *b, int *ty, int *tx)
+{
+	int			n;
+
+	*b = t / (th * tw);
+	*ty = (t / tw) % th;
+	*tx = t % tw;
+	n = tw - *tx;
+	if (n > 8)
+		n = 8;
+	if (n > t_end - t)
+		n = t_end - t;
+	return n;
+}
+
+/*
  * One input row of 8 tiles side by side: x[j] lane l = input (y, x0 +
  * 4l + j) for j < 6, zero outside the map (lanes past n are not used).
  * With AVX, the 40 floats from x0 are read as eight 4-float pieces and
@@ -981,20 +1002,16 @@ winograd_input_tiles(const winograd_args *a, int t_begin, int t_end)
 	for (int c = 0; c < Cin; c++)
 		for (int t = t_begin; t < t_end;)
 		{
-			int			b = t / (th * tw),
-						ty = (t / tw) % th,
-						tx = t % tw;
-			int			n = tw - tx;
+			int			b,
+						ty,
+						tx;
+			int			n = wino_group(t, t_end, th, tw, &b, &ty, &tx);
 			int			y0 = WINO_M * ty - 1;
 			const float *plane = inp + ((size_t) c * B + b) * HW;
 			v8sf		dv[WINO_P],
 						r[WINO_P],
 						v[WINO_P];
 
-			if (n > 8)
-				n = 8;
-			if (n > t_end - t)
-				n = t_end - t;
 			/* dv[6i + j] lane l = input (y0 + i, 4(tx + l) - 1 + j) */
 			for (int i = 0; i < WINO_A; i++)
 				wino_input_row(dv + i * WINO_A, plane, y0 + i, WINO_M * tx - 1, H, W, n);
@@ -1079,10 +1096,10 @@ winograd_output_tiles(const winograd_args *a, int t_begin, int t_end)
 	for (int o = 0; o < Cout; o++)
 		for (int t = t_begin; t < t_end;)
 		{
-			int			b = t / (th * tw),
-						ty = (t / tw) % th,
-						tx = t % tw;
-			int			n = tw - tx;
+			int			b,
+						ty,
+						tx;
+			int			n = wino_group(t, t_end, th, tw, &b, &ty, &tx);
 			const float *mp = M + (size_t) o * T + (t - a->t_off);
 			float	   *oplane = out + ((size_t) o * B + b) * HW;
 			const float *rplane = residual ? residual + ((size_t) o * B + b) * HW : NULL;
@@ -1091,10 +1108,6 @@ winograd_output_tiles(const winograd_args *a, int t_begin, int t_end)
 						s[WINO_M * WINO_A],
 						y[WINO_M * WINO_M];
 
-			if (n > 8)
-				n = 8;
-			if (n > t_end - t)
-				n = t_end - t;
 			for (int p = 0; p < WINO_P; p++)
 			{
 				if (n == 8)
