@@ -898,11 +898,14 @@ wino_group(int t, int t_end, int th, int tw, int *b, int *ty, int *tx)
 	return n;
 }
 
+/* Floats of an input row that 8 tiles side by side read (36), rounded up. */
+#define WINO_ROW_WINDOW 40
+
 /*
  * One input row of 8 tiles side by side: x[j] lane l = input (y, x0 +
  * 4l + j) for j < 6, zero outside the map (lanes past n are not used).
- * With AVX, the 40 floats from x0 are read as eight 4-float pieces and
- * transposed (from the row itself, or from a zero-padded copy at the
+ * With AVX, the WINO_ROW_WINDOW floats from x0 are read as 4-float pieces
+ * and transposed (from the row itself, or from a zero-padded copy at the
  * map's edges); the values are those of the element-by-element gather.
  */
 static inline void
@@ -910,13 +913,9 @@ wino_input_row(v8sf *x, const float *plane, int y, int x0, int H, int W, int n)
 {
 	const float *src;
 #if defined(__AVX__)
-	float		win[40];
+	float		win[WINO_ROW_WINDOW];
 	const float *p;
-	__m256		q0,
-				q1,
-				q2,
-				q3,
-				q4,
+	__m256		q[5],
 				t0,
 				t1,
 				t2,
@@ -930,36 +929,34 @@ wino_input_row(v8sf *x, const float *plane, int y, int x0, int H, int W, int n)
 		return;
 	}
 	src = plane + (size_t) y * W;
-	if (x0 >= 0 && x0 + 40 <= W)
+	if (x0 >= 0 && x0 + WINO_ROW_WINDOW <= W)
 		p = src + x0;
 	else
 	{
 		int			lo = x0 > 0 ? x0 : 0,
-					hi = x0 + 40 < W ? x0 + 40 : W;
+					hi = x0 + WINO_ROW_WINDOW < W ? x0 + WINO_ROW_WINDOW : W;
 
 		memset(win, 0, sizeof(win));
 		if (hi > lo)
 			memcpy(win + (lo - x0), src + lo, sizeof(float) * (hi - lo));
 		p = win;
 	}
-	/* q_k: lanes 0-3 the 4 floats from p + 4k, lanes 4-7 those from p + 16 + 4k */
-	q0 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p)), _mm_loadu_ps(p + 16), 1);
-	q1 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p + 4)), _mm_loadu_ps(p + 20), 1);
-	q2 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p + 8)), _mm_loadu_ps(p + 24), 1);
-	q3 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p + 12)), _mm_loadu_ps(p + 28), 1);
-	q4 = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p + 16)), _mm_loadu_ps(p + 32), 1);
-	/* tiles 0-3 | 4-7 start at q0, q1, q2, q3: columns 0-3 */
-	t0 = _mm256_unpacklo_ps(q0, q1);	/* l0j0 l1j0 l0j1 l1j1 | l4.. l5.. */
-	t1 = _mm256_unpackhi_ps(q0, q1);	/* l0j2 l1j2 l0j3 l1j3 | .. */
-	t2 = _mm256_unpacklo_ps(q2, q3);	/* l2j0 l3j0 l2j1 l3j1 | l6.. l7.. */
-	t3 = _mm256_unpackhi_ps(q2, q3);
+	/* q[k]: lanes 0-3 the 4 floats from p + 4k, lanes 4-7 those from p + 16 + 4k */
+	for (int k = 0; k < 5; k++)
+		q[k] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(p + 4 * k)),
+									_mm_loadu_ps(p + 16 + 4 * k), 1);
+	/* tiles 0-3 | 4-7 start at q[0], q[1], q[2], q[3]: columns 0-3 */
+	t0 = _mm256_unpacklo_ps(q[0], q[1]);	/* l0j0 l1j0 l0j1 l1j1 | l4.. l5.. */
+	t1 = _mm256_unpackhi_ps(q[0], q[1]);	/* l0j2 l1j2 l0j3 l1j3 | .. */
+	t2 = _mm256_unpacklo_ps(q[2], q[3]);	/* l2j0 l3j0 l2j1 l3j1 | l6.. l7.. */
+	t3 = _mm256_unpackhi_ps(q[2], q[3]);
 	x[0] = (v8sf) _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
 	x[1] = (v8sf) _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
 	x[2] = (v8sf) _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
 	x[3] = (v8sf) _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
 	/* columns 4-5: columns 0-1 of the pieces one further on */
-	t0 = _mm256_unpacklo_ps(q1, q2);
-	t2 = _mm256_unpacklo_ps(q3, q4);
+	t0 = _mm256_unpacklo_ps(q[1], q[2]);
+	t2 = _mm256_unpacklo_ps(q[3], q[4]);
 	x[4] = (v8sf) _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
 	x[5] = (v8sf) _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
 #else
