@@ -63,7 +63,7 @@ print_profile(const resnet_profile *prof, long images)
 
 		printf("  %2d  %dx%d s%d  %4d -> %4d  %3dx%-3d  %-8s %7.3f ms  %4.1f%%\n",
 			   i, c->k, c->k, c->stride, c->cin, c->cout, prof->H[i], prof->H[i],
-			   c->winograd ? "winograd" : (c->k == 1 && c->stride == 1) ? "product" : "im2col",
+			   c->winograd == WINOGRAD_F2 ? "wino2x2" : c->winograd ? "winograd" : (c->k == 1 && c->stride == 1) ? "product" : "im2col",
 			   prof->ms[i] / images, 100 * prof->ms[i] / (total > 0 ? total : 1));
 	}
 	printf("  all convolutions %.3f ms per image\n", total / images);

@@ -629,9 +629,18 @@ linear_forward(const conv_exec *ex, float *out, const float *inp,
  *       [1/24 -1/12   1/6  ]         [ 0  2 -1 -2  1  0 ]
  *       [   0     0     1  ]         [ 0  4  0 -5  0  1 ]
  *
- * The transforms work on 8 tiles of a tile row at once (lane l = tile
- * tx + l) with GCC/Clang vector types, which become AVX registers with
- * -mavx2 and plain SSE or scalar code elsewhere.
+ * F(2x2, 3x3), for small maps (ResNet-50's 7x7 stage), is the same with
+ * a 4x4 input tile (stride 2) and 16 positions:
+ *
+ *   G = [  1     0     0  ]   B^T = [ 1  0 -1  0 ]   A^T = [ 1  1  1  0 ]
+ *       [ 1/2   1/2   1/2 ]         [ 0  1  1  0 ]         [ 0  1 -1 -1 ]
+ *       [ 1/2  -1/2   1/2 ]         [ 0 -1  1  0 ]
+ *       [  0     0     1  ]         [ 0  1  0 -1 ]
+ *
+ * The transforms work on 8 tiles at once (F(4x4): of a tile row, lane l =
+ * tile tx + l; F(2x2): any 8 in a row of the numbering) with GCC/Clang
+ * vector types, which become AVX registers with -mavx2 and plain SSE or
+ * scalar code elsewhere.
  */
 #define WINO_A 6				/* input tile side */
 #define WINO_M 4				/* output tile side */
@@ -640,57 +649,64 @@ linear_forward(const conv_exec *ex, float *out, const float *inp,
 typedef float v8sf __attribute__((vector_size(32)));
 
 /*
- * Weight transform: U[p] (Cout, Cin) for the 36 positions p = 6*i + j of
- * G g G^T, in double.
+ * Weight transform: U[p] (Cout, Cin) for the P = (m+2)^2 positions p =
+ * (m+2)*i + j of G g G^T, in double.
  */
 void
-winograd_weight_transform(float *U, const float *w, int Cout, int Cin)
+winograd_weight_transform(float *U, const float *w, int Cout, int Cin, int m)
 {
-	static const double G[6][3] = {
+	static const double G4[6][3] = {
 		{1.0 / 4, 0, 0},
 		{-1.0 / 6, -1.0 / 6, -1.0 / 6},
 		{-1.0 / 6, 1.0 / 6, -1.0 / 6},
 		{1.0 / 24, 1.0 / 12, 1.0 / 6},
 		{1.0 / 24, -1.0 / 12, 1.0 / 6},
 		{0, 0, 1}};
+	static const double G2[4][3] = {
+		{1, 0, 0},
+		{0.5, 0.5, 0.5},
+		{0.5, -0.5, 0.5},
+		{0, 0, 1}};
+	const double (*G)[3] = m == WINOGRAD_F2 ? G2 : G4;
+	int			a = m + 2;
 
 	for (int o = 0; o < Cout; o++)
 		for (int c = 0; c < Cin; c++)
 		{
 			const float *g = w + ((size_t) o * Cin + c) * 9;
-			double		Gg[6][3];
+			double		Gg[WINO_A][3];
 
-			for (int i = 0; i < 6; i++)
+			for (int i = 0; i < a; i++)
 				for (int j = 0; j < 3; j++)
 					Gg[i][j] = G[i][0] * g[0 * 3 + j] + G[i][1] * g[1 * 3 + j] + G[i][2] * g[2 * 3 + j];
-			for (int i = 0; i < 6; i++)
-				for (int j = 0; j < 6; j++)
-					U[((size_t) (i * 6 + j) * Cout + o) * Cin + c] =
+			for (int i = 0; i < a; i++)
+				for (int j = 0; j < a; j++)
+					U[((size_t) (i * a + j) * Cout + o) * Cin + c] =
 						(float) (Gg[i][0] * G[j][0] + Gg[i][1] * G[j][1] + Gg[i][2] * G[j][2]);
 		}
 }
 
 size_t
-winograd_packed_floats(int Cout, int Cin)
+winograd_packed_floats(int Cout, int Cin, int m)
 {
-	return WINO_P * gemm_packed_floats(Cout, Cin);
+	return winograd_positions(m) * gemm_packed_floats(Cout, Cin);
 }
 
-/* Up: the 36 matrices U[p] (Cout, Cin) of U, each packed by gemm_pack_a. */
+/* Up: the P matrices U[p] (Cout, Cin) of U, each packed by gemm_pack_a. */
 void
-winograd_weight_pack(float *Up, const float *U, int Cout, int Cin)
+winograd_weight_pack(float *Up, const float *U, int Cout, int Cin, int m)
 {
 	size_t		per = gemm_packed_floats(Cout, Cin);
 
-	for (int p = 0; p < WINO_P; p++)
+	for (int p = 0; p < winograd_positions(m); p++)
 		gemm_pack_a(Up + p * per, U + (size_t) p * Cout * Cin, Cout, Cin, Cin);
 }
 
-/* Tiles of one image: th x tw. */
+/* Tiles of one image along a side of H: (H / m rounded up). */
 static inline int
-wino_tiles(int H)
+wino_tiles(int H, int m)
 {
-	return (H + WINO_M - 1) / WINO_M;
+	return (H + m - 1) / m;
 }
 
 /* Floats from one of V's (or M's) 36 matrices to the next, for T tiles. */
@@ -701,31 +717,32 @@ wino_step(int C, int T)
 }
 
 size_t
-winograd_pass_floats(int C, int tiles)
+winograd_pass_floats(int C, int tiles, int m)
 {
-	return WINO_P * wino_step(C, tiles);
+	return winograd_positions(m) * wino_step(C, tiles);
 }
 
 size_t
-winograd_floats(int C, int B, int H, int W)
+winograd_floats(int C, int B, int H, int W, int m)
 {
-	return winograd_pass_floats(C, B * wino_tiles(H) * wino_tiles(W));
+	return winograd_pass_floats(C, B * wino_tiles(H, m) * wino_tiles(W, m), m);
 }
 
 /* Tiles of C channels whose transform fits in `floats` (winograd_pass_floats's inverse). */
 static size_t
-wino_tiles_within(size_t floats, int C)
+wino_tiles_within(size_t floats, int C, int m)
 {
-	size_t		pad = (size_t) WINO_P * WINOGRAD_ROW_PAD;
+	size_t		P = winograd_positions(m),
+				pad = P * WINOGRAD_ROW_PAD;
 
-	return floats > pad ? (floats - pad) / ((size_t) WINO_P * (C < 1 ? 1 : C)) : 0;
+	return floats > pad ? (floats - pad) / (P * (C < 1 ? 1 : C)) : 0;
 }
 
 int
-winograd_pass_tiles(int Cin, int Cout, size_t v_floats, size_t m_floats)
+winograd_pass_tiles(int Cin, int Cout, size_t v_floats, size_t m_floats, int m)
 {
-	size_t		n = wino_tiles_within(v_floats, Cin),
-				nm = wino_tiles_within(m_floats, Cout);
+	size_t		n = wino_tiles_within(v_floats, Cin, m),
+				nm = wino_tiles_within(m_floats, Cout, m);
 
 	if (nm < n)
 		n = nm;
@@ -764,6 +781,8 @@ typedef struct winograd_args
 				Cout;
 	float	   *V;
 	float	   *M;
+	int			m,				/* output tile side: WINOGRAD_F4 or _F2 */
+				P;				/* positions: winograd_positions(m) */
 	int			t_off,			/* this pass: tiles [t_off, t_off + Tn) */
 				Tn;
 	int			phase;			/* see winograd_thread */
@@ -990,8 +1009,8 @@ winograd_input_tiles(const winograd_args *a, int t_begin, int t_end)
 				Cin = a->Cin,
 				H = a->H,
 				W = a->W;
-	int			th = wino_tiles(H),
-				tw = wino_tiles(W);
+	int			th = wino_tiles(H, WINO_M),
+				tw = wino_tiles(W, WINO_M);
 	size_t		T = (size_t) a->Tn;
 	size_t		HW = (size_t) H * W;
 	size_t		step = wino_step(Cin, (int) T);
@@ -1084,8 +1103,8 @@ winograd_output_tiles(const winograd_args *a, int t_begin, int t_end)
 				H = a->H,
 				W = a->W,
 				Cout = a->Cout;
-	int			th = wino_tiles(H),
-				tw = wino_tiles(W);
+	int			th = wino_tiles(H, WINO_M),
+				tw = wino_tiles(W, WINO_M);
 	size_t		T = (size_t) a->Tn;
 	size_t		HW = (size_t) H * W;
 	size_t		step = wino_step(Cout, (int) T);
@@ -1139,6 +1158,209 @@ winograd_output_tiles(const winograd_args *a, int t_begin, int t_end)
 }
 
 /*
+ * The first tile of a group of F(2x2, 3x3) and its 8 lanes: lane l is tile
+ * t + l (any image, any tile row), for (tile row, column) (ty[l], tx[l])
+ * of image b[l]; returns how many (at most 8, not past t_end).
+ */
+static inline int
+wino2_group(int t, int t_end, int th, int tw, int *b, int *ty, int *tx)
+{
+	int			n = t_end - t < 8 ? t_end - t : 8;
+
+	b[0] = t / (th * tw);
+	ty[0] = (t / tw) % th;
+	tx[0] = t % tw;
+	for (int l = 1; l < n; l++)
+	{
+		b[l] = b[l - 1];
+		ty[l] = ty[l - 1];
+		tx[l] = tx[l - 1] + 1;
+		if (tx[l] == tw)
+		{
+			tx[l] = 0;
+			if (++ty[l] == th)
+			{
+				ty[l] = 0;
+				b[l]++;
+			}
+		}
+	}
+	return n;
+}
+
+/*
+ * F(2x2, 3x3) input transform of tiles [t_begin, t_end), every channel, 8
+ * tiles at a time: V[p][c][t] = (B^T d B)[p] of the 4x4 input tile d at
+ * (2ty - 1, 2tx - 1), zero outside the map.  The tiles are gathered
+ * element by element: on the small maps this is for, the products are
+ * nearly all of the work.
+ */
+static void
+winograd_input_tiles_2x2(const winograd_args *a, int t_begin, int t_end)
+{
+	const float *inp = a->inp;
+	float	   *V = a->V;
+	int			B = a->B,
+				Cin = a->Cin,
+				H = a->H,
+				W = a->W;
+	int			th = wino_tiles(H, WINOGRAD_F2),
+				tw = wino_tiles(W, WINOGRAD_F2);
+	size_t		T = (size_t) a->Tn;
+	size_t		HW = (size_t) H * W;
+	size_t		step = wino_step(Cin, (int) T);
+
+	for (int t = t_begin; t < t_end; t += 8)
+	{
+		int			b[8],
+					ty[8],
+					tx[8];
+		int			n = wino2_group(t, t_end, th, tw, b, ty, tx);
+
+		for (int c = 0; c < Cin; c++)
+		{
+			float		d[16][8] __attribute__((aligned(32))) = {{0}};
+			v8sf		x[16],
+						r[16],
+						v[16];
+
+			/* d[4i + j] lane l = input (2 ty - 1 + i, 2 tx - 1 + j) of tile t + l */
+			for (int l = 0; l < n; l++)
+			{
+				const float *plane = inp + ((size_t) c * B + b[l]) * HW;
+
+				for (int i = 0; i < 4; i++)
+				{
+					int			y = 2 * ty[l] - 1 + i;
+
+					if (y < 0 || y >= H)
+						continue;
+					for (int j = 0; j < 4; j++)
+					{
+						int			xx = 2 * tx[l] - 1 + j;
+
+						if (xx >= 0 && xx < W)
+							d[4 * i + j][l] = plane[(size_t) y * W + xx];
+					}
+				}
+			}
+			memcpy(x, d, sizeof(d));
+			/* columns: r[., j] = B^T d[., j]; rows: v[i, .] = r[i, .] B */
+			for (int j = 0; j < 4; j++)
+			{
+				r[0 + j] = x[0 + j] - x[8 + j];
+				r[4 + j] = x[4 + j] + x[8 + j];
+				r[8 + j] = x[8 + j] - x[4 + j];
+				r[12 + j] = x[4 + j] - x[12 + j];
+			}
+			for (int i = 0; i < 16; i += 4)
+			{
+				v[i + 0] = r[i + 0] - r[i + 2];
+				v[i + 1] = r[i + 1] + r[i + 2];
+				v[i + 2] = r[i + 2] - r[i + 1];
+				v[i + 3] = r[i + 1] - r[i + 3];
+			}
+			for (int p = 0; p < 16; p++)
+			{
+				float	   *dst = V + p * step + (size_t) c * T + (t - a->t_off);
+
+				if (n == 8)
+					memcpy(dst, &v[p], sizeof(v8sf));
+				else
+					wino_store_n(dst, &v[p], n);
+			}
+		}
+	}
+}
+
+/*
+ * F(2x2, 3x3) output transform of tiles [t_begin, t_end), every output
+ * channel: A^T m A + bias, residual, ReLU, clipped to the map.
+ */
+static void
+winograd_output_tiles_2x2(const winograd_args *a, int t_begin, int t_end)
+{
+	float	   *out = a->out;
+	const float *M = a->M,
+			   *bias = a->bias,
+			   *residual = a->residual;
+	int			relu = a->relu,
+				B = a->B,
+				H = a->H,
+				W = a->W,
+				Cout = a->Cout;
+	int			th = wino_tiles(H, WINOGRAD_F2),
+				tw = wino_tiles(W, WINOGRAD_F2);
+	size_t		T = (size_t) a->Tn;
+	size_t		HW = (size_t) H * W;
+	size_t		step = wino_step(Cout, (int) T);
+
+	for (int t = t_begin; t < t_end; t += 8)
+	{
+		int			b[8],
+					ty[8],
+					tx[8];
+		int			n = wino2_group(t, t_end, th, tw, b, ty, tx);
+
+		for (int o = 0; o < Cout; o++)
+		{
+			const float *mp = M + (size_t) o * T + (t - a->t_off);
+			float		bo = bias ? bias[o] : 0.0f;
+			v8sf		m[16],
+						s[8],
+						y[4];
+			float		yv[4][8] __attribute__((aligned(32)));
+
+			for (int p = 0; p < 16; p++)
+			{
+				if (n == 8)
+					memcpy(&m[p], mp + p * step, sizeof(v8sf));
+				else
+					wino_load_n(&m[p], mp + p * step, n);
+			}
+			/* columns: s[., j] = A^T m[., j]; rows: y[i, .] = s[i, .] A */
+			for (int j = 0; j < 4; j++)
+			{
+				s[0 + j] = m[0 + j] + m[4 + j] + m[8 + j];
+				s[4 + j] = m[4 + j] - m[8 + j] - m[12 + j];
+			}
+			for (int i = 0; i < 2; i++)
+			{
+				y[2 * i + 0] = s[4 * i + 0] + s[4 * i + 1] + s[4 * i + 2] + bo;
+				y[2 * i + 1] = s[4 * i + 1] - s[4 * i + 2] - s[4 * i + 3] + bo;
+			}
+			memcpy(yv, y, sizeof(yv));
+			for (int l = 0; l < n; l++)
+			{
+				size_t		plane = ((size_t) o * B + b[l]) * HW;
+
+				for (int i = 0; i < 2; i++)
+				{
+					int			yy = 2 * ty[l] + i;
+
+					if (yy >= H)
+						break;
+					for (int j = 0; j < 2; j++)
+					{
+						int			xx = 2 * tx[l] + j;
+						size_t		idx = plane + (size_t) yy * W + xx;
+						float		val = yv[2 * i + j][l];
+
+						if (xx >= W)
+							break;
+						if (residual)
+							val += residual[idx];
+						if (relu)
+							val = val > 0.0f ? val : 0.0f;
+						out[idx] = val;
+					}
+				}
+			}
+		}
+	}
+}
+
+/*
  * The work of one thread.  Phase 0: its own range of tiles through the
  * input transform, the 36 products (its columns of each) and the output
  * transform, so the threads never wait for each other.  For few tiles
@@ -1166,22 +1388,26 @@ winograd_thread(void *arg, int t, int n)
 	}
 	if (t0 >= t1 || m0 >= m1)
 		return;
-	if (a->phase == 0 || a->phase == 1)
+	if ((a->phase == 0 || a->phase == 1) && a->m == WINOGRAD_F2)
+		winograd_input_tiles_2x2(a, a->t_off + t0, a->t_off + t1);
+	else if (a->phase == 0 || a->phase == 1)
 		winograd_input_tiles(a, a->t_off + t0, a->t_off + t1);
 	/* M[p] (Cout, T) = U[p] (Cout, Cin) x V[p] (Cin, T), columns t0 .. t1 */
 	if (a->phase == 0 || a->phase == 2)
-		for (int p = 0; p < WINO_P; p++)
+		for (int p = 0; p < a->P; p++)
 			gemm_packed_range(a->M + p * wino_step(a->Cout, T), T, a->Up + p * per,
 							  a->V + p * wino_step(a->Cin, T), T, a->Cout, a->Cin,
 							  m0, m1, t0, t1, NULL, a->ex->bpack[t]);
-	if (a->phase == 0 || a->phase == 3)
+	if ((a->phase == 0 || a->phase == 3) && a->m == WINOGRAD_F2)
+		winograd_output_tiles_2x2(a, a->t_off + t0, a->t_off + t1);
+	else if (a->phase == 0 || a->phase == 3)
 		winograd_output_tiles(a, a->t_off + t0, a->t_off + t1);
 }
 
 /*
- * Winograd F(4x4, 3x3) convolution (see conv.h).  Tiles are numbered
+ * Winograd F(m x m, 3x3) convolution (see conv.h).  Tiles are numbered
  * t = (b * th + ty) * tw + tx and done in passes of as many as V and M
- * hold; in a pass of Tn tiles, V: (36, Cin, Tn), M: (36, Cout, Tn).  Each
+ * hold; in a pass of Tn tiles, V: (P, Cin, Tn), M: (P, Cout, Tn).  Each
  * tile's transforms and each column of the products are computed alone,
  * so the passes change no result.
  */
@@ -1190,12 +1416,13 @@ conv2d_winograd_forward(const conv_exec *ex, float *out, const float *inp,
 						const float *Up, const float *bias,
 						const float *residual, int relu,
 						int B, int Cin, int H, int W, int Cout,
-						float *V, size_t v_floats, float *M, size_t m_floats)
+						float *V, size_t v_floats, float *M, size_t m_floats, int m)
 {
-	winograd_args a = {ex, out, inp, Up, bias, residual, relu, B, Cin, H, W, Cout, V, M, 0, 0, 0};
-	int			T = B * wino_tiles(H) * wino_tiles(W);
+	winograd_args a = {ex, out, inp, Up, bias, residual, relu, B, Cin, H, W, Cout, V, M,
+	m, winograd_positions(m), 0, 0, 0};
+	int			T = B * wino_tiles(H, m) * wino_tiles(W, m);
 	int			threads = exec_threads(ex);
-	int			pass = winograd_pass_tiles(Cin, Cout, v_floats, m_floats);
+	int			pass = winograd_pass_tiles(Cin, Cout, v_floats, m_floats, m);
 
 	if (pass > T)
 		pass = T;
@@ -1203,7 +1430,7 @@ conv2d_winograd_forward(const conv_exec *ex, float *out, const float *inp,
 	{
 		a.Tn = T - a.t_off < pass ? T - a.t_off : pass;
 		if (threads == 1 || a.Tn >= 64 * threads ||
-			(a.Tn >= GEMM_NR * threads && (size_t) WINO_P * Cin * Cout <= WINO_SMALL_WEIGHTS))
+			(a.Tn >= GEMM_NR * threads && (size_t) a.P * Cin * Cout <= WINO_SMALL_WEIGHTS))
 		{
 			a.phase = 0;
 			run_parallel(ex, winograd_thread, &a);

@@ -71,54 +71,67 @@ void		conv2d_forward(const conv_exec *ex, float *out, const float *inp, const fl
 						   int k, int stride, int pad);
 
 /*
- * Winograd F(4x4, 3x3) for 3x3 stride-1 pad-1 convolutions: each 6x6 input
- * tile (stride 4) is transformed (V = B^T d B), the 36 transformed
- * positions are 36 matrix products M = U (Cout, Cin) x V (Cin, tiles), and
- * each 4x4 output tile is A^T M A: 36 multiplications per 16 outputs
- * instead of 144.
+ * Winograd convolutions for 3x3 stride-1 pad-1 convolutions, F(m x m, 3x3)
+ * with output tiles of m = WINOGRAD_F4 or WINOGRAD_F2: each (m+2)x(m+2)
+ * input tile (stride m) is transformed (V = B^T d B), the (m+2)^2
+ * transformed positions are that many matrix products M = U (Cout, Cin) x
+ * V (Cin, tiles), and each m x m output tile is A^T M A.  F(4x4, 3x3): 36
+ * multiplications per 16 outputs instead of 144; F(2x2, 3x3): 16 per 4
+ * instead of 36, with transformed weights 16/9 (not 4) times the size of
+ * the kernels, for small maps where the weights are streamed from memory
+ * for little work.
  *
- * winograd_weight_transform: U: (36, Cout, Cin) = G g G^T of w: (Cout, Cin, 3, 3).
- * winograd_weight_pack: the 36 matrices U[p] each packed by gemm_pack_a,
+ * winograd_weight_transform: U: (P, Cout, Cin) = G g G^T of w: (Cout, Cin,
+ * 3, 3), P = winograd_positions(m).
+ * winograd_weight_pack: the P matrices U[p] each packed by gemm_pack_a,
  * winograd_packed_floats floats.
- * winograd_floats: floats of one transformed tensor (36, C, tiles) for a
+ * winograd_floats: floats of one transformed tensor (P, C, tiles) for a
  * batch of B images of H x W; winograd_pass_floats, for `tiles` tiles.
- * The 36 matrices (C, tiles) lie WINOGRAD_ROW_PAD floats apart: with
+ * The P matrices (C, tiles) lie WINOGRAD_ROW_PAD floats apart: with
  * strides of a multiple of 4 KiB (64 channels x 32 tiles, 256 x 16) the
  * 36 stores of a tile's transform would all fall into one set of the L1
  * cache.
  */
-#define WINOGRAD_POSITIONS 36
+#define WINOGRAD_F4 4			/* F(4x4, 3x3): output tiles of 4 x 4 */
+#define WINOGRAD_F2 2			/* F(2x2, 3x3): output tiles of 2 x 2 */
+#define WINOGRAD_POSITIONS 36	/* the most positions: F(4x4, 3x3)'s 6 x 6 */
 #define WINOGRAD_ROW_PAD 16
 
-void		winograd_weight_transform(float *U, const float *w, int Cout, int Cin);
-size_t		winograd_packed_floats(int Cout, int Cin);
-void		winograd_weight_pack(float *Up, const float *U, int Cout, int Cin);
-size_t		winograd_floats(int C, int B, int H, int W);
-size_t		winograd_pass_floats(int C, int tiles);
+/* Transformed positions of F(m x m, 3x3): (m + 2)^2. */
+static inline int
+winograd_positions(int m)
+{
+	return (m + 2) * (m + 2);
+}
+
+void		winograd_weight_transform(float *U, const float *w, int Cout, int Cin, int m);
+size_t		winograd_packed_floats(int Cout, int Cin, int m);
+void		winograd_weight_pack(float *Up, const float *U, int Cout, int Cin, int m);
+size_t		winograd_floats(int C, int B, int H, int W, int m);
+size_t		winograd_pass_floats(int C, int tiles, int m);
 
 /*
  * Tiles per pass of conv2d_winograd_forward when V holds v_floats floats
- * and M m_floats (at least 1: each holds winograd_pass_floats(C, 1)).
+ * and M m_floats (at least 1: each holds winograd_pass_floats(C, 1, m)).
  */
-int			winograd_pass_tiles(int Cin, int Cout, size_t v_floats, size_t m_floats);
+int			winograd_pass_tiles(int Cin, int Cout, size_t v_floats, size_t m_floats, int m);
 
 /*
  * out: (Cout, B, H, W) = act(conv3x3(inp) + bias [+ residual]), stride 1,
- * zero padding 1, with Up from winograd_weight_pack.  V and M are work
- * buffers of v_floats and m_floats floats, at least
- * winograd_pass_floats(Cin, 1) and winograd_pass_floats(Cout, 1); the
- * tiles are done in passes of
- * winograd_pass_tiles(..) (all at once when V holds winograd_floats(Cin,
- * B, H, W) and M winograd_floats(Cout, B, H, W)), with the same results
- * whatever the sizes.  Neither may overlap inp, out or residual, nor each
- * other.
+ * zero padding 1, with Up from winograd_weight_pack for the same m.  V and
+ * M are work buffers of v_floats and m_floats floats, at least
+ * winograd_pass_floats(Cin, 1, m) and winograd_pass_floats(Cout, 1, m);
+ * the tiles are done in passes of winograd_pass_tiles(..) (all at once
+ * when V holds winograd_floats(Cin, B, H, W, m) and M winograd_floats(Cout,
+ * B, H, W, m)), with the same results whatever the sizes.  Neither may
+ * overlap inp, out or residual, nor each other.
  */
 void		conv2d_winograd_forward(const conv_exec *ex, float *out,
 									const float *inp, const float *Up,
 									const float *bias, const float *residual,
 									int relu, int B, int Cin, int H, int W,
 									int Cout, float *V, size_t v_floats,
-									float *M, size_t m_floats);
+									float *M, size_t m_floats, int m);
 
 /*
  * out: (C, B, Ho, Wo) = max over k x k windows of inp: (C, B, H, W), with

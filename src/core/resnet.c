@@ -46,7 +46,7 @@ set_conv_shape(resnet_conv *c, int cin, int cout, int k, int stride, int pad)
 	c->k = k;
 	c->stride = stride;
 	c->pad = pad;
-	c->winograd = (k == 3 && stride == 1 && pad == 1);
+	c->winograd = (k == 3 && stride == 1 && pad == 1) ? WINOGRAD_F4 : 0;
 	c->weight = NULL;
 	c->bias = NULL;
 }
@@ -77,13 +77,15 @@ resnet_plan(resnet_model *m)
 			set_conv_shape(&b->conv2, w, w, 3, s3, 1);
 			/*
 			 * On the 7x7 maps of stage 5 a batch of one image has only 4
-			 * Winograd tiles: the 36 transformed weight matrices (4 times
-			 * the size of the 3x3 kernels, 9 MiB per convolution) would be
-			 * streamed from memory for very little work; im2col measured
-			 * 3.7 ms there against 5.4 ms (one thread).
+			 * tiles of F(4x4, 3x3): its 36 transformed weight matrices (4
+			 * times the size of the 3x3 kernels, 36 MiB per convolution)
+			 * would be streamed from memory for very little work (im2col
+			 * measured 3.7 ms there against 5.4 ms, one thread).  F(2x2,
+			 * 3x3) has 16 tiles of 2x2 there, 16 matrices (16 MiB), and
+			 * 1.7 times fewer multiplications than im2col.
 			 */
-			if (s == 3)
-				b->conv2.winograd = 0;
+			if (s == 3 && b->conv2.winograd)
+				b->conv2.winograd = WINOGRAD_F2;
 			set_conv_shape(&b->conv3, w, 4 * w, 1, 1, 0);
 			b->has_downsample = (i == 0);
 			if (b->has_downsample)
@@ -96,7 +98,7 @@ resnet_plan(resnet_model *m)
 static size_t
 conv_weight_floats(const resnet_conv *c)
 {
-	return c->winograd ? winograd_packed_floats(c->cout, c->cin) :
+	return c->winograd ? winograd_packed_floats(c->cout, c->cin, c->winograd) :
 		conv2d_packed_floats(c->cout, c->cin, c->k);
 }
 
@@ -145,7 +147,7 @@ load_folded_conv(safetensors_file *f, resnet_conv *c, const char *conv_name,
 
 	/* fold into a scratch copy, then (transform and) pack into the arena */
 	folded = malloc(sizeof(float) * (per_out * c->cout +
-									 (c->winograd ? (size_t) WINOGRAD_POSITIONS * c->cout * c->cin : 0)));
+									 (c->winograd ? (size_t) winograd_positions(c->winograd) * c->cout * c->cin : 0)));
 	if (folded == NULL)
 		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
 	for (int o = 0; o < c->cout; o++)
@@ -168,8 +170,8 @@ load_folded_conv(safetensors_file *f, resnet_conv *c, const char *conv_name,
 	{
 		float	   *U = folded + per_out * c->cout;
 
-		winograd_weight_transform(U, folded, c->cout, c->cin);
-		winograd_weight_pack(c->weight, U, c->cout, c->cin);
+		winograd_weight_transform(U, folded, c->cout, c->cin, c->winograd);
+		winograd_weight_pack(c->weight, U, c->cout, c->cin, c->winograd);
 	}
 	else
 		conv2d_weight_pack(c->weight, folded, c->cout, c->cin, c->k);
@@ -385,6 +387,7 @@ pack_config(const resnet_model *m, size_t total, int64_t config[MMSA_PACK_CONFIG
 	config[3] = (int64_t) total;
 	config[4] = GEMM_MR_FOR_PACK;
 	config[5] = WINOGRAD_POSITIONS;
+	config[6] = m->blocks[15].conv2.winograd;	/* stage 5: F(2x2, 3x3) */
 }
 
 mmsa_status
@@ -619,7 +622,7 @@ block_work_floats(const resnet_block *b, const block_sizes *s)
 	else
 		far = s->y;
 	if (b->conv2.winograd)		/* one tile of M in conv2's spare */
-		m = winograd_pass_floats(b->conv2.cout, 1);
+		m = winograd_pass_floats(b->conv2.cout, 1, b->conv2.winograd);
 	if (s->t1 + m > far)
 		far = s->t1 + m;
 	return s->x + s->t2 + far;
@@ -640,8 +643,8 @@ pass_floats(const resnet_conv *c, int H, int B, size_t cap)
 	{
 		int			C = c->cin > c->cout ? c->cin : c->cout;
 
-		need = winograd_floats(C, B, H, H);
-		least = winograd_pass_floats(C, 1);
+		need = winograd_floats(C, B, H, H, c->winograd);
+		least = winograd_pass_floats(C, 1, c->winograd);
 	}
 	else
 		return 0;				/* gathered as packed: no buffer */
@@ -658,7 +661,7 @@ pass_floats(const resnet_conv *c, int H, int B, size_t cap)
 static mmsa_status
 ensure_workspace(resnet_model *m, int B, mmsa_error *err)
 {
-	size_t		cap = winograd_pass_floats(64, RESNET_PASS_TILES * B);
+	size_t		cap = winograd_pass_floats(64, RESNET_PASS_TILES * B, WINOGRAD_F4);
 	size_t		work,
 				col = 0,
 				need;
@@ -757,7 +760,7 @@ conv_forward_one(resnet_model *m, const resnet_conv *c, float *out, const float 
 			mf = spare_floats - vf;
 		}
 		conv2d_winograd_forward(&m->exec, out, inp, c->weight, c->bias, residual, relu,
-								B, c->cin, H, H, c->cout, V, vf, M, mf);
+								B, c->cin, H, H, c->cout, V, vf, M, mf, c->winograd);
 	}
 	else
 		conv2d_forward(&m->exec, out, inp, c->weight, c->bias, residual, relu,

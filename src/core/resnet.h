@@ -59,7 +59,8 @@ typedef struct resnet_conv
 				k,
 				stride,
 				pad;
-	int			winograd;		/* 3x3 stride 1: weight holds U (36, cout, cin) */
+	int			winograd;		/* 3x3 stride 1: WINOGRAD_F4 or _F2, weight
+								 * holds U (positions, cout, cin); else 0 */
 	float	   *weight;			/* (cout, cin, k, k) (or U) packed for gemm.c,
 								 * in the model's arena */
 	float	   *bias;			/* (cout) */

@@ -171,29 +171,31 @@ test_conv_layers(const conv_exec *ex)
 	}
 
 	/*
-	 * Winograd F(4x4,3x3) against direct loops, odd and even sizes; the
-	 * fourth: 2 x 4 x 5 tiles, split between threads by panels; the last:
-	 * rows of 23 tiles (a map wider than ResNet's)
+	 * Winograd F(4x4,3x3) and F(2x2,3x3) against direct loops, odd and
+	 * even sizes; the fourth: 2 x 4 x 5 tiles of F(4x4), split between
+	 * threads by panels; the last: rows of 23 tiles (a map wider than
+	 * ResNet's)
 	 */
-	for (int t = 0; t < 5; t++)
+	for (int t = 0; t < 10; t++)
 	{
+		int			m = t < 5 ? WINOGRAD_F4 : WINOGRAD_F2;
 		int			B = 2,
 					Cin = 6,
-					Cout = (t == 3) ? 13 : 5,
-					H = (t == 0) ? 7 : (t == 1 ? 8 : (t == 2 ? 5 : (t == 3 ? 16 : 6))),
-					W = (t == 2) ? 9 : (t == 3 ? 17 : (t == 4 ? 90 : H));
+					Cout = (t % 5 == 3) ? 13 : 5,
+					H = (t % 5 == 0) ? 7 : (t % 5 == 1 ? 8 : (t % 5 == 2 ? 5 : (t % 5 == 3 ? 16 : 6))),
+					W = (t % 5 == 2) ? 9 : (t % 5 == 3 ? 17 : (t % 5 == 4 ? 90 : H));
 		size_t		nin = (size_t) Cin * B * H * W,
 					nout = (size_t) Cout * B * H * W;
 		float	   *inp = malloc(sizeof(float) * nin),
 				   *w = malloc(sizeof(float) * Cout * Cin * 9),
-				   *U = malloc(sizeof(float) * Cout * Cin * WINOGRAD_POSITIONS),
-				   *Up = malloc(sizeof(float) * winograd_packed_floats(Cout, Cin)),
+				   *U = malloc(sizeof(float) * Cout * Cin * winograd_positions(m)),
+				   *Up = malloc(sizeof(float) * winograd_packed_floats(Cout, Cin, m)),
 				   *bias = malloc(sizeof(float) * Cout),
 				   *res = malloc(sizeof(float) * nout),
 				   *want = malloc(sizeof(float) * nout),
 				   *got = malloc(sizeof(float) * nout),
-				   *V = malloc(sizeof(float) * winograd_floats(Cin > Cout ? Cin : Cout, B, H, W)),
-				   *M = malloc(sizeof(float) * winograd_floats(Cin > Cout ? Cin : Cout, B, H, W)),
+				   *V = malloc(sizeof(float) * winograd_floats(Cin > Cout ? Cin : Cout, B, H, W, m)),
+				   *M = malloc(sizeof(float) * winograd_floats(Cin > Cout ? Cin : Cout, B, H, W, m)),
 				   *got2 = malloc(sizeof(float) * nout);
 		char		name[96];
 
@@ -208,21 +210,22 @@ test_conv_layers(const conv_exec *ex)
 		conv_direct(want, inp, w, bias, B, Cin, H, W, Cout, 3, 1, 1);
 		for (size_t i = 0; i < nout; i++)
 			want[i] = want[i] + res[i] > 0.0f ? want[i] + res[i] : 0.0f;
-		winograd_weight_transform(U, w, Cout, Cin);
-		winograd_weight_pack(Up, U, Cout, Cin);
+		winograd_weight_transform(U, w, Cout, Cin, m);
+		winograd_weight_pack(Up, U, Cout, Cin, m);
 		conv2d_winograd_forward(ex, got, inp, Up, bias, res, 1, B, Cin, H, W, Cout,
-								V, winograd_floats(Cin, B, H, W), M, winograd_floats(Cout, B, H, W));
-		snprintf(name, sizeof(name), "conv2d_winograd_forward %dx%d + residual + ReLU vs direct loops", H, W);
+								V, winograd_floats(Cin, B, H, W, m), M, winograd_floats(Cout, B, H, W, m), m);
+		snprintf(name, sizeof(name), "conv2d_winograd_forward F(%dx%d) %dx%d + residual + ReLU vs direct loops",
+				 m, m, H, W);
 		/* F(4x4, 3x3) rounds more than direct loops: outputs here are ~10 */
 		tap_close_within(want, got, (long) nout, 5e-5, name);
 		/* in passes of 1 and of 17 tiles: the very same floats */
 		for (int pass = 1; pass <= 17; pass += 16)
 		{
 			conv2d_winograd_forward(ex, got2, inp, Up, bias, res, 1, B, Cin, H, W, Cout,
-									V, winograd_pass_floats(Cin, pass),
-									M, winograd_pass_floats(Cout, pass) + 7);
-			snprintf(name, sizeof(name), "conv2d_winograd_forward %dx%d in passes of %d tiles: bit-identical",
-					 H, W, pass);
+									V, winograd_pass_floats(Cin, pass, m),
+									M, winograd_pass_floats(Cout, pass, m) + 7, m);
+			snprintf(name, sizeof(name), "conv2d_winograd_forward F(%dx%d) %dx%d in passes of %d tiles: bit-identical",
+					 m, m, H, W, pass);
 			ok(memcmp(got, got2, sizeof(float) * nout) == 0, "%s", name);
 		}
 		free(got2);
