@@ -781,8 +781,7 @@ typedef struct winograd_args
 				Cout;
 	float	   *V;
 	float	   *M;
-	int			m,				/* output tile side: WINOGRAD_F4 or _F2 */
-				P;				/* positions: winograd_positions(m) */
+	int			m;				/* output tile side: WINOGRAD_F4 or _F2 */
 	int			t_off,			/* this pass: tiles [t_off, t_off + Tn) */
 				Tn;
 	int			phase;			/* see winograd_thread */
@@ -1158,30 +1157,55 @@ winograd_output_tiles(const winograd_args *a, int t_begin, int t_end)
 }
 
 /*
- * The first tile of a group of F(2x2, 3x3) and its 8 lanes: lane l is tile
- * t + l (any image, any tile row), for (tile row, column) (ty[l], tx[l])
- * of image b[l]; returns how many (at most 8, not past t_end).
+ * Where the 8 lanes of a group of F(2x2, 3x3) tiles read and write: lane l
+ * is tile t + l (any image, any tile row).  in[4i + j][l]: offset of input
+ * (2ty - 1 + i, 2tx - 1 + j) from the start of a channel's (B, H, W)
+ * block, -1 in the padding; out[2i + j][l]: of output (2ty + i, 2tx + j),
+ * -1 past the map.  The same for every channel, so computed once a group.
+ * Returns how many lanes (at most 8, not past t_end).
  */
-static inline int
-wino2_group(int t, int t_end, int th, int tw, int *b, int *ty, int *tx)
+typedef struct wino2_offsets
 {
-	int			n = t_end - t < 8 ? t_end - t : 8;
+	int			in[16][8];
+	int			out[4][8];
+} wino2_offsets;
 
-	b[0] = t / (th * tw);
-	ty[0] = (t / tw) % th;
-	tx[0] = t % tw;
-	for (int l = 1; l < n; l++)
+static int
+wino2_group(int t, int t_end, int H, int W, wino2_offsets *g)
+{
+	int			th = wino_tiles(H, WINOGRAD_F2),
+				tw = wino_tiles(W, WINOGRAD_F2);
+	int			n = t_end - t < 8 ? t_end - t : 8;
+	int			b = t / (th * tw),
+				ty = (t / tw) % th,
+				tx = t % tw;
+
+	for (int l = 0; l < n; l++)
 	{
-		b[l] = b[l - 1];
-		ty[l] = ty[l - 1];
-		tx[l] = tx[l - 1] + 1;
-		if (tx[l] == tw)
-		{
-			tx[l] = 0;
-			if (++ty[l] == th)
+		for (int i = 0; i < 4; i++)
+			for (int j = 0; j < 4; j++)
 			{
-				ty[l] = 0;
-				b[l]++;
+				int			y = 2 * ty - 1 + i,
+							x = 2 * tx - 1 + j;
+
+				g->in[4 * i + j][l] = (y >= 0 && y < H && x >= 0 && x < W) ?
+					(b * H + y) * W + x : -1;
+			}
+		for (int i = 0; i < 2; i++)
+			for (int j = 0; j < 2; j++)
+			{
+				int			y = 2 * ty + i,
+							x = 2 * tx + j;
+
+				g->out[2 * i + j][l] = (y < H && x < W) ? (b * H + y) * W + x : -1;
+			}
+		if (++tx == tw)
+		{
+			tx = 0;
+			if (++ty == th)
+			{
+				ty = 0;
+				b++;
 			}
 		}
 	}
@@ -1198,52 +1222,29 @@ wino2_group(int t, int t_end, int th, int tw, int *b, int *ty, int *tx)
 static void
 winograd_input_tiles_2x2(const winograd_args *a, int t_begin, int t_end)
 {
-	const float *inp = a->inp;
 	float	   *V = a->V;
-	int			B = a->B,
-				Cin = a->Cin,
-				H = a->H,
-				W = a->W;
-	int			th = wino_tiles(H, WINOGRAD_F2),
-				tw = wino_tiles(W, WINOGRAD_F2);
 	size_t		T = (size_t) a->Tn;
-	size_t		HW = (size_t) H * W;
-	size_t		step = wino_step(Cin, (int) T);
+	size_t		block = (size_t) a->B * a->H * a->W;
+	size_t		step = wino_step(a->Cin, (int) T);
 
 	for (int t = t_begin; t < t_end; t += 8)
 	{
-		int			b[8],
-					ty[8],
-					tx[8];
-		int			n = wino2_group(t, t_end, th, tw, b, ty, tx);
+		wino2_offsets g;
+		int			n = wino2_group(t, t_end, a->H, a->W, &g);
 
-		for (int c = 0; c < Cin; c++)
+		for (int c = 0; c < a->Cin; c++)
 		{
+			const float *src = a->inp + (size_t) c * block;
 			float		d[16][8] __attribute__((aligned(32))) = {{0}};
 			v8sf		x[16],
 						r[16],
 						v[16];
 
 			/* d[4i + j] lane l = input (2 ty - 1 + i, 2 tx - 1 + j) of tile t + l */
-			for (int l = 0; l < n; l++)
-			{
-				const float *plane = inp + ((size_t) c * B + b[l]) * HW;
-
-				for (int i = 0; i < 4; i++)
-				{
-					int			y = 2 * ty[l] - 1 + i;
-
-					if (y < 0 || y >= H)
-						continue;
-					for (int j = 0; j < 4; j++)
-					{
-						int			xx = 2 * tx[l] - 1 + j;
-
-						if (xx >= 0 && xx < W)
-							d[4 * i + j][l] = plane[(size_t) y * W + xx];
-					}
-				}
-			}
+			for (int k = 0; k < 16; k++)
+				for (int l = 0; l < n; l++)
+					if (g.in[k][l] >= 0)
+						d[k][l] = src[g.in[k][l]];
 			memcpy(x, d, sizeof(d));
 			/* columns: r[., j] = B^T d[., j]; rows: v[i, .] = r[i, .] B */
 			for (int j = 0; j < 4; j++)
@@ -1280,32 +1281,21 @@ winograd_input_tiles_2x2(const winograd_args *a, int t_begin, int t_end)
 static void
 winograd_output_tiles_2x2(const winograd_args *a, int t_begin, int t_end)
 {
-	float	   *out = a->out;
-	const float *M = a->M,
-			   *bias = a->bias,
-			   *residual = a->residual;
-	int			relu = a->relu,
-				B = a->B,
-				H = a->H,
-				W = a->W,
-				Cout = a->Cout;
-	int			th = wino_tiles(H, WINOGRAD_F2),
-				tw = wino_tiles(W, WINOGRAD_F2);
 	size_t		T = (size_t) a->Tn;
-	size_t		HW = (size_t) H * W;
-	size_t		step = wino_step(Cout, (int) T);
+	size_t		block = (size_t) a->B * a->H * a->W;
+	size_t		step = wino_step(a->Cout, (int) T);
 
 	for (int t = t_begin; t < t_end; t += 8)
 	{
-		int			b[8],
-					ty[8],
-					tx[8];
-		int			n = wino2_group(t, t_end, th, tw, b, ty, tx);
+		wino2_offsets g;
+		int			n = wino2_group(t, t_end, a->H, a->W, &g);
 
-		for (int o = 0; o < Cout; o++)
+		for (int o = 0; o < a->Cout; o++)
 		{
-			const float *mp = M + (size_t) o * T + (t - a->t_off);
-			float		bo = bias ? bias[o] : 0.0f;
+			const float *mp = a->M + (size_t) o * T + (t - a->t_off);
+			float	   *dst = a->out + (size_t) o * block;
+			const float *res = a->residual ? a->residual + (size_t) o * block : NULL;
+			float		bo = a->bias ? a->bias[o] : 0.0f;
 			v8sf		m[16],
 						s[8],
 						y[4];
@@ -1330,32 +1320,20 @@ winograd_output_tiles_2x2(const winograd_args *a, int t_begin, int t_end)
 				y[2 * i + 1] = s[4 * i + 1] - s[4 * i + 2] - s[4 * i + 3] + bo;
 			}
 			memcpy(yv, y, sizeof(yv));
-			for (int l = 0; l < n; l++)
-			{
-				size_t		plane = ((size_t) o * B + b[l]) * HW;
-
-				for (int i = 0; i < 2; i++)
+			for (int q = 0; q < 4; q++)
+				for (int l = 0; l < n; l++)
 				{
-					int			yy = 2 * ty[l] + i;
+					int			idx = g.out[q][l];
+					float		val = yv[q][l];
 
-					if (yy >= H)
-						break;
-					for (int j = 0; j < 2; j++)
-					{
-						int			xx = 2 * tx[l] + j;
-						size_t		idx = plane + (size_t) yy * W + xx;
-						float		val = yv[2 * i + j][l];
-
-						if (xx >= W)
-							break;
-						if (residual)
-							val += residual[idx];
-						if (relu)
-							val = val > 0.0f ? val : 0.0f;
-						out[idx] = val;
-					}
+					if (idx < 0)
+						continue;
+					if (res)
+						val += res[idx];
+					if (a->relu)
+						val = val > 0.0f ? val : 0.0f;
+					dst[idx] = val;
 				}
-			}
 		}
 	}
 }
@@ -1374,6 +1352,7 @@ winograd_thread(void *arg, int t, int n)
 	const winograd_args *a = arg;
 	int			T = a->Tn;
 	size_t		per = gemm_packed_floats(a->Cout, a->Cin);
+	int			f2 = a->m == WINOGRAD_F2;
 	int			t0,
 				t1,
 				m0 = 0,
@@ -1388,20 +1367,16 @@ winograd_thread(void *arg, int t, int n)
 	}
 	if (t0 >= t1 || m0 >= m1)
 		return;
-	if ((a->phase == 0 || a->phase == 1) && a->m == WINOGRAD_F2)
-		winograd_input_tiles_2x2(a, a->t_off + t0, a->t_off + t1);
-	else if (a->phase == 0 || a->phase == 1)
-		winograd_input_tiles(a, a->t_off + t0, a->t_off + t1);
+	if (a->phase == 0 || a->phase == 1)
+		(f2 ? winograd_input_tiles_2x2 : winograd_input_tiles) (a, a->t_off + t0, a->t_off + t1);
 	/* M[p] (Cout, T) = U[p] (Cout, Cin) x V[p] (Cin, T), columns t0 .. t1 */
 	if (a->phase == 0 || a->phase == 2)
-		for (int p = 0; p < a->P; p++)
+		for (int p = 0; p < winograd_positions(a->m); p++)
 			gemm_packed_range(a->M + p * wino_step(a->Cout, T), T, a->Up + p * per,
 							  a->V + p * wino_step(a->Cin, T), T, a->Cout, a->Cin,
 							  m0, m1, t0, t1, NULL, a->ex->bpack[t]);
-	if ((a->phase == 0 || a->phase == 3) && a->m == WINOGRAD_F2)
-		winograd_output_tiles_2x2(a, a->t_off + t0, a->t_off + t1);
-	else if (a->phase == 0 || a->phase == 3)
-		winograd_output_tiles(a, a->t_off + t0, a->t_off + t1);
+	if (a->phase == 0 || a->phase == 3)
+		(f2 ? winograd_output_tiles_2x2 : winograd_output_tiles) (a, a->t_off + t0, a->t_off + t1);
 }
 
 /*
@@ -1418,8 +1393,7 @@ conv2d_winograd_forward(const conv_exec *ex, float *out, const float *inp,
 						int B, int Cin, int H, int W, int Cout,
 						float *V, size_t v_floats, float *M, size_t m_floats, int m)
 {
-	winograd_args a = {ex, out, inp, Up, bias, residual, relu, B, Cin, H, W, Cout, V, M,
-	m, winograd_positions(m), 0, 0, 0};
+	winograd_args a = {ex, out, inp, Up, bias, residual, relu, B, Cin, H, W, Cout, V, M, m, 0, 0, 0};
 	int			T = B * wino_tiles(H, m) * wino_tiles(W, m);
 	int			threads = exec_threads(ex);
 	int			pass = winograd_pass_tiles(Cin, Cout, v_floats, m_floats, m);
@@ -1430,7 +1404,7 @@ conv2d_winograd_forward(const conv_exec *ex, float *out, const float *inp,
 	{
 		a.Tn = T - a.t_off < pass ? T - a.t_off : pass;
 		if (threads == 1 || a.Tn >= 64 * threads ||
-			(a.Tn >= GEMM_NR * threads && (size_t) a.P * Cin * Cout <= WINO_SMALL_WEIGHTS))
+			(a.Tn >= GEMM_NR * threads && (size_t) winograd_positions(m) * Cin * Cout <= WINO_SMALL_WEIGHTS))
 		{
 			a.phase = 0;
 			run_parallel(ex, winograd_thread, &a);
