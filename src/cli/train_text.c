@@ -288,7 +288,7 @@ run_phase(const train_options *o, const bert_tokenizer *tok, bert_train_model *m
 			goto done;
 		clip_grad_norm(m->grads, m->n_params, CLIP_NORM);
 		lr = lr_linear_warmup_decay(step, (long) (o->text_warmup * total), total, ph->lr);
-		adamw_step(opt, m->params, m->grads, lr);
+		adamw_step_parallel(opt, m->params, m->grads, lr, m->pool);
 
 		if (!isfinite(loss))
 		{
@@ -384,6 +384,7 @@ train_text_stage(const train_options *o, const bert_tokenizer *tok)
 				tweeteval_test = {0},
 				mvsa_val = {0};
 	bert_train_model *m = NULL;
+	mmsa_pool  *pool = NULL;
 	bert_train_options bo = bert_train_options_default();
 	bert_config cfg;
 	mmsa_error	err;
@@ -431,6 +432,13 @@ train_text_stage(const train_options *o, const bert_tokenizer *tok)
 	bo.pad_token_id = pad_id;
 	if (bert_train_create(&cfg, &bo, o->seed, &m, &err) != MMSA_OK)
 		goto fail;
+	/* the elementwise layers and AdamW on as many threads as OpenBLAS's products */
+	if (o->threads > 1)
+	{
+		if (mmsa_pool_create(o->threads, &pool, &err) != MMSA_OK)
+			goto fail;
+		bert_train_set_pool(m, pool);
+	}
 	fprintf(stderr, "mmsa train: text encoder: BERT L=%d C=%d heads=%d FFN=%d max_len=%d, "
 			"%ld parameters\n", cfg.num_hidden_layers, cfg.hidden_size, cfg.num_attention_heads,
 			cfg.intermediate_size, cfg.max_position_embeddings, m->n_params);
@@ -519,5 +527,6 @@ done:
 	text_dataset_free(&tweeteval_test);
 	text_dataset_free(&mvsa_val);
 	bert_train_free(m);
+	mmsa_pool_free(pool);
 	return rc;
 }

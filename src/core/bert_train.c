@@ -279,6 +279,12 @@ bert_train_free(bert_train_model *m)
 	free(m);
 }
 
+void
+bert_train_set_pool(bert_train_model *m, mmsa_pool *pool)
+{
+	m->pool = pool;
+}
+
 const bert_train_tensor *
 bert_train_find(const bert_train_model *m, const char *name)
 {
@@ -604,6 +610,157 @@ site_seed(const bert_train_model *m, uint64_t site)
 	return dropout_site_seed(m->seed, site);
 }
 
+/* ---------------------------------------------------------------------
+ * Elementwise layers split between the threads of m->pool
+ * ---------------------------------------------------------------------
+ */
+
+/* Fewer elements than this are not worth waking the pool for. */
+#define PARALLEL_MIN_ELEMENTS 4096
+
+/* The arguments of one elementwise layer, as the layer functions take them. */
+typedef struct elementwise_args
+{
+	float	   *out;
+	float	   *mean,
+			   *rstd;			/* layernorm_forward_train */
+	const float *inp,
+			   *dout,
+			   *weight,
+			   *bias;
+	float		p,
+				eps;
+	uint64_t	seed;
+	int			C;
+} elementwise_args;
+
+/* Computes elements (or rows) lo .. hi-1 of a layer. */
+typedef void (*range_fn) (const elementwise_args *a, long lo, long hi);
+
+typedef struct range_job
+{
+	range_fn	fn;
+	const elementwise_args *args;
+	long		n;
+} range_job;
+
+/* Thread t's part of [0, n): consecutive, 16-element aligned slices. */
+static void
+range_thread(void *arg, int t, int nthreads)
+{
+	const range_job *j = arg;
+	long		lo = (j->n * t / nthreads) & ~15L,
+				hi = t == nthreads - 1 ? j->n : (j->n * (t + 1) / nthreads) & ~15L;
+
+	if (hi > lo)
+		j->fn(j->args, lo, hi);
+}
+
+/*
+ * fn over [0, n) on the threads of m->pool, or on the caller's thread alone
+ * without a pool or when the range covers few elements.  Every element is computed as the serial
+ * loop computes it, so the split changes no result.
+ */
+static void
+parallel_range(const bert_train_model *m, long n, long elements, range_fn fn,
+			   const elementwise_args *a)
+{
+	range_job	j = {fn, a, n};
+
+	if (m->pool == NULL || elements < PARALLEL_MIN_ELEMENTS)
+		fn(a, 0, n);
+	else
+		mmsa_pool_run(m->pool, range_thread, &j);
+}
+
+static void
+gelu_forward_part(const elementwise_args *a, long lo, long hi)
+{
+	gelu_forward(a->out + lo, a->inp + lo, hi - lo);
+}
+
+/* out = (not +=) the gradient through GELU */
+static void
+gelu_backward_part(const elementwise_args *a, long lo, long hi)
+{
+	memset(a->out + lo, 0, (hi - lo) * sizeof(float));
+	gelu_backward(a->out + lo, a->inp + lo, a->dout + lo, hi - lo);
+}
+
+static void
+dropout_forward_part(const elementwise_args *a, long lo, long hi)
+{
+	dropout_forward_range(a->out, a->inp, a->p, a->seed, lo, hi);
+}
+
+/* out = (not +=) the gradient through dropout */
+static void
+dropout_backward_part(const elementwise_args *a, long lo, long hi)
+{
+	memset(a->out + lo, 0, (hi - lo) * sizeof(float));
+	dropout_backward_range(a->out, a->dout, a->p, a->seed, lo, hi);
+}
+
+/* rows lo .. hi-1 */
+static void
+layernorm_forward_part(const elementwise_args *a, long lo, long hi)
+{
+	layernorm_forward_train(a->out + lo * a->C, a->mean + lo, a->rstd + lo,
+							a->inp + lo * a->C, a->weight, a->bias,
+							(int) (hi - lo), a->C, a->eps);
+}
+
+/* out (n) = gelu(inp) */
+static void
+gelu_forward_par(const bert_train_model *m, float *out, const float *inp, long n)
+{
+	elementwise_args a = {.out = out,.inp = inp};
+
+	parallel_range(m, n, n, gelu_forward_part, &a);
+}
+
+/* dinp (n) = the gradient dout (n) through gelu at inp (n) */
+static void
+gelu_backward_par(const bert_train_model *m, float *dinp, const float *inp,
+				  const float *dout, long n)
+{
+	elementwise_args a = {.out = dinp,.inp = inp,.dout = dout};
+
+	parallel_range(m, n, n, gelu_backward_part, &a);
+}
+
+/* out (n) = dropout(inp) with probability p and mask seed */
+static void
+dropout_forward_par(const bert_train_model *m, float *out, const float *inp,
+					float p, uint64_t seed, long n)
+{
+	elementwise_args a = {.out = out,.inp = inp,.p = p,.seed = seed};
+
+	parallel_range(m, n, n, dropout_forward_part, &a);
+}
+
+/* dinp (n) = the gradient dout (n) through that dropout */
+static void
+dropout_backward_par(const bert_train_model *m, float *dinp, const float *dout,
+					 float p, uint64_t seed, long n)
+{
+	elementwise_args a = {.out = dinp,.dout = dout,.p = p,.seed = seed};
+
+	parallel_range(m, n, n, dropout_backward_part, &a);
+}
+
+/* layernorm_forward_train over N rows of C, split by rows */
+static void
+layernorm_forward_par(const bert_train_model *m, float *out, float *mean, float *rstd,
+					  const float *inp, const float *weight, const float *bias,
+					  int N, int C, float eps)
+{
+	elementwise_args a = {.out = out,.mean = mean,.rstd = rstd,.inp = inp,
+	.weight = weight,.bias = bias,.eps = eps,.C = C};
+
+	parallel_range(m, N, (long) N * C, layernorm_forward_part, &a);
+}
+
 /* The dropout probabilities of this forward (0 outside training). */
 static float
 p_hidden(const bert_train_model *m)
@@ -653,9 +810,9 @@ bert_train_forward(bert_train_model *m, const int32_t *ids,
 	/* embeddings, LayerNorm, dropout: hidden[0] */
 	embeddings_forward(m->emb_in, m->ids, m->types, m->w.word_emb, m->w.pos_emb,
 					   m->w.type_emb, B, T, C);
-	layernorm_forward_train(m->hidden, m->emb_mean, m->emb_rstd, m->emb_in,
-							m->w.emb_ln_w, m->w.emb_ln_b, (int) N, C, eps);
-	dropout_forward(m->hidden, m->hidden, p_hidden(m), site_seed(m, SITE_EMB), NC);
+	layernorm_forward_par(m, m->hidden, m->emb_mean, m->emb_rstd, m->emb_in,
+						  m->w.emb_ln_w, m->w.emb_ln_b, (int) N, C, eps);
+	dropout_forward_par(m, m->hidden, m->hidden, p_hidden(m), site_seed(m, SITE_EMB), NC);
 	attention_mask_forward(m->addmask, mask, B, T);
 
 	for (int l = 0; l < c->num_hidden_layers; l++)
@@ -685,21 +842,21 @@ bert_train_forward(bert_train_model *m, const int32_t *ids,
 								site_seed(m, SITE_LAYER(l, 0)));
 		/* ln1_out = LN1(dropout(ctx Wo^T + bo) + x) */
 		matmul_forward(m->scratch, ctx, w->attn_out_w, w->attn_out_b, (int) N, C, C);
-		dropout_forward(m->scratch, m->scratch, p_hidden(m),
-						site_seed(m, SITE_LAYER(l, 1)), NC);
+		dropout_forward_par(m, m->scratch, m->scratch, p_hidden(m),
+							site_seed(m, SITE_LAYER(l, 1)), NC);
 		residual_forward(ln1_in, m->scratch, x, NC);
-		layernorm_forward_train(ln1_out, m->ln1_mean + l * N, m->ln1_rstd + l * N,
-								ln1_in, w->ln1_w, w->ln1_b, (int) N, C, eps);
+		layernorm_forward_par(m, ln1_out, m->ln1_mean + l * N, m->ln1_rstd + l * N,
+							  ln1_in, w->ln1_w, w->ln1_b, (int) N, C, eps);
 		/* hidden[l+1] = LN2(dropout(gelu(ln1_out Wi^T + bi) Wo2^T + bo2) + ln1_out) */
 		matmul_forward(ffn_pre, ln1_out, w->inter_w, w->inter_b, (int) N, C, IC);
-		gelu_forward(ffn_act, ffn_pre, NI);
+		gelu_forward_par(m, ffn_act, ffn_pre, NI);
 		matmul_forward(m->scratch, ffn_act, w->out_w, w->out_b, (int) N, IC, C);
-		dropout_forward(m->scratch, m->scratch, p_hidden(m),
-						site_seed(m, SITE_LAYER(l, 2)), NC);
+		dropout_forward_par(m, m->scratch, m->scratch, p_hidden(m),
+							site_seed(m, SITE_LAYER(l, 2)), NC);
 		residual_forward(ln2_in, m->scratch, ln1_out, NC);
-		layernorm_forward_train(m->hidden + (l + 1) * NC, m->ln2_mean + l * N,
-								m->ln2_rstd + l * N, ln2_in, w->ln2_w, w->ln2_b,
-								(int) N, C, eps);
+		layernorm_forward_par(m, m->hidden + (l + 1) * NC, m->ln2_mean + l * N,
+							  m->ln2_rstd + l * N, ln2_in, w->ln2_w, w->ln2_b,
+							  (int) N, C, eps);
 	}
 	m->have_forward = 1;
 	return MMSA_OK;
@@ -789,10 +946,10 @@ bert_train_mlm_forward(bert_train_model *m, const int32_t *labels, float *loss,
 		}
 	/* transform: dense, GELU, LayerNorm */
 	matmul_forward(m->mlm_pre, m->mlm_in, m->w.mlm_dense_w, m->w.mlm_dense_b, (int) M, C, C);
-	gelu_forward(m->mlm_gelu, m->mlm_pre, M * C);
-	layernorm_forward_train(m->mlm_ln, m->mlm_mean, m->mlm_rstd, m->mlm_gelu,
-							m->w.mlm_ln_w, m->w.mlm_ln_b, (int) M, C,
-							m->config.layer_norm_eps);
+	gelu_forward_par(m, m->mlm_gelu, m->mlm_pre, M * C);
+	layernorm_forward_par(m, m->mlm_ln, m->mlm_mean, m->mlm_rstd, m->mlm_gelu,
+						  m->w.mlm_ln_w, m->w.mlm_ln_b, (int) M, C,
+						  m->config.layer_norm_eps);
 	/* decoder tied to the word embeddings, then softmax cross-entropy */
 	matmul_forward(m->mlm_probs, m->mlm_ln, m->w.word_emb, m->w.mlm_bias, (int) M, C, V);
 	*loss = crossentropy_forward(m->mlm_probs, m->mlm_probs, m->mlm_targets, NULL, (int) M, V);
@@ -817,8 +974,7 @@ bert_train_mlm_backward(bert_train_model *m, float dloss)
 	memset(m->mlm_d2, 0, (size_t) M * C * sizeof(float));
 	layernorm_backward(m->mlm_d2, m->g.mlm_ln_w, m->g.mlm_ln_b, m->mlm_d1,
 					   m->mlm_gelu, m->w.mlm_ln_w, m->mlm_mean, m->mlm_rstd, M, C);
-	memset(m->mlm_d1, 0, (size_t) M * C * sizeof(float));
-	gelu_backward(m->mlm_d1, m->mlm_pre, m->mlm_d2, (long) M * C);
+	gelu_backward_par(m, m->mlm_d1, m->mlm_pre, m->mlm_d2, (long) M * C);
 	memset(m->mlm_d2, 0, (size_t) M * C * sizeof(float));
 	matmul_backward(m->mlm_d2, m->g.mlm_dense_w, m->g.mlm_dense_b, m->mlm_d1,
 					m->mlm_in, m->w.mlm_dense_w, M, C, C);
@@ -949,13 +1105,11 @@ bert_train_backward(bert_train_model *m, mmsa_error *err)
 		layernorm_backward(m->d1, g->ln2_w, g->ln2_b, dy, m->ln2_in + l * NC,
 						   w->ln2_w, m->ln2_mean + l * N, m->ln2_rstd + l * N, N, C);
 		/* FFN: d2 = d (FFN output before dropout) */
-		memset(m->d2, 0, NC * sizeof(float));
-		dropout_backward(m->d2, m->d1, p_hidden(m), site_seed(m, SITE_LAYER(l, 2)), NC);
+		dropout_backward_par(m, m->d2, m->d1, p_hidden(m), site_seed(m, SITE_LAYER(l, 2)), NC);
 		memset(m->dffn1, 0, NI * sizeof(float));
 		matmul_backward(m->dffn1, g->out_w, g->out_b, m->d2, m->ffn_act + l * NI,
 						w->out_w, N, IC, C);
-		memset(m->dffn2, 0, NI * sizeof(float));
-		gelu_backward(m->dffn2, m->ffn_pre + l * NI, m->dffn1, NI);
+		gelu_backward_par(m, m->dffn2, m->ffn_pre + l * NI, m->dffn1, NI);
 		/* d1 += the FFN path: d1 = d ln1_out */
 		matmul_backward(m->d1, g->inter_w, g->inter_b, m->dffn2, m->ln1_out + l * NC,
 						w->inter_w, N, C, IC);
@@ -964,8 +1118,7 @@ bert_train_backward(bert_train_model *m, mmsa_error *err)
 		layernorm_backward(dy, g->ln1_w, g->ln1_b, m->d1, m->ln1_in + l * NC,
 						   w->ln1_w, m->ln1_mean + l * N, m->ln1_rstd + l * N, N, C);
 		/* attention output projection: d1 = d ctx */
-		memset(m->d2, 0, NC * sizeof(float));
-		dropout_backward(m->d2, dy, p_hidden(m), site_seed(m, SITE_LAYER(l, 1)), NC);
+		dropout_backward_par(m, m->d2, dy, p_hidden(m), site_seed(m, SITE_LAYER(l, 1)), NC);
 		memset(m->d1, 0, NC * sizeof(float));
 		matmul_backward(m->d1, g->attn_out_w, g->attn_out_b, m->d2, m->ctx + l * NC,
 						w->attn_out_w, N, C, C);
@@ -984,8 +1137,7 @@ bert_train_backward(bert_train_model *m, mmsa_error *err)
 	}
 
 	/* embeddings: dropout, LayerNorm, the three tables */
-	memset(m->d1, 0, NC * sizeof(float));
-	dropout_backward(m->d1, dy, p_hidden(m), site_seed(m, SITE_EMB), NC);
+	dropout_backward_par(m, m->d1, dy, p_hidden(m), site_seed(m, SITE_EMB), NC);
 	memset(m->d2, 0, NC * sizeof(float));
 	layernorm_backward(m->d2, m->g.emb_ln_w, m->g.emb_ln_b, m->d1, m->emb_in,
 					   m->w.emb_ln_w, m->emb_mean, m->emb_rstd, N, C);

@@ -34,8 +34,11 @@
  * output, on the attention probabilities, on the two dense outputs of
  * every layer before their residual, and on the pooled output before the
  * classifier.  Masks come from the step seed through counter-based draws
- * (layers.h dropout_forward), so a step is reproducible.  The computation
- * is single-threaded apart from OpenBLAS's own threads.
+ * (layers.h dropout_forward), so a step is reproducible.  The products
+ * run on OpenBLAS's threads; the elementwise layers (GELU, dropout,
+ * LayerNorm's forward) run on the caller's thread, or split between the
+ * threads of a pool given with bert_train_set_pool, with the same results
+ * bit for bit (each element is computed as in the serial loop).
  */
 #ifndef MMSA_BERT_TRAIN_H
 #define MMSA_BERT_TRAIN_H
@@ -46,6 +49,7 @@
 #include "mmsa_error.h"
 #include "optim.h"
 #include "safetensors.h"
+#include "threadpool.h"
 
 #define BERT_TRAIN_MAX_LABELS	4096
 
@@ -125,6 +129,8 @@ typedef struct bert_train_model
 	bert_train_tensors g;		/* into grads, same layout */
 	int			n_tensors;
 	bert_train_tensor *tensors;
+
+	mmsa_pool  *pool;			/* elementwise work (not owned), or NULL */
 
 	/* the last forward */
 	int			B,
@@ -211,6 +217,13 @@ mmsa_status bert_train_create(const bert_config *cfg,
 							  bert_train_model **out, mmsa_error *err);
 
 void		bert_train_free(bert_train_model *m);
+
+/*
+ * Splits the elementwise layers of later passes between the threads of
+ * pool (NULL: the caller's thread only).  The pool stays the caller's and
+ * must outlive its use; results do not depend on it.
+ */
+void		bert_train_set_pool(bert_train_model *m, mmsa_pool *pool);
 
 /* The tensor called name (e.g. "bert.pooler.dense.weight"), or NULL. */
 const bert_train_tensor *bert_train_find(const bert_train_model *m,

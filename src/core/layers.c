@@ -478,32 +478,46 @@ dropout_site_seed(uint64_t step_seed, uint64_t site)
 void
 dropout_forward(float *out, const float *inp, float p, uint64_t seed, long N)
 {
+	dropout_forward_range(out, inp, p, seed, 0, N);
+}
+
+void
+dropout_forward_range(float *out, const float *inp, float p, uint64_t seed,
+					  long lo, long hi)
+{
 	float		scale;
 
 	if (p <= 0.0f)
 	{
-		if (out != inp)
-			memcpy(out, inp, N * sizeof(float));
+		if (out != inp && hi > lo)
+			memcpy(out + lo, inp + lo, (hi - lo) * sizeof(float));
 		return;
 	}
 	scale = 1.0f / (1.0f - p);
-	for (long i = 0; i < N; i++)
+	for (long i = lo; i < hi; i++)
 		out[i] = dropout_uniform(seed, (uint64_t) i) < p ? 0.0f : inp[i] * scale;
 }
 
 void
 dropout_backward(float *dinp, const float *dout, float p, uint64_t seed, long N)
 {
+	dropout_backward_range(dinp, dout, p, seed, 0, N);
+}
+
+void
+dropout_backward_range(float *dinp, const float *dout, float p, uint64_t seed,
+					   long lo, long hi)
+{
 	float		scale;
 
 	if (p <= 0.0f)
 	{
-		for (long i = 0; i < N; i++)
+		for (long i = lo; i < hi; i++)
 			dinp[i] += dout[i];
 		return;
 	}
 	scale = 1.0f / (1.0f - p);
-	for (long i = 0; i < N; i++)
+	for (long i = lo; i < hi; i++)
 		if (dropout_uniform(seed, (uint64_t) i) >= p)
 			dinp[i] += dout[i] * scale;
 }

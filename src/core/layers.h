@@ -203,6 +203,15 @@ void		dropout_backward(float *dinp, const float *dout, float p,
 							 uint64_t seed, long N);
 
 /*
+ * The same two over elements lo .. hi-1 only (out, inp, dinp, dout point at
+ * element 0), for callers that split the elements between threads.
+ */
+void		dropout_forward_range(float *out, const float *inp, float p,
+								  uint64_t seed, long lo, long hi);
+void		dropout_backward_range(float *dinp, const float *dout, float p,
+								   uint64_t seed, long lo, long hi);
+
+/*
  * A seed for one dropout site (a layer and a place in it) from the seed of
  * a training step, so that sites draw independent masks.
  */

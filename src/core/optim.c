@@ -107,6 +107,49 @@ adamw_step(adamw_optimizer *opt, float *params, const float *grads, float lr)
 	}
 }
 
+/* One thread's part of adamw_step_parallel: a slice of every segment. */
+typedef struct adamw_job
+{
+	const adamw_optimizer *opt;
+	float	   *params;
+	const float *grads;
+	float		lr;
+} adamw_job;
+
+static void
+adamw_thread(void *arg, int t, int nthreads)
+{
+	const adamw_job *j = arg;
+	const adamw_optimizer *opt = j->opt;
+
+	for (int i = 0; i < opt->n_segments; i++)
+	{
+		const adamw_segment *s = &opt->segments[i];
+		long		lo = s->n * t / nthreads,
+					hi = s->n * (t + 1) / nthreads;
+
+		adamw_update(j->params + s->offset + lo, j->grads + s->offset + lo,
+					 opt->m + s->offset + lo, opt->v + s->offset + lo, hi - lo,
+					 opt->step, j->lr, opt->beta1, opt->beta2, opt->eps,
+					 s->decay ? opt->weight_decay : 0.0f);
+	}
+}
+
+void
+adamw_step_parallel(adamw_optimizer *opt, float *params, const float *grads,
+					float lr, mmsa_pool *pool)
+{
+	adamw_job	j = {opt, params, grads, lr};
+
+	if (pool == NULL)
+	{
+		adamw_step(opt, params, grads, lr);
+		return;
+	}
+	opt->step++;
+	mmsa_pool_run(pool, adamw_thread, &j);
+}
+
 float
 lr_linear_warmup_decay(long step, long warmup_steps, long total_steps,
 					   float peak_lr)

@@ -16,6 +16,7 @@
 #define MMSA_OPTIM_H
 
 #include "mmsa_error.h"
+#include "threadpool.h"
 
 /* One segment of the parameter buffer: [offset, offset + n). */
 typedef struct adamw_segment
@@ -59,6 +60,14 @@ void		adamw_free(adamw_optimizer *opt);
  */
 void		adamw_step(adamw_optimizer *opt, float *params, const float *grads,
 					   float lr);
+
+/*
+ * adamw_step with every segment split between the threads of pool (NULL:
+ * adamw_step); each parameter is updated as adamw_step updates it, so the
+ * result is the same, bit for bit, whatever the number of threads.
+ */
+void		adamw_step_parallel(adamw_optimizer *opt, float *params,
+								const float *grads, float lr, mmsa_pool *pool);
 
 /*
  * The update of one segment at step t (>= 1), for callers that keep their

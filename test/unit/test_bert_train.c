@@ -13,7 +13,8 @@
  *	   warm-up steps, clipping at 1, dropout 0.1) on a tiny model (2 layers,
  *	   32 wide, vocabulary 100) and a toy task (MLM on arithmetic sequences +
  *	   a two-class labelling) must bring both losses well down,
- *	   deterministically;
+ *	   deterministically, and to the same bytes with a thread pool of 2 and
+ *	   3 threads (bert_train_set_pool, adamw_step_parallel);
  *	 - save -> bert_model_load -> bert_forward gives the pooled output and
  *	   hidden states of the training forward in eval mode, and
  *	   bert_train_load_weights reads the checkpoint back exactly;
@@ -369,8 +370,8 @@ train_tiny(bert_train_model *m, int steps, double *mlm_first, double *mlm_last,
 			return 0;
 		}
 		clip_grad_norm(m->grads, m->n_params, 1.0f);
-		adamw_step(opt, m->params, m->grads,
-				   lr_linear_warmup_decay(step, 6, steps, 1e-2f));
+		adamw_step_parallel(opt, m->params, m->grads,
+							lr_linear_warmup_decay(step, 6, steps, 1e-2f), m->pool);
 		if (step < window)
 		{
 			*mlm_first += lm / window;
@@ -423,6 +424,34 @@ test_smoke_and_roundtrip(const char *tmpdir)
 	else
 		ok(0, "training is deterministic: second run failed");
 	bert_train_free(m2);
+
+	/*
+	 * The elementwise layers and AdamW split between the threads of a pool
+	 * (2 threads, and 3 for uneven slices) give the same bytes as one thread.
+	 */
+	for (int threads = 2; threads <= 3; threads++)
+	{
+		mmsa_pool  *pool = NULL;
+
+		m2 = NULL;
+		if (mmsa_pool_create(threads, &pool, &err) == MMSA_OK &&
+			bert_train_create(&cfg, &opt, 11, &m2, &err) == MMSA_OK)
+		{
+			bert_train_set_pool(m2, pool);
+			if (train_tiny(m2, steps, &again[0], &again[1], &again[2], &again[3], &err))
+				ok(mmsa_pool_size(pool) == threads &&
+				   again[0] == mlm0 && again[1] == mlm1 && again[2] == cls0 && again[3] == cls1 &&
+				   memcmp(m->params, m2->params, m->n_params * sizeof(float)) == 0,
+				   "training with a pool of %d threads gives the same losses and weights, bit for bit",
+				   threads);
+			else
+				ok(0, "training with a pool of %d threads: %s", threads, err.message);
+		}
+		else
+			ok(0, "pool of %d threads and model: %s", threads, err.message);
+		bert_train_free(m2);
+		mmsa_pool_free(pool);
+	}
 
 	/* save -> bert_model_load -> bert_forward */
 	snprintf(dir, sizeof(dir), "%s/bert_train_roundtrip", tmpdir);
