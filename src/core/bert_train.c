@@ -644,22 +644,23 @@ typedef struct range_job
 	long		n;
 } range_job;
 
-/* Thread t's part of [0, n): consecutive, 16-element aligned slices. */
+/* Thread t's part of [0, n): consecutive slices of whole 16-element units. */
 static void
 range_thread(void *arg, int t, int nthreads)
 {
 	const range_job *j = arg;
-	long		lo = (j->n * t / nthreads) & ~15L,
-				hi = t == nthreads - 1 ? j->n : (j->n * (t + 1) / nthreads) & ~15L;
+	long		lo,
+				hi;
 
+	mmsa_pool_share(j->n, t, nthreads, 16, &lo, &hi);
 	if (hi > lo)
 		j->fn(j->args, lo, hi);
 }
 
 /*
  * fn over [0, n) on the threads of m->pool, or on the caller's thread alone
- * without a pool or when the range covers few elements.  Every element is computed as the serial
- * loop computes it, so the split changes no result.
+ * without a pool or when the range covers few elements.  Every element is
+ * computed as the serial loop computes it, so the split changes no result.
  */
 static void
 parallel_range(const bert_train_model *m, long n, long elements, range_fn fn,
@@ -736,6 +737,8 @@ dropout_forward_par(const bert_train_model *m, float *out, const float *inp,
 {
 	elementwise_args a = {.out = out,.inp = inp,.p = p,.seed = seed};
 
+	if (p <= 0.0f && out == inp)
+		return;					/* outside training: nothing to do */
 	parallel_range(m, n, n, dropout_forward_part, &a);
 }
 

@@ -30,20 +30,6 @@ run_parallel(const conv_exec *ex, mmsa_pool_fn fn, void *arg)
 		fn(arg, 0, 1);
 }
 
-/* Share [*lo, *hi) of thread t of n in [0, count), rounded to `align`. */
-static void
-thread_range(int count, int t, int n, int align, int *lo, int *hi)
-{
-	int			units = (count + align - 1) / align;
-
-	*lo = (int) ((long) units * t / n) * align;
-	*hi = (int) ((long) units * (t + 1) / n) * align;
-	if (*lo > count)
-		*lo = count;
-	if (*hi > count)
-		*hi = count;
-}
-
 static int
 exec_threads(const conv_exec *ex)
 {
@@ -532,11 +518,11 @@ static void
 maxpool_thread(void *arg, int t, int n)
 {
 	const maxpool_args *a = arg;
-	int			lo,
+	long		lo,
 				hi;
 
-	thread_range(a->planes, t, n, 1, &lo, &hi);
-	maxpool_range(a, lo, hi);
+	mmsa_pool_share(a->planes, t, n, 1, &lo, &hi);
+	maxpool_range(a, (int) lo, (int) hi);
 }
 
 void
@@ -1353,17 +1339,17 @@ winograd_thread(void *arg, int t, int n)
 	int			T = a->Tn;
 	size_t		per = gemm_packed_floats(a->Cout, a->Cin);
 	int			f2 = a->m == WINOGRAD_F2;
-	int			t0,
+	long		t0,
 				t1,
 				m0 = 0,
 				m1 = a->Cout;
 
-	thread_range(T, t, n, a->phase == 0 ? GEMM_NR : 1, &t0, &t1);
+	mmsa_pool_share(T, t, n, a->phase == 0 ? GEMM_NR : 1, &t0, &t1);
 	if (a->phase == 2)
 	{
 		t0 = 0;
 		t1 = T;
-		thread_range(a->Cout, t, n, GEMM_MR, &m0, &m1);
+		mmsa_pool_share(a->Cout, t, n, GEMM_MR, &m0, &m1);
 	}
 	if (t0 >= t1 || m0 >= m1)
 		return;

@@ -125,9 +125,10 @@ adamw_thread(void *arg, int t, int nthreads)
 	for (int i = 0; i < opt->n_segments; i++)
 	{
 		const adamw_segment *s = &opt->segments[i];
-		long		lo = s->n * t / nthreads,
-					hi = s->n * (t + 1) / nthreads;
+		long		lo,
+					hi;
 
+		mmsa_pool_share(s->n, t, nthreads, 1, &lo, &hi);
 		adamw_update(j->params + s->offset + lo, j->grads + s->offset + lo,
 					 opt->m + s->offset + lo, opt->v + s->offset + lo, hi - lo,
 					 opt->step, j->lr, opt->beta1, opt->beta2, opt->eps,

@@ -219,3 +219,16 @@ mmsa_pool_free(mmsa_pool *p)
 	free(p->workers);
 	free(p);
 }
+
+void
+mmsa_pool_share(long count, int t, int nthreads, int align, long *lo, long *hi)
+{
+	long		units = (count + align - 1) / align;
+
+	*lo = units * t / nthreads * align;
+	*hi = units * (t + 1) / nthreads * align;
+	if (*lo > count)
+		*lo = count;
+	if (*hi > count)
+		*hi = count;
+}

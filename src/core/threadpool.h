@@ -36,6 +36,15 @@ int			mmsa_pool_size(const mmsa_pool *pool);
  */
 void		mmsa_pool_run(mmsa_pool *pool, mmsa_pool_fn fn, void *arg);
 
+/*
+ * Thread t's share [*lo, *hi) of nthreads in [0, count): consecutive
+ * slices of whole units of align elements (the last unit may be short),
+ * as even as those units allow; empty when there are fewer units than
+ * threads.
+ */
+void		mmsa_pool_share(long count, int t, int nthreads, int align,
+							long *lo, long *hi);
+
 /* Stops and joins the workers and frees the pool (NULL is fine). */
 void		mmsa_pool_free(mmsa_pool *pool);
 

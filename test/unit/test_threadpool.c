@@ -5,7 +5,7 @@
  *	  meet while polling (regions back to back) or after sleeping (regions
  *	  apart by more than the polling time, a worker slower than the
  *	  caller), with more threads than cores (pollers must yield), and the
- *	  pool stops cleanly.
+ *	  pool stops cleanly; mmsa_pool_share splits a range between threads.
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -76,6 +76,44 @@ check_regions(mmsa_pool *pool, int count, int gap_ms, int worker_sleep_ms, const
 	   "%d regions %s: every thread ran each exactly once, in order", count, what);
 }
 
+/*
+ * mmsa_pool_share: the threads' shares tile [0, count) in order, each
+ * starting on a whole unit, and differ by at most one unit.
+ */
+static void
+check_shares(void)
+{
+	static const long counts[] = {0, 1, 15, 16, 17, 196, 1000, 12289};
+	int			good = 1;
+
+	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
+		for (int n = 1; n <= 5; n++)
+			for (int align = 1; align <= 16; align *= 4)
+			{
+				long		next = 0,
+							most = 0,
+							least = counts[i] + 1;
+
+				for (int t = 0; t < n; t++)
+				{
+					long		lo,
+								hi;
+
+					mmsa_pool_share(counts[i], t, n, align, &lo, &hi);
+					if (lo != next || hi < lo || (lo < counts[i] && lo % align != 0))
+						good = 0;
+					next = hi;
+					if (hi - lo > most)
+						most = hi - lo;
+					if (hi - lo < least)
+						least = hi - lo;
+				}
+				if (next != counts[i] || most - least > align)
+					good = 0;
+			}
+	ok(good, "mmsa_pool_share: the shares tile the range in whole units, within one unit of each other");
+}
+
 int
 main(void)
 {
@@ -97,5 +135,6 @@ main(void)
 	   "a pool of one thread");
 	mmsa_pool_free(pool);
 	mmsa_pool_free(NULL);
+	check_shares();
 	return tap_done();
 }
