@@ -14,17 +14,11 @@
 #   (after make bench, which exports the weights and installs ONNX Runtime)
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BENCH="$ROOT/build/bench"
+. "$(dirname "$0")/resnet_bench_built.sh"
 ROUNDS=${1:-40}
 B=${2:-1}
 THREADS=${3:-2}
 RUNS=${4:-5}
-
-for f in "$ROOT/build/mmsa" "$BENCH/resnet50/model.safetensors" "$BENCH/resnet50.onnx" \
-	"$BENCH/node_modules/onnxruntime-node"; do
-	[ -e "$f" ] || { echo "alternate_resnet.sh: $f is missing: run make bench first" >&2; exit 1; }
-done
 
 rows=$(mktemp)
 trap 'rm -f "$rows"' EXIT

@@ -10,16 +10,10 @@
 #   (after `make bench`, which exports the weights and installs ONNX Runtime)
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BENCH="$ROOT/build/bench"
+. "$(dirname "$0")/resnet_bench_built.sh"
 B=${1:-1}
 RUNS=${2:-10}
 THREADS=${3:-2}
-
-for f in "$ROOT/build/mmsa" "$BENCH/resnet50/model.safetensors" "$BENCH/resnet50.onnx" \
-	"$BENCH/node_modules/onnxruntime-node"; do
-	[ -e "$f" ] || { echo "resnet_layers.sh: $f is missing: run make bench first" >&2; exit 1; }
-done
 
 c_out=$("$ROOT/build/mmsa" bench resnet --model "$BENCH/resnet50" --batch "$B" --threads "$THREADS" \
 	--runs "$RUNS" --warmup 1 --profile)
