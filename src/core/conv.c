@@ -342,6 +342,232 @@ im2col_pack(const void *ctx, float *bp, int k0, int kc, int n0, int nc)
 }
 
 /*
+ * Phase planes of a stride-2 convolution's input.  For channel c, row
+ * phase a (0 or 1; only 0 for k = 1) and column tap kj, the plane
+ * Q[c][a][kj] (B, Hq, Wo) holds the zero-padded input P at row 2y + a and
+ * column 2x + kj:
+ *
+ *	  Q[c][a][kj][b][y][x] = P[c][b][2y + a - pad][2x + kj - pad]
+ *
+ * with Hq = Ho + (k - 1) / 2 rows.  Row (c, ki, kj) of the im2col
+ * unfolding is then, image by image, plane Q[c][ki % 2][kj] from its row
+ * ki / 2 on: Ho * Wo consecutive floats, packed like a row of a dense
+ * matrix.  The planes are built once per convolution, a stride-2 copy per
+ * output row, where gathering each packed value through the offset
+ * tables cost an eighth to a fifth of the convolution (AVX2 gathers are
+ * slow on AMD cores); for 3x3 kernels they hold 6 rows of Ho + 1 per
+ * channel against the unfolding's 9 rows of Ho.
+ */
+typedef struct phase_planes
+{
+	const float *q;
+	int			B,
+				Ho,
+				Wo,
+				Hq,
+				k,
+				phases;
+} phase_planes;
+
+#define PHASE_ROW_FLOATS 1024
+
+static inline int
+phase_count(int k)
+{
+	return k < 2 ? k : 2;
+}
+
+size_t
+conv2d_work_floats(int Cin, int B, int H, int W, int k, int stride, int pad)
+{
+	int			Ho = conv_out_size(H, k, stride, pad),
+				Wo = conv_out_size(W, k, stride, pad);
+
+	/* stride 2, and a row split in two with its padding fits PHASE_ROW_FLOATS */
+	if (stride != 2 || (pad + 1) / 2 + Wo + k + (W + 1) / 2 > PHASE_ROW_FLOATS)
+		return 0;
+	return (size_t) Cin * phase_count(k) * k * B * (Ho + (k - 1) / 2) * Wo;
+}
+
+typedef struct phase_build_args
+{
+	const conv_exec *ex;
+	float	   *q;
+	const float *inp;
+	int			Cin,
+				Cout,
+				B,
+				H,
+				W,
+				k,
+				pad,
+				Ho,
+				Wo,
+				Hq;
+} phase_build_args;
+
+/*
+ * Deinterleaves an input row: even[i] = row[2i], odd[i] = row[2i + 1] for
+ * the W floats of row (AVX2: 16 at a time).
+ */
+static inline void
+split_even_odd(float *even, float *odd, const float *row, int W)
+{
+	int			i = 0;
+
+#if defined(__AVX2__)
+	for (; 2 * i + 16 <= W; i += 8)
+	{
+		__m256		lo = _mm256_loadu_ps(row + 2 * i),
+					hi = _mm256_loadu_ps(row + 2 * i + 8);
+
+		/* (lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6): 64-bit lanes 0 2 1 3 */
+		__m256d		ev = _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0))),
+					od = _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1)));
+
+		_mm256_storeu_ps(even + i, _mm256_castpd_ps(_mm256_permute4x64_pd(ev, _MM_SHUFFLE(3, 1, 2, 0))));
+		_mm256_storeu_ps(odd + i, _mm256_castpd_ps(_mm256_permute4x64_pd(od, _MM_SHUFFLE(3, 1, 2, 0))));
+	}
+#endif
+	for (; 2 * i < W; i++)
+	{
+		even[i] = row[2 * i];
+		if (2 * i + 1 < W)
+			odd[i] = row[2 * i + 1];
+	}
+}
+
+/*
+ * The planes of one channel, inp (B, H, W), into q (plane floats apart,
+ * each (B, Hq, Wo); plane (phase, kj) at phase * k + kj), rows r0 .. r1-1
+ * (b * Hq + y).  Each input row is split once into its even and odd
+ * pixels, held between zeros for the padding; the row of tap kj is then
+ * a copy from one of the two, at x + (kj - pad) / 2 (rounded down).  Row
+ * y of the two phases reads input rows 2y - pad and 2y + 1 - pad, so the
+ * input is read in order.
+ */
+static void
+phase_planes_fill(float *q, size_t plane, const float *inp, const phase_build_args *a,
+				  long r0, long r1)
+{
+	float		split[2][PHASE_ROW_FLOATS];
+	int			W = a->W,
+				Wo = a->Wo,
+				k = a->k,
+				phases = phase_count(k),
+				margin = (a->pad + 1) / 2;	/* zeros before pixel 0 */
+
+	/* the zeros around the pixels, as far as the copies read (rows rewrite only the pixels) */
+	int			used = margin + (W + 1) / 2 + Wo + k;
+
+	memset(split[0], 0, sizeof(float) * used);
+	memset(split[1], 0, sizeof(float) * used);
+	for (long r = r0, b = r0 / a->Hq, y = r0 % a->Hq; r < r1; r++)
+	{
+		for (int phase = 0; phase < phases; phase++)
+		{
+			float	   *d = q + (size_t) phase * k * plane + (size_t) r * Wo;
+			long		iy = 2 * y + phase - a->pad;
+
+			if (iy < 0 || iy >= a->H)
+			{
+				for (int kj = 0; kj < k; kj++)
+					memset(d + kj * plane, 0, sizeof(float) * Wo);
+				continue;
+			}
+			split_even_odd(split[0] + margin, split[1] + margin,
+						   inp + ((size_t) b * a->H + iy) * W, W);
+			for (int kj = 0; kj < k; kj++)
+			{
+				/* column x reads pixel 2x + j: split[j mod 2][x + floor(j / 2)] */
+				int			j = kj - a->pad,
+							parity = j & 1,
+							shift = (j - parity) / 2;
+
+				memcpy(d + kj * plane, split[parity] + margin + shift, sizeof(float) * Wo);
+			}
+		}
+		if (++y == a->Hq)
+		{
+			y = 0;
+			b++;
+		}
+	}
+}
+
+/*
+ * The threads build the planes' rows that their share of the product
+ * reads (gemm_thread_share), so that the packing finds them in its own
+ * core's cache: rows (b, y) of every plane, numbered b * Hq + y, from the
+ * one of the first output column of the share on.
+ */
+static void
+phase_build_thread(void *arg, int t, int n)
+{
+	const phase_build_args *a = arg;
+	int			phases = phase_count(a->k),
+				HoWo = a->Ho * a->Wo,
+				N = a->B * HoWo;
+	size_t		plane = (size_t) a->B * a->Hq * a->Wo;
+	int			m0,
+				m1,
+				n0,
+				n1;
+	long		r0,
+				r1;
+
+	gemm_thread_share(a->Cout, N, t, n, &m0, &m1, &n0, &n1);
+	if (n0 == 0 && n1 == N)		/* shared by rows of the weights: any split */
+		mmsa_pool_share((long) a->B * a->Hq, t, n, 1, &r0, &r1);
+	else
+	{
+		r0 = (long) (n0 / HoWo) * a->Hq + n0 % HoWo / a->Wo;
+		r1 = (long) (n1 / HoWo) * a->Hq + n1 % HoWo / a->Wo;
+	}
+	for (int i = 0; i < a->Cin; i++)
+		phase_planes_fill(a->q + (size_t) i * phases * a->k * plane, plane,
+						  a->inp + (size_t) i * a->B * a->H * a->W, a, r0, r1);
+}
+
+/* gemm_b_source.pack of the unfolding, read from the phase planes. */
+static void
+phase_pack(const void *ctx, float *bp, int k0, int kc, int n0, int nc)
+{
+	const phase_planes *s = ctx;
+	int			taps = s->k * s->k,
+				HoWo = s->Ho * s->Wo,
+				b = n0 / HoWo,
+				p = n0 % HoWo;
+	size_t		image = (size_t) s->Hq * s->Wo,
+				plane = (size_t) s->B * image;
+	float		line[GEMM_NC];
+
+	for (int kk = 0; kk < kc; kk++)
+	{
+		int			r = k0 + kk,
+					ki = r / s->k % s->k,
+					kj = r % s->k;
+		const float *q = s->q + ((size_t) ((r / taps) * s->phases + ki % 2) * s->k + kj) * plane +
+			(size_t) (ki / 2) * s->Wo;
+
+		if (p + nc <= HoWo)
+			gemm_pack_b_row(bp, q + b * image + p, kc, kk, nc);
+		else
+		{
+			/* the block runs into the next image(s) */
+			for (int x = 0, bb = b, pp = p; x < nc; bb++, pp = 0)
+			{
+				int			len = nc - x < HoWo - pp ? nc - x : HoWo - pp;
+
+				memcpy(line + x, q + bb * image + pp, sizeof(float) * len);
+				x += len;
+			}
+			gemm_pack_b_row(bp, line, kc, kk, nc);
+		}
+	}
+}
+
+/*
  * One product of a convolution, split between the threads:
  * C (M, N) = act(Ap x B + ...), see gemm_packed_range.
  */
@@ -392,24 +618,41 @@ run_product(const conv_exec *ex, float *C, size_t ldc, const float *Ap,
 /*
  * Convolution (see conv.h).  A 1x1 stride-1 convolution multiplies the
  * weights with the whole batch in place; any other is the same product
- * with the im2col unfolding of the batch as B, gathered block by block
- * into the packing buffers (im2col_pack).  Bias, residual and ReLU are
- * applied by the product as it stores.
+ * with the im2col unfolding of the batch as B: read from phase planes
+ * built in `work` for stride 2 when it has room, else gathered block by
+ * block into the packing buffers (im2col_pack).  Bias, residual and ReLU
+ * are applied by the product as it stores.
  */
 void
 conv2d_forward(const conv_exec *ex, float *out, const float *inp, const float *weight,
 			   const float *bias, const float *residual, int relu,
 			   int B, int Cin, int H, int W, int Cout,
-			   int k, int stride, int pad)
+			   int k, int stride, int pad, float *work, size_t work_floats)
 {
 	int			Ho = conv_out_size(H, k, stride, pad);
 	int			Wo = conv_out_size(W, k, stride, pad);
 	size_t		N = (size_t) B * Ho * Wo;
 	int			K = Cin * k * k;
+	size_t		phase_floats = conv2d_work_floats(Cin, B, H, W, k, stride, pad);
 
 	if (k == 1 && stride == 1 && pad == 0)
 		run_product(ex, out, N, weight, inp, N, NULL, Cout, (int) N, Cin,
 					bias, residual, N, relu);
+	else if (phase_floats > 0 && work && work_floats >= phase_floats)
+	{
+		int			Hq = Ho + (k - 1) / 2;
+		phase_build_args pa = {ex, work, inp, Cin, Cout, B, H, W, k, pad, Ho, Wo, Hq};
+		phase_planes ps = {work, B, Ho, Wo, Hq, k, phase_count(k)};
+		gemm_b_source src = {phase_pack, &ps};
+
+		run_parallel(ex, phase_build_thread, &pa);
+		if (k == 1)				/* one plane a channel: a dense (Cin, N) */
+			run_product(ex, out, N, weight, work, N, NULL, Cout, (int) N, K,
+						bias, residual, N, relu);
+		else
+			run_product(ex, out, N, weight, NULL, 0, &src, Cout, (int) N, K,
+						bias, residual, N, relu);
+	}
 	else
 	{
 		im2col_source is = {inp, B, H, W, k, stride, pad, Ho, Wo};

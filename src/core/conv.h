@@ -7,7 +7,8 @@
  * stride-1 convolution of the whole batch is one matrix product
  * out = W (Cout, Cin) x inp (Cin, B*H*W) with no copying, and a k x k
  * convolution is the same product over the im2col unfolding, gathered as
- * the product packs it.  The products run on
+ * the product packs it (stride 2: copied from the input's phase planes,
+ * every other pixel).  The products run on
  * gemm.c with the weights packed once at load (conv2d_weight_pack,
  * winograd_weight_pack), split between the threads of a conv_exec.
  */
@@ -59,16 +60,20 @@ conv_out_size(int in, int k, int stride, int pad)
  * inp: (Cin, B, H, W), weight: (Cout, Cin, k, k) packed by conv2d_weight_pack,
  * bias: (Cout) or NULL,
  * residual: (Cout, B, Ho, Wo) or NULL (added before the ReLU), relu: 0/1.
- * Zero padding of `pad` on every side.  A k x k convolution needs no work
- * buffer: its im2col unfolding is gathered block by block into the
- * packing buffers of ex (through offset tables when output rows are
- * short: B * H * W must fit in an int).  out must not overlap inp; residual may be out
- * itself only where gemm_residual_in_place_ok(Cin * k * k).
+ * Zero padding of `pad` on every side.  A stride-2 convolution given a
+ * work buffer of conv2d_work_floats floats reads its input through phase
+ * planes built there (plain copies of every other pixel); without one,
+ * or for other strides, the im2col unfolding is gathered block by block
+ * into the packing buffers of ex (through offset tables when output rows
+ * are short: B * H * W must fit in an int).  The results are the same
+ * floats either way.  out must not overlap inp or work; residual may be
+ * out itself only where gemm_residual_in_place_ok(Cin * k * k).
  */
+size_t		conv2d_work_floats(int Cin, int B, int H, int W, int k, int stride, int pad);
 void		conv2d_forward(const conv_exec *ex, float *out, const float *inp, const float *weight,
 						   const float *bias, const float *residual, int relu,
 						   int B, int Cin, int H, int W, int Cout,
-						   int k, int stride, int pad);
+						   int k, int stride, int pad, float *work, size_t work_floats);
 
 /*
  * Winograd convolutions for 3x3 stride-1 pad-1 convolutions, F(m x m, 3x3)

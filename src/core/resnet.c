@@ -26,12 +26,13 @@
 
 #define RESNET_MAX_BATCH 1024
 /*
- * Tiles per image of 64 channels that the pass buffer (Winograd's V) holds
- * for the convolutions that find too little room free in the activations'
- * buffer.  Larger transforms are done in passes (groups of tiles), which
- * change no result.  About 288 KiB: 32 tiles of the 56x56 Winograd
- * layers.  The other convolutions need no buffer (conv2d_forward gathers
- * as it packs).
+ * Tiles per image of 64 channels that the pass buffer holds of Winograd's
+ * V for the convolutions that find too little room free in the
+ * activations' buffer.  Larger transforms are done in passes (groups of
+ * tiles), which change no result.  About 288 KiB: 32 tiles of the 56x56
+ * Winograd layers.  The pass buffer also holds the phase planes of the
+ * stride-2 convolutions (conv2d_work_floats), whole; the 1x1 stride-1
+ * ones need no buffer.
  */
 #define RESNET_PASS_TILES 32
 
@@ -547,6 +548,7 @@ free_workspace(resnet_model *m)
 	m->col = NULL;
 	m->work_floats = 0;
 	m->col_floats = 0;
+	m->v_floats = 0;
 	m->ws_batch = 0;
 }
 
@@ -631,7 +633,8 @@ block_work_floats(const resnet_block *b, const block_sizes *s)
 /*
  * Floats of pass buffer convolution c over H x H needs for B images: for
  * Winograd, all of its transform when that is at most cap, else cap, but
- * never less than one tile; none for the others.
+ * never less than one tile; for stride 2, its phase planes; none for the
+ * others.
  */
 static size_t
 pass_floats(const resnet_conv *c, int H, int B, size_t cap)
@@ -646,8 +649,8 @@ pass_floats(const resnet_conv *c, int H, int B, size_t cap)
 		need = winograd_floats(C, B, H, H, c->winograd);
 		least = winograd_pass_floats(C, 1, c->winograd);
 	}
-	else
-		return 0;				/* gathered as packed: no buffer */
+	else						/* stride 2: the phase planes, whole */
+		return conv2d_work_floats(c->cin, B, H, H, c->k, c->stride, c->pad);
 	if (need > cap)
 		need = cap;
 	return need > least ? need : least;
@@ -664,6 +667,7 @@ ensure_workspace(resnet_model *m, int B, mmsa_error *err)
 	size_t		cap = winograd_pass_floats(64, RESNET_PASS_TILES * B, WINOGRAD_F4);
 	size_t		work,
 				col = 0,
+				v = 0,			/* Winograd's part of col */
 				need;
 	int			H = RESNET_IMAGE_SIZE;
 	int			C;
@@ -697,6 +701,8 @@ ensure_workspace(resnet_model *m, int B, mmsa_error *err)
 			col = need;
 		if ((need = pass_floats(&b->conv2, s.H1, B, cap)) > col)
 			col = need;
+		if (b->conv2.winograd && need > v)
+			v = need;
 		if ((need = pass_floats(&b->conv3, s.H2, B, cap)) > col)
 			col = need;
 		if (b->has_downsample && (need = pass_floats(&b->downsample, H, B, cap)) > col)
@@ -719,6 +725,7 @@ ensure_workspace(resnet_model *m, int B, mmsa_error *err)
 	}
 	m->work_floats = work;
 	m->col_floats = col;
+	m->v_floats = v;
 	m->ws_batch = B;
 	return MMSA_OK;
 }
@@ -738,7 +745,7 @@ resnet_input_slot(resnet_model *m, mmsa_error *err)
 /*
  * Runs one convolution of the model over (cin, B, H, W) into out, with
  * spare_floats floats free at spare (see above; a Winograd convolution
- * uses them and the pass buffer, the others need neither).
+ * uses them and the pass buffer, a stride-2 one the pass buffer).
  */
 static void
 conv_forward_one(resnet_model *m, const resnet_conv *c, float *out, const float *inp,
@@ -749,10 +756,10 @@ conv_forward_one(resnet_model *m, const resnet_conv *c, float *out, const float 
 	{
 		float	   *V = m->col,
 				   *M = spare;
-		size_t		vf = m->col_floats,
+		size_t		vf = m->v_floats,
 					mf = spare_floats;
 
-		if (spare_floats >= 2 * m->col_floats)
+		if (spare_floats >= 2 * m->v_floats)
 		{
 			V = spare;
 			vf = spare_floats / 2;
@@ -764,7 +771,8 @@ conv_forward_one(resnet_model *m, const resnet_conv *c, float *out, const float 
 	}
 	else
 		conv2d_forward(&m->exec, out, inp, c->weight, c->bias, residual, relu,
-					   B, c->cin, H, H, c->cout, c->k, c->stride, c->pad);
+					   B, c->cin, H, H, c->cout, c->k, c->stride, c->pad,
+					   m->col, m->col_floats);
 }
 
 /* conv_forward_one, timed into m->profile when that is set. */

@@ -7,6 +7,7 @@
  *
  *	  Scratch files go to $MMSA_TMP (default /tmp).
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,7 +109,7 @@ test_conv_layers(const conv_exec *ex)
 			bias[i] = frand(&seed);
 		conv_direct(want, inp, w, bias, B, Cin, H, W, Cout, k, s, p);
 		conv2d_weight_pack(wp, w, Cout, Cin, k);
-		conv2d_forward(ex, got, inp, wp, bias, NULL, 0, B, Cin, H, W, Cout, k, s, p);
+		conv2d_forward(ex, got, inp, wp, bias, NULL, 0, B, Cin, H, W, Cout, k, s, p, NULL, 0);
 		snprintf(name, sizeof(name), "conv2d_forward k=%d s=%d p=%d vs direct loops (%d threads)",
 				 k, s, p, ex->nthreads);
 		tap_close_within(want, got, (long) nout, tol, name);
@@ -121,8 +122,37 @@ test_conv_layers(const conv_exec *ex)
 
 			for (size_t i = 0; i < nout; i++)
 				res[i] = 0.5f;
-			conv2d_forward(ex, got, inp, wp, bias, res, 1, B, Cin, H, W, Cout, k, s, p);
+			conv2d_forward(ex, got, inp, wp, bias, res, 1, B, Cin, H, W, Cout, k, s, p, NULL, 0);
 			tap_close_within(want, got, (long) nout, tol, "conv2d_forward + residual + ReLU");
+
+			/*
+			 * stride 2 with a work buffer: through the phase planes, the
+			 * very floats of the gathered unfolding; one float short of
+			 * the buffer it needs, the gathering again
+			 */
+			if (s == 2)
+			{
+				size_t		wf = conv2d_work_floats(Cin, B, H, W, k, s, p);
+				float	   *work = malloc(sizeof(float) * (wf + 1)),
+						   *got3 = malloc(sizeof(float) * nout);
+
+				for (size_t i = 0; i <= wf; i++)
+					work[i] = NAN;	/* any float the planes leave unset shows */
+				conv2d_forward(ex, got3, inp, wp, bias, res, 1, B, Cin, H, W, Cout, k, s, p, work, wf);
+				snprintf(name, sizeof(name), "conv2d_forward k=%d s=%d p=%d through phase planes: bit-identical",
+						 k, s, p);
+				ok(memcmp(got, got3, sizeof(float) * nout) == 0, "%s", name);
+				ok(!isnan(work[0]) && !isnan(work[wf - 1]) && isnan(work[wf]),
+				   "the phase planes fill conv2d_work_floats, no more");
+				memset(got3, 0, sizeof(float) * nout);
+				for (size_t i = 0; i <= wf; i++)
+					work[i] = NAN;
+				conv2d_forward(ex, got3, inp, wp, bias, res, 1, B, Cin, H, W, Cout, k, s, p, work, wf - 1);
+				ok(memcmp(got, got3, sizeof(float) * nout) == 0 && isnan(work[0]) && isnan(work[wf - 1]),
+				   "conv2d_forward k=%d s=%d p=%d: a work buffer too small is not used", k, s, p);
+				free(work);
+				free(got3);
+			}
 
 			/*
 			 * the unfolding gathered as it is packed gives the very floats
