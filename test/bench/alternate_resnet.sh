@@ -6,9 +6,10 @@
 #   swing: prints the median over rounds of each round's C / ORT ratio (of
 #   the two medians, and of the two minimums), and each tool's fastest
 #   round.  make bench's three rounds of 20 are a snapshot; this is the
-#   figure to decide by.  Two copies of the same binary, alternated the same
-#   way over 20 to 30 rounds, differed by up to 4% here: read differences
-#   of a few percent over fewer than about 60 rounds as noise.
+#   figure to decide by, and make bench ends with a run of 60 rounds of
+#   it.  Two copies of the same binary, alternated the same way over 20 to
+#   30 rounds, differed by up to 4% here: read differences of a few
+#   percent over fewer than about 60 rounds as noise.
 #
 #   usage: test/bench/alternate_resnet.sh [ROUNDS (40)] [BATCH (1)] [THREADS (2)] [RUNS (5)]
 #   (after make bench, which exports the weights and installs ONNX Runtime)

@@ -8,9 +8,13 @@
 #   that load from other processes hits them alike.  Prints each line, then
 #   per batch the median milliseconds per image over the rounds and the
 #   median over rounds of each round's ratios C / ORT and C / PyTorch, and
-#   the OpenBLAS kernel.
+#   the OpenBLAS kernel.  Three rounds of 20 passes are a snapshot of this
+#   noisy machine (their batch-1 C / ORT has ranged from 0.80 to 1.26 in one
+#   run), so it then prints C against ONNX Runtime alone at batch 1 over
+#   ALT_ROUNDS (60) short alternating rounds (alternate_resnet.sh), the
+#   figure to decide by; ALT_ROUNDS=0 leaves it out.
 #
-#   usage: test/bench/bench_resnet.sh   (after make; RUNS1/RUNS16/ROUNDS override the counts)
+#   usage: test/bench/bench_resnet.sh   (after make; RUNS1/RUNS16/ROUNDS/ALT_ROUNDS override the counts)
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -20,6 +24,7 @@ THREADS=${THREADS:-2}
 RUNS1=${RUNS1:-20}
 RUNS16=${RUNS16:-5}
 ROUNDS=${ROUNDS:-3}
+ALT_ROUNDS=${ALT_ROUNDS:-60}
 
 die()
 {
@@ -104,3 +109,7 @@ for B in 1 16; do
 done
 echo "(medians over $ROUNDS rounds of each tool's median; ratios: median over rounds of each round's ratio)"
 echo "OpenBLAS kernel (loaded; ResNet's products run on gemm.c, not OpenBLAS): $(field corename "$c_line")"
+if [ "$ORT_OK" = 1 ] && [ "$ALT_ROUNDS" -gt 0 ]; then
+	echo "C against ONNX Runtime alone, alternating (test/bench/alternate_resnet.sh $ALT_ROUNDS 1 $THREADS):"
+	"$ROOT/test/bench/alternate_resnet.sh" "$ALT_ROUNDS" 1 "$THREADS" | sed 's/^/  /'
+fi
