@@ -84,6 +84,29 @@ conv2d_weight_pack(float *packed, const float *w, int Cout, int Cin, int k)
 	gemm_pack_a(packed, w, Cout, Cin * k * k, (size_t) Cin * k * k);
 }
 
+#if defined(__AVX2__)
+/*
+ * The even (odd) floats of the 16 in lo, hi, in order: the shuffle gives
+ * (lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6), whose 64-bit lanes 0 2 1 3 are
+ * then put in order.
+ */
+static inline __m256
+even8(__m256 lo, __m256 hi)
+{
+	__m256d		v = _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0)));
+
+	return _mm256_castpd_ps(_mm256_permute4x64_pd(v, _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+static inline __m256
+odd8(__m256 lo, __m256 hi)
+{
+	__m256d		v = _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1)));
+
+	return _mm256_castpd_ps(_mm256_permute4x64_pd(v, _MM_SHUFFLE(3, 1, 2, 0)));
+}
+#endif
+
 /*
  * dst[i] = src[2i] for i < n: every other float, 8 at a time with AVX2
  * (reads src[0 .. 2n-2] only).
@@ -95,15 +118,8 @@ copy_stride2(float *dst, const float *src, int n)
 
 #if defined(__AVX2__)
 	for (; i + 8 <= n && 2 * i + 16 <= 2 * n - 1; i += 8)
-	{
-		__m256		lo = _mm256_loadu_ps(src + 2 * i),
-					hi = _mm256_loadu_ps(src + 2 * i + 8);
-		/* (lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6) -> (lo0 lo2 lo4 lo6 hi0 hi2 hi4 hi6) */
-		__m256		ev = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
-
-		_mm256_storeu_ps(dst + i, _mm256_castpd_ps(
-												   _mm256_permute4x64_pd(_mm256_castps_pd(ev), _MM_SHUFFLE(3, 1, 2, 0))));
-	}
+		_mm256_storeu_ps(dst + i, even8(_mm256_loadu_ps(src + 2 * i),
+										_mm256_loadu_ps(src + 2 * i + 8)));
 #endif
 	for (; i < n; i++)
 		dst[i] = src[2 * i];
@@ -352,21 +368,27 @@ im2col_pack(const void *ctx, float *bp, int k0, int kc, int n0, int nc)
  * with Hq = Ho + (k - 1) / 2 rows.  Row (c, ki, kj) of the im2col
  * unfolding is then, image by image, plane Q[c][ki % 2][kj] from its row
  * ki / 2 on: Ho * Wo consecutive floats, packed like a row of a dense
- * matrix.  The planes are built once per convolution, a stride-2 copy per
- * output row, where gathering each packed value through the offset
- * tables cost an eighth to a fifth of the convolution (AVX2 gathers are
- * slow on AMD cores); for 3x3 kernels they hold 6 rows of Ho + 1 per
- * channel against the unfolding's 9 rows of Ho.
+ * matrix.  The planes are built once per convolution (phase_planes_fill),
+ * where gathering each packed value through the offset tables cost an
+ * eighth to a fifth of the convolution (AVX2 gathers are slow on AMD
+ * cores); for 3x3 kernels they hold 6 rows of Ho + 1 per channel against
+ * the unfolding's 9 rows of Ho.  q holds plane (c, a, kj) at index
+ * (c * phase_count(k) + a) * k + kj, each of phase_plane_floats.
  */
 typedef struct phase_planes
 {
-	const float *q;
-	int			B,
+	float	   *q;
+	const float *inp;			/* (Cin, B, H, W) */
+	int			Cin,
+				Cout,			/* rows of the product (its thread split) */
+				B,
+				H,
+				W,
+				k,
+				pad,
 				Ho,
 				Wo,
-				Hq,
-				k,
-				phases;
+				Hq;
 } phase_planes;
 
 #define PHASE_ROW_FLOATS 1024
@@ -389,22 +411,12 @@ conv2d_work_floats(int Cin, int B, int H, int W, int k, int stride, int pad)
 	return (size_t) Cin * phase_count(k) * k * B * (Ho + (k - 1) / 2) * Wo;
 }
 
-typedef struct phase_build_args
+/* Floats of one plane: (B, Hq, Wo). */
+static inline size_t
+phase_plane_floats(const phase_planes *s)
 {
-	const conv_exec *ex;
-	float	   *q;
-	const float *inp;
-	int			Cin,
-				Cout,
-				B,
-				H,
-				W,
-				k,
-				pad,
-				Ho,
-				Wo,
-				Hq;
-} phase_build_args;
+	return (size_t) s->B * s->Hq * s->Wo;
+}
 
 /*
  * Deinterleaves an input row: even[i] = row[2i], odd[i] = row[2i + 1] for
@@ -421,12 +433,8 @@ split_even_odd(float *even, float *odd, const float *row, int W)
 		__m256		lo = _mm256_loadu_ps(row + 2 * i),
 					hi = _mm256_loadu_ps(row + 2 * i + 8);
 
-		/* (lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6): 64-bit lanes 0 2 1 3 */
-		__m256d		ev = _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0))),
-					od = _mm256_castps_pd(_mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1)));
-
-		_mm256_storeu_ps(even + i, _mm256_castpd_ps(_mm256_permute4x64_pd(ev, _MM_SHUFFLE(3, 1, 2, 0))));
-		_mm256_storeu_ps(odd + i, _mm256_castpd_ps(_mm256_permute4x64_pd(od, _MM_SHUFFLE(3, 1, 2, 0))));
+		_mm256_storeu_ps(even + i, even8(lo, hi));
+		_mm256_storeu_ps(odd + i, odd8(lo, hi));
 	}
 #endif
 	for (; 2 * i < W; i++)
@@ -447,7 +455,7 @@ split_even_odd(float *even, float *odd, const float *row, int W)
  * input is read in order.
  */
 static void
-phase_planes_fill(float *q, size_t plane, const float *inp, const phase_build_args *a,
+phase_planes_fill(float *q, size_t plane, const float *inp, const phase_planes *a,
 				  long r0, long r1)
 {
 	float		split[2][PHASE_ROW_FLOATS];
@@ -504,11 +512,11 @@ phase_planes_fill(float *q, size_t plane, const float *inp, const phase_build_ar
 static void
 phase_build_thread(void *arg, int t, int n)
 {
-	const phase_build_args *a = arg;
+	const phase_planes *a = arg;
 	int			phases = phase_count(a->k),
 				HoWo = a->Ho * a->Wo,
 				N = a->B * HoWo;
-	size_t		plane = (size_t) a->B * a->Hq * a->Wo;
+	size_t		plane = phase_plane_floats(a);
 	int			m0,
 				m1,
 				n0,
@@ -539,7 +547,7 @@ phase_pack(const void *ctx, float *bp, int k0, int kc, int n0, int nc)
 				b = n0 / HoWo,
 				p = n0 % HoWo;
 	size_t		image = (size_t) s->Hq * s->Wo,
-				plane = (size_t) s->B * image;
+				plane = phase_plane_floats(s);
 	float		line[GEMM_NC];
 
 	for (int kk = 0; kk < kc; kk++)
@@ -547,7 +555,7 @@ phase_pack(const void *ctx, float *bp, int k0, int kc, int n0, int nc)
 		int			r = k0 + kk,
 					ki = r / s->k % s->k,
 					kj = r % s->k;
-		const float *q = s->q + ((size_t) ((r / taps) * s->phases + ki % 2) * s->k + kj) * plane +
+		const float *q = s->q + ((size_t) ((r / taps) * phase_count(s->k) + ki % 2) * s->k + kj) * plane +
 			(size_t) (ki / 2) * s->Wo;
 
 		if (p + nc <= HoWo)
@@ -641,11 +649,10 @@ conv2d_forward(const conv_exec *ex, float *out, const float *inp, const float *w
 	else if (phase_floats > 0 && work && work_floats >= phase_floats)
 	{
 		int			Hq = Ho + (k - 1) / 2;
-		phase_build_args pa = {ex, work, inp, Cin, Cout, B, H, W, k, pad, Ho, Wo, Hq};
-		phase_planes ps = {work, B, Ho, Wo, Hq, k, phase_count(k)};
+		phase_planes ps = {work, inp, Cin, Cout, B, H, W, k, pad, Ho, Wo, Hq};
 		gemm_b_source src = {phase_pack, &ps};
 
-		run_parallel(ex, phase_build_thread, &pa);
+		run_parallel(ex, phase_build_thread, &ps);
 		if (k == 1)				/* one plane a channel: a dense (Cin, N) */
 			run_product(ex, out, N, weight, work, N, NULL, Cout, (int) N, K,
 						bias, residual, N, relu);
