@@ -26,13 +26,13 @@
 
 #define RESNET_MAX_BATCH 1024
 /*
- * Tiles per image of 64 channels that the pass buffer holds of Winograd's
- * V for the convolutions that find too little room free in the
- * activations' buffer.  Larger transforms are done in passes (groups of
- * tiles), which change no result.  About 288 KiB: 32 tiles of the 56x56
- * Winograd layers.  The pass buffer also holds the phase planes of the
- * stride-2 convolutions (conv2d_work_floats), whole; the 1x1 stride-1
- * ones need no buffer.
+ * The pass buffer holds the phase planes of the stride-2 convolutions
+ * (conv2d_work_floats), whole, and at least this many tiles per image of
+ * 64 channels of Winograd's V (about 288 KiB: 32 tiles of the 56x56
+ * layers); the 1x1 stride-1 convolutions need no buffer.  Winograd
+ * convolutions use all of it (winograd_placement), and do larger
+ * transforms in passes (groups of tiles), which change no result.  The
+ * stem's planes (2.1 MB an image) make it larger than this.
  */
 #define RESNET_PASS_TILES 32
 
@@ -548,7 +548,6 @@ free_workspace(resnet_model *m)
 	m->col = NULL;
 	m->work_floats = 0;
 	m->col_floats = 0;
-	m->v_floats = 0;
 	m->ws_batch = 0;
 }
 
@@ -581,9 +580,10 @@ resnet_model_free(resnet_model *m)
  * The next block's input is where Y is.  The buffer is sized by the
  * largest such set, not by four copies of the largest activation.
  *
- * What a Winograd convolution leaves free of the buffer (the spare) holds
- * its V and M; else the pass buffer col holds V, with M in the spare,
- * which every Winograd convolution is given room for.
+ * A Winograd convolution's V and M go in what it leaves free of the buffer
+ * (the spare) and in the pass buffer col, whichever way gives the largest
+ * passes (winograd_placement); every one is given room for a tile of M in
+ * the spare, and col for a tile of V.
  */
 typedef struct block_sizes
 {
@@ -667,7 +667,6 @@ ensure_workspace(resnet_model *m, int B, mmsa_error *err)
 	size_t		cap = winograd_pass_floats(64, RESNET_PASS_TILES * B, WINOGRAD_F4);
 	size_t		work,
 				col = 0,
-				v = 0,			/* Winograd's part of col */
 				need;
 	int			H = RESNET_IMAGE_SIZE;
 	int			C;
@@ -701,8 +700,6 @@ ensure_workspace(resnet_model *m, int B, mmsa_error *err)
 			col = need;
 		if ((need = pass_floats(&b->conv2, s.H1, B, cap)) > col)
 			col = need;
-		if (b->conv2.winograd && need > v)
-			v = need;
 		if ((need = pass_floats(&b->conv3, s.H2, B, cap)) > col)
 			col = need;
 		if (b->has_downsample && (need = pass_floats(&b->downsample, H, B, cap)) > col)
@@ -725,7 +722,6 @@ ensure_workspace(resnet_model *m, int B, mmsa_error *err)
 	}
 	m->work_floats = work;
 	m->col_floats = col;
-	m->v_floats = v;
 	m->ws_batch = B;
 	return MMSA_OK;
 }
@@ -743,6 +739,54 @@ resnet_input_slot(resnet_model *m, mmsa_error *err)
 }
 
 /*
+ * Where a Winograd convolution puts V (its transformed input) and M (its
+ * products), of the pass buffer col (free during a Winograd convolution)
+ * and the spare: the placement of the three below that holds the most
+ * tiles per pass, the first of them on a tie.  The first always holds a
+ * tile (ensure_workspace); the others count only when they hold more.
+ * Larger passes stream the weights fewer times (the 56x56 layers of
+ * blocks 2 and 3 went from passes of 32 tiles to 2 passes); at equal
+ * passes, V in col and M in the spare measured faster than both in the
+ * spare.
+ */
+static int
+winograd_placement(const resnet_model *m, const resnet_conv *c, float *spare,
+				   size_t spare_floats, float **V, size_t *vf, float **M, size_t *mf)
+{
+	size_t		half = m->col_floats / 2;
+	struct
+	{
+		float	   *V;
+		size_t		vf;
+		float	   *M;
+		size_t		mf;
+	}			way[3] = {
+		{m->col, m->col_floats, spare, spare_floats},
+		{m->col, half, m->col + half, m->col_floats - half},
+		{spare, spare_floats / 2, spare + spare_floats / 2, spare_floats - spare_floats / 2},
+	};
+	int			best = -1,
+				best_tiles = 0;
+
+	for (int i = 0; i < 3; i++)
+	{
+		int			tiles = winograd_pass_tiles(c->cin, c->cout, way[i].vf, way[i].mf,
+												c->winograd);
+
+		if (tiles > best_tiles)
+		{
+			best = i;
+			best_tiles = tiles;
+		}
+	}
+	*V = way[best].V;
+	*vf = way[best].vf;
+	*M = way[best].M;
+	*mf = way[best].mf;
+	return best_tiles;
+}
+
+/*
  * Runs one convolution of the model over (cin, B, H, W) into out, with
  * spare_floats floats free at spare (see above; a Winograd convolution
  * uses them and the pass buffer, a stride-2 one the pass buffer).
@@ -754,18 +798,12 @@ conv_forward_one(resnet_model *m, const resnet_conv *c, float *out, const float 
 {
 	if (c->winograd)
 	{
-		float	   *V = m->col,
-				   *M = spare;
-		size_t		vf = m->v_floats,
-					mf = spare_floats;
+		float	   *V,
+				   *M;
+		size_t		vf,
+					mf;
 
-		if (spare_floats >= 2 * m->v_floats)
-		{
-			V = spare;
-			vf = spare_floats / 2;
-			M = spare + vf;
-			mf = spare_floats - vf;
-		}
+		winograd_placement(m, c, spare, spare_floats, &V, &vf, &M, &mf);
 		conv2d_winograd_forward(&m->exec, out, inp, c->weight, c->bias, residual, relu,
 								B, c->cin, H, H, c->cout, V, vf, M, mf, c->winograd);
 	}

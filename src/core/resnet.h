@@ -118,14 +118,12 @@ typedef struct resnet_model
 	/*
 	 * work buffers, grown to the largest chunk seen: the activations (laid
 	 * out from both ends, resnet.c) and a pass buffer of col_floats: the
-	 * phase planes of the stride-2 convolutions, and Winograd's V (at most
-	 * v_floats of it) for the convolutions that find too little of the
-	 * former free; slot: see resnet_input_slot
+	 * phase planes of the stride-2 convolutions, and Winograd's V, or V
+	 * and M (resnet.c: winograd_placement); slot: see resnet_input_slot
 	 */
 	int			ws_batch;
 	size_t		work_floats;
 	size_t		col_floats;
-	size_t		v_floats;
 	float	   *work;
 	float	   *col;
 	float	   *slot;
