@@ -23,10 +23,14 @@
  * K, so the slice of a k block is contiguous.  Tiles at the right and
  * bottom edges are computed whole (B's panel and A's panel are zero
  * padded) and only their valid part is stored; panels of at most 8 valid
- * columns use a 6 x 8 kernel, and a last panel of at most 4 is done
- * column by column over 8 row panels at once (tail_columns), with the
- * same fused multiply-adds in the same order.  B is packed by a function
- * (gemm_b_source): a copy of a dense matrix, or a convolution's gather.
+ * columns use a 6 x 8 kernel.  A last panel of at most 4 (a tail) uses a
+ * 12 x 4 kernel over each two row panels right after their other tiles
+ * when it has 3 or 4 columns (ResNet's 14 x 14 maps leave 4), and is done
+ * column by column over 8 row panels at once after all the other tiles
+ * when it has 1 or 2 (tail_columns; ResNet's 7 x 7 maps leave 1); both
+ * with the same fused multiply-adds in the same order as the 6 x 8
+ * kernel.  B is packed by a function (gemm_b_source): a copy of a dense
+ * matrix, or a convolution's gather.
  * Without AVX2 and FMA the same loops run with a plain C micro-kernel.
  */
 #include "gemm.h"
@@ -42,7 +46,8 @@
 #endif
 
 #define GEMM_KC 256				/* rows of a packed block of B */
-#define GEMM_TAIL_COLS 4		/* a last panel this narrow: tail_columns */
+#define GEMM_TAIL_COLS 4		/* a last panel this narrow: a tail (below) */
+#define GEMM_TAIL_BY_COLUMN 2	/* a tail this narrow: tail_columns */
 #define GEMM_TAIL_PANELS 8		/* row panels tail_column carries at once */
 
 size_t
@@ -373,6 +378,82 @@ tail_column(int kc, const float *const *a, const float *b, __m256 acc[GEMM_TAIL_
 	}
 }
 
+/*
+ * The last panel of a column block when it has at most GEMM_TAIL_COLS
+ * valid columns, for two row panels at once, done right after their other
+ * tiles so that both panels of A are still in L1: for panel p and column
+ * x, the 6 rows at one k are the low lanes of a vector loaded from the
+ * packed panel (k-major), times B's entry broadcast; 8 independent chains
+ * of fused multiply-adds, 8 per k.  Each result is the chain over k from
+ * zero, in order, that kernel_6x8 computes, so a column gives the same
+ * floats either way.  The last k loads with a mask: its lanes 6 and 7
+ * would be past the end.  a1 may repeat a0 (one panel: computed, not
+ * stored); s: rows of a0 then a1 (s->mr up to 12), s->nr columns.
+ */
+static void
+kernel_tail_12x4(int kc, const float *a0, const float *a1, const float *b,
+				 const tile_store *s)
+{
+	const __m256i six = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+	__m256		c00 = _mm256_setzero_ps(),
+				c01 = _mm256_setzero_ps(),
+				c02 = _mm256_setzero_ps(),
+				c03 = _mm256_setzero_ps(),
+				c10 = _mm256_setzero_ps(),
+				c11 = _mm256_setzero_ps(),
+				c12 = _mm256_setzero_ps(),
+				c13 = _mm256_setzero_ps(),
+				x0,
+				x1;
+	float		t[4][2][8];
+	int			k;
+
+	for (k = 0; k < kc - 1; k++)
+	{
+		__m256		b0 = _mm256_broadcast_ss(b + 0),
+					b1 = _mm256_broadcast_ss(b + 1),
+					b2 = _mm256_broadcast_ss(b + 2),
+					b3 = _mm256_broadcast_ss(b + 3);
+
+		x0 = _mm256_loadu_ps(a0);
+		x1 = _mm256_loadu_ps(a1);
+		c00 = _mm256_fmadd_ps(x0, b0, c00);
+		c01 = _mm256_fmadd_ps(x0, b1, c01);
+		c02 = _mm256_fmadd_ps(x0, b2, c02);
+		c03 = _mm256_fmadd_ps(x0, b3, c03);
+		c10 = _mm256_fmadd_ps(x1, b0, c10);
+		c11 = _mm256_fmadd_ps(x1, b1, c11);
+		c12 = _mm256_fmadd_ps(x1, b2, c12);
+		c13 = _mm256_fmadd_ps(x1, b3, c13);
+		a0 += GEMM_MR;
+		a1 += GEMM_MR;
+		b += GEMM_NR;
+	}
+	x0 = _mm256_maskload_ps(a0, six);
+	x1 = _mm256_maskload_ps(a1, six);
+	c00 = _mm256_fmadd_ps(x0, _mm256_broadcast_ss(b + 0), c00);
+	c01 = _mm256_fmadd_ps(x0, _mm256_broadcast_ss(b + 1), c01);
+	c02 = _mm256_fmadd_ps(x0, _mm256_broadcast_ss(b + 2), c02);
+	c03 = _mm256_fmadd_ps(x0, _mm256_broadcast_ss(b + 3), c03);
+	c10 = _mm256_fmadd_ps(x1, _mm256_broadcast_ss(b + 0), c10);
+	c11 = _mm256_fmadd_ps(x1, _mm256_broadcast_ss(b + 1), c11);
+	c12 = _mm256_fmadd_ps(x1, _mm256_broadcast_ss(b + 2), c12);
+	c13 = _mm256_fmadd_ps(x1, _mm256_broadcast_ss(b + 3), c13);
+
+	/* t[x][p][r]: column x, panel p, row r */
+	_mm256_storeu_ps(t[0][0], c00);
+	_mm256_storeu_ps(t[1][0], c01);
+	_mm256_storeu_ps(t[2][0], c02);
+	_mm256_storeu_ps(t[3][0], c03);
+	_mm256_storeu_ps(t[0][1], c10);
+	_mm256_storeu_ps(t[1][1], c11);
+	_mm256_storeu_ps(t[2][1], c12);
+	_mm256_storeu_ps(t[3][1], c13);
+	for (int i = 0; i < s->mr; i++)
+		for (int x = 0; x < s->nr; x++)
+			store1(t[x][i / GEMM_MR][i % GEMM_MR], s, i, x);
+}
+
 #else							/* portable micro-kernel */
 
 static void
@@ -397,15 +478,29 @@ kernel_6x8(int kc, const float *a, const float *b, const tile_store *s)
 	kernel_6x16(kc, a, b, s);
 }
 
+/* not reached: tail is 0 without AVX2 (GEMM_HAVE_TAIL) */
+static void
+kernel_tail_12x4(int kc, const float *a0, const float *a1, const float *b,
+				 const tile_store *s)
+{
+	(void) kc;
+	(void) a0;
+	(void) a1;
+	(void) b;
+	(void) s;
+}
+
 #endif
 
 /*
- * The last panel of a column block when it has at most GEMM_TAIL_COLS
- * valid columns: with AVX2, column by column over GEMM_TAIL_PANELS row
- * panels at once (tail_column), far less work than a 6 x 8 tile per
- * panel for one to four columns (ResNet's 7 x 7 maps leave one, 14 x 14
- * maps four).  s holds the store of rows m0.. (c, bias and residual at
- * row m0, column col); rows [m0, m1).
+ * The last panel of a column block when it has at most
+ * GEMM_TAIL_BY_COLUMN valid columns: with AVX2, column by column over
+ * GEMM_TAIL_PANELS row panels at once (tail_column), in a pass over the
+ * weights after the other tiles.  For one column (ResNet's 7 x 7 maps)
+ * far less work than a 6 x 8 tile per panel, and less time than
+ * kernel_tail_12x4; for four (14 x 14 maps) slower than either, since each
+ * column reads its 8 panels of A from L2 again.  s holds the store of
+ * rows m0.. (c, bias and residual at row m0, column col); rows [m0, m1).
  */
 static void
 tail_columns(int kc, const float *Ap, int K, int k0, const float *bp,
@@ -502,6 +597,7 @@ gemm_packed_range_src(float *C, size_t ldc, const float *Ap,
 		int			npanels = (nc + GEMM_NR - 1) / GEMM_NR;
 		int			tail_cols = nc - (npanels - 1) * GEMM_NR;
 		int			tail = GEMM_HAVE_TAIL && tail_cols <= GEMM_TAIL_COLS;
+		int			tail_by_column = tail_cols <= GEMM_TAIL_BY_COLUMN;
 
 		for (int k0 = 0; k0 < K; k0 += kc_even)
 		{
@@ -543,8 +639,24 @@ gemm_packed_range_src(float *C, size_t ldc, const float *Ap,
 					else
 						kernel_6x16(kc, a, bpack + (size_t) j * kc * GEMM_NR, &s);
 				}
+				/* a wider tail: for this row panel and the one before it */
+				if (tail && !tail_by_column &&
+					((mp - m0) / GEMM_MR % 2 == 1 || mp + GEMM_MR >= m1))
+				{
+					int			first = (mp - m0) / GEMM_MR % 2 == 1 ? mp - GEMM_MR : mp;
+					int			col = nb + (npanels - 1) * GEMM_NR;
+
+					s.c = C + (size_t) first * ldc + col;
+					s.mr = (m1 < mp + GEMM_MR ? m1 : mp + GEMM_MR) - first;
+					s.nr = tail_cols;
+					s.bias = (ep && ep->bias) ? ep->bias + first : NULL;
+					s.residual = (ep && ep->residual) ?
+						ep->residual + (size_t) first * ep->ldr + col : NULL;
+					kernel_tail_12x4(kc, Ap + ((size_t) (first / GEMM_MR) * K + k0) * GEMM_MR, a,
+									 bpack + (size_t) (npanels - 1) * kc * GEMM_NR, &s);
+				}
 			}
-			if (tail)
+			if (tail && tail_by_column)
 			{
 				int			col = nb + (npanels - 1) * GEMM_NR;
 				tile_store	s;

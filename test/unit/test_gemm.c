@@ -261,10 +261,12 @@ main(void)
 	}
 
 	/*
-	 * A last panel of 1 to 4 columns is computed column by column
-	 * (tail_columns in gemm.c): the very floats that the same columns give
-	 * inside a whole 16-column panel, over several k blocks, with bias,
-	 * residual and ReLU.
+	 * A last panel of 1 to 4 columns (a tail: column by column for 1 or 2,
+	 * a 12 x 4 kernel over pairs of row panels for 3 or 4, gemm.c): the
+	 * very floats that the same columns give inside a whole 16-column
+	 * panel, over several k blocks, with bias, residual and ReLU; also when
+	 * the rows are done as two ranges (as two threads do), each with an
+	 * odd number of row panels, so that a pair is cut short.
 	 */
 	for (int tail = 1; tail <= 4; tail++)
 	{
@@ -300,6 +302,17 @@ main(void)
 				if (memcmp(&Cn[i * W + j], &Cw[i * W + j], sizeof(float)) != 0)
 					same = 0;
 		ok(same, "a last panel of %d column%s: bit-identical to the same columns in a whole panel",
+		   tail, tail > 1 ? "s" : "");
+		/* rows [0, 42) then [42, 100): 7 and 10 row panels */
+		memset(Cn, 0, sizeof(float) * M * W);
+		gemm_packed_range(Cn, W, Ap, Bw, W, M, K, 0, 42, 0, N, &ep, bp);
+		gemm_packed_range(Cn, W, Ap, Bw, W, M, K, 42, M, 0, N, &ep, bp);
+		same = 1;
+		for (int i = 0; i < M; i++)
+			for (int j = 0; j < N; j++)
+				if (memcmp(&Cn[i * W + j], &Cw[i * W + j], sizeof(float)) != 0)
+					same = 0;
+		ok(same, "a last panel of %d column%s, rows in two ranges: bit-identical as well",
 		   tail, tail > 1 ? "s" : "");
 		free(A);
 		free(Bw);
