@@ -116,9 +116,11 @@ size_t		winograd_floats(int C, int B, int H, int W, int m);
 size_t		winograd_pass_floats(int C, int tiles, int m);
 
 /*
- * Tiles per pass of conv2d_winograd_forward when V holds v_floats floats
- * and M m_floats (at least 1: each holds winograd_pass_floats(C, 1, m)).
+ * Most tiles per pass of conv2d_winograd_forward when V holds v_floats
+ * floats and M m_floats (at least 1: each holds winograd_pass_floats(C, 1,
+ * m)), never over WINOGRAD_PASS_MAX_TILES.
  */
+#define WINOGRAD_PASS_MAX_TILES 128
 int			winograd_pass_tiles(int Cin, int Cout, size_t v_floats, size_t m_floats, int m);
 
 /*
@@ -126,9 +128,10 @@ int			winograd_pass_tiles(int Cin, int Cout, size_t v_floats, size_t m_floats, i
  * zero padding 1, with Up from winograd_weight_pack for the same m.  V and
  * M are work buffers of v_floats and m_floats floats, at least
  * winograd_pass_floats(Cin, 1, m) and winograd_pass_floats(Cout, 1, m);
- * the tiles are done in passes of winograd_pass_tiles(..) (all at once
- * when V holds winograd_floats(Cin, B, H, W, m) and M winograd_floats(Cout,
- * B, H, W, m)), with the same results whatever the sizes.  Neither may
+ * the tiles are done in passes of nearly equal size, of at most
+ * winograd_pass_tiles(..) (all at once when there are no more and V holds
+ * winograd_floats(Cin, B, H, W, m) and M winograd_floats(Cout, B, H, W,
+ * m)), with the same results whatever the sizes.  Neither may
  * overlap inp, out or residual, nor each other.
  */
 void		conv2d_winograd_forward(const conv_exec *ex, float *out,

@@ -742,12 +742,12 @@ resnet_input_slot(resnet_model *m, mmsa_error *err)
  * Where a Winograd convolution puts V (its transformed input) and M (its
  * products), of the pass buffer col (free during a Winograd convolution)
  * and the spare: the placement of the three below that holds the most
- * tiles per pass, the first of them on a tie.  The first always holds a
- * tile (ensure_workspace); the others count only when they hold more.
- * Larger passes stream the weights fewer times (the 56x56 layers of
- * blocks 2 and 3 went from passes of 32 tiles to 2 passes); at equal
- * passes, V in col and M in the spare measured faster than both in the
- * spare.
+ * tiles per pass (up to WINOGRAD_PASS_MAX_TILES), the first of them on a
+ * tie.  The first always holds a tile (ensure_workspace); the others count
+ * only when they hold more.  Larger passes, up to that bound, stream the
+ * weights fewer times (the 56x56 layers of blocks 2 and 3 went from passes
+ * of 32 tiles to 2 passes); at equal passes, V in col and M in the spare
+ * measured faster than both in the spare.
  */
 static int
 winograd_placement(const resnet_model *m, const resnet_conv *c, float *spare,

@@ -204,7 +204,9 @@ test_conv_layers(const conv_exec *ex)
 	 * Winograd F(4x4,3x3) and F(2x2,3x3) against direct loops, odd and
 	 * even sizes; the fourth: 2 x 4 x 5 tiles of F(4x4), split between
 	 * threads by panels; the last: rows of 23 tiles (a map wider than
-	 * ResNet's)
+	 * ResNet's).  The last two of F(2x2) have 144 and 270 tiles, more
+	 * than a pass takes (WINOGRAD_PASS_MAX_TILES) even with room for all:
+	 * passes of nearly equal size, against passes of 1 and 17 tiles.
 	 */
 	for (int t = 0; t < 10; t++)
 	{
@@ -270,6 +272,12 @@ test_conv_layers(const conv_exec *ex)
 		free(V);
 		free(M);
 	}
+
+	ok(winograd_pass_tiles(64, 64, (size_t) 1 << 26, (size_t) 1 << 26, WINOGRAD_F4) ==
+	   WINOGRAD_PASS_MAX_TILES &&
+	   winograd_pass_tiles(64, 64, winograd_pass_floats(64, 40, WINOGRAD_F4),
+						   (size_t) 1 << 26, WINOGRAD_F4) == 32,
+	   "winograd_pass_tiles: at most WINOGRAD_PASS_MAX_TILES, else what V holds in micro-tiles");
 
 	/* max pool 3x3/2 pad 1 against direct loops (padding never wins) */
 	{
