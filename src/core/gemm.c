@@ -609,6 +609,7 @@ gemm_packed_range_src(float *C, size_t ldc, const float *Ap,
 			{
 				const float *a = Ap + ((size_t) (mp / GEMM_MR) * K + k0) * GEMM_MR;
 				const float *next_a;
+				int			second;	/* the second of a pair of row panels */
 				tile_store	s;
 
 				s.ldc = ldc;
@@ -640,10 +641,10 @@ gemm_packed_range_src(float *C, size_t ldc, const float *Ap,
 						kernel_6x16(kc, a, bpack + (size_t) j * kc * GEMM_NR, &s);
 				}
 				/* a wider tail: for this row panel and the one before it */
-				if (tail && !tail_by_column &&
-					((mp - m0) / GEMM_MR % 2 == 1 || mp + GEMM_MR >= m1))
+				second = (mp - m0) / GEMM_MR % 2 == 1;
+				if (tail && !tail_by_column && (second || mp + GEMM_MR >= m1))
 				{
-					int			first = (mp - m0) / GEMM_MR % 2 == 1 ? mp - GEMM_MR : mp;
+					int			first = second ? mp - GEMM_MR : mp;
 					int			col = nb + (npanels - 1) * GEMM_NR;
 
 					s.c = C + (size_t) first * ldc + col;

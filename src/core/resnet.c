@@ -749,7 +749,7 @@ resnet_input_slot(resnet_model *m, mmsa_error *err)
  * of 32 tiles to 2 passes); at equal passes, V in col and M in the spare
  * measured faster than both in the spare.
  */
-static int
+static void
 winograd_placement(const resnet_model *m, const resnet_conv *c, float *spare,
 				   size_t spare_floats, float **V, size_t *vf, float **M, size_t *mf)
 {
@@ -783,7 +783,6 @@ winograd_placement(const resnet_model *m, const resnet_conv *c, float *spare,
 	*vf = way[best].vf;
 	*M = way[best].M;
 	*mf = way[best].mf;
-	return best_tiles;
 }
 
 /*
