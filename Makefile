@@ -16,7 +16,19 @@ EXTVERSION = 0.1.0
 MODULE_big = mmsa
 DATA = sql/$(EXTENSION)--$(EXTVERSION).sql
 
-CORE_SRCS = $(sort $(wildcard src/core/*.c))
+# The kernels of each instruction set (src/core/isa/*_<path>.c) are
+# compiled with their own target flags and chosen at run time from CPUID
+# (src/core/cpu.h); the rest of the build is portable.  Only x86-64 has
+# them: elsewhere the portable C kernels run.
+ARCH := $(shell uname -m)
+ifeq ($(ARCH),x86_64)
+ISA_SRCS = $(sort $(wildcard src/core/isa/*.c))
+else
+ISA_SRCS = src/core/isa/conv_generic.c
+endif
+ISA_AVX2_FLAGS = -mavx2 -mfma
+ISA_AVX512_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx2 -mfma
+CORE_SRCS = $(sort $(wildcard src/core/*.c)) $(ISA_SRCS)
 PG_SRCS = $(sort $(wildcard src/pg/*.c))
 CLI_SRCS = $(sort $(wildcard src/cli/*.c))
 CORE_OBJS = $(CORE_SRCS:.c=.o)
@@ -26,19 +38,27 @@ OBJS = $(CORE_OBJS) $(PG_SRCS:.c=.o)
 REGRESS = $(sort $(patsubst sql/%.sql,%,$(filter-out sql/$(EXTENSION)--%,$(wildcard sql/*.sql))))
 REGRESS_OPTS = --inputdir=. --outputdir=build/regress
 
-# Tuned for the machine that builds it, as pgvector does; `make OPTFLAGS=`
-# builds a portable binary.
-OPTFLAGS ?= -march=native
+# Portable by default (the wide kernels are dispatched at run time, see
+# above); as with pgvector, `make OPTFLAGS=-march=native` tunes the rest of
+# the build for the machine that builds it.
+OPTFLAGS ?=
 PG_CFLAGS += -O3 $(OPTFLAGS) -Wall -Wno-unused-function
-PG_CPPFLAGS += -Isrc/core
+PG_CPPFLAGS += -Isrc/core -Isrc/core/isa
 MMSA_LIBS = -lopenblas -ljansson -lutf8proc -ljpeg -lpng -lz -lm -lpthread
 SHLIB_LINK += $(MMSA_LIBS)
 
-EXTRA_CLEAN = build src/core/*.o src/pg/*.o
+EXTRA_CLEAN = build src/core/*.o src/core/isa/*.o src/pg/*.o
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# Target flags of the kernel files, for gcc and for the LLVM bitcode that
+# PGXS builds for JIT inlining.
+src/core/isa/%_avx2.o: override CFLAGS += $(ISA_AVX2_FLAGS)
+src/core/isa/%_avx512.o: override CFLAGS += $(ISA_AVX512_FLAGS)
+src/core/isa/%_avx2.bc: override BITCODE_CFLAGS += $(ISA_AVX2_FLAGS)
+src/core/isa/%_avx512.bc: override BITCODE_CFLAGS += $(ISA_AVX512_FLAGS)
 
 # ---- command-line tool and unit tests (no PostgreSQL) ----------------------
 

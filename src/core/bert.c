@@ -4,6 +4,7 @@
  *	  weight loading and inference.  See bert.h.
  */
 #include "bert.h"
+#include "cpu.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -579,6 +580,9 @@ bert_model_load_flags(const char *dir, int flags, bert_model **out,
 	mmsa_status status;
 
 	*out = NULL;
+	/* the kernels' path: an error, not SIGILL, on a CPU without AVX2 */
+	if ((status = mmsa_isa_init(err)) != MMSA_OK)
+		return status;
 	m = calloc(1, sizeof(bert_model));
 	if (m == NULL)
 		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");

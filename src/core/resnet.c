@@ -5,6 +5,7 @@
  *	  the batched forward pass over (C, B, H, W) activations.
  */
 #include "resnet.h"
+#include "cpu.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -415,6 +416,9 @@ resnet_model_load_flags(const char *dir, int flags, resnet_model **out,
 			   *fc_b;
 
 	*out = NULL;
+	/* the kernels' path: an error, not SIGILL, on a CPU without AVX2 */
+	if ((status = mmsa_isa_init(err)) != MMSA_OK)
+		return status;
 	memset(&f, 0, sizeof(f));
 	m = calloc(1, sizeof(resnet_model));
 	if (m == NULL)

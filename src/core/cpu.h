@@ -1,0 +1,90 @@
+/*
+ * cpu.h
+ *	  The instruction-set path of the kernels, chosen once per process from
+ *	  CPUID, and the setting that forces a lower one.
+ *
+ * The default build is portable (x86-64 baseline).  The kernels that need
+ * wide vectors (gemm.c's micro-kernels and the packing of B, conv.c's
+ * gathers, phase planes and Winograd transforms) live in src/core/isa/,
+ * one file per instruction set, each compiled with its own target flags,
+ * and are reached through tables of function pointers (gemm_isa.h,
+ * conv_isa.h) that this module sets, as pgvector's halfvec code does.
+ *
+ * Paths, lowest first:
+ *   avx2    AVX2 + FMA (256-bit), the baseline: a CPU without it gets a
+ *           clear error when a model loads (mmsa_isa_init), never SIGILL;
+ *   avx512  AVX-512 F, BW and VL (512-bit micro-kernel), where the CPU and
+ *           the operating system (XCR0) have them.
+ *
+ * The environment variable MMSA_ISA (auto | avx2 | avx512) forces a path
+ * for the command-line tool and the tests; the extension's setting
+ * mmsa.isa does the same in SQL.  Asking for a path the CPU lacks is an
+ * error, not a crash.
+ */
+#ifndef MMSA_CPU_H
+#define MMSA_CPU_H
+
+#include <stddef.h>
+
+#include "mmsa_error.h"
+
+typedef enum mmsa_isa
+{
+	MMSA_ISA_NONE = 0,			/* no supported path: the portable C loops */
+	MMSA_ISA_AVX2 = 1,
+	MMSA_ISA_AVX512 = 2,
+	MMSA_ISA_AUTO = 99			/* the best the CPU has (a request only) */
+} mmsa_isa;
+
+/* The best path this CPU (and operating system) supports, from CPUID. */
+mmsa_isa	mmsa_cpu_best(void);
+
+/* Whether this CPU supports the path. */
+int			mmsa_cpu_supports(mmsa_isa isa);
+
+/* "avx2", "avx512", "auto", "none". */
+const char *mmsa_isa_name(mmsa_isa isa);
+
+/* Parses a path's name (auto | avx2 | avx512); MMSA_ERR_INVALID otherwise. */
+mmsa_status mmsa_isa_parse(const char *name, mmsa_isa *isa, mmsa_error *err);
+
+/*
+ * Makes isa (or, for MMSA_ISA_AUTO, the best) the path of this process.
+ * MMSA_ERR_UNSUPPORTED when the CPU lacks it, or lacks AVX2 and FMA
+ * altogether.  Only while no kernel runs (no product in flight).
+ */
+mmsa_status mmsa_isa_set(mmsa_isa isa, mmsa_error *err);
+
+/*
+ * The first choice, at model load: MMSA_ISA from the environment, or auto.
+ * Idempotent (a path already chosen by mmsa_isa_set stays).
+ */
+mmsa_status mmsa_isa_init(mmsa_error *err);
+
+/* The path in use (what mmsa_isa_init picked before any set). */
+mmsa_isa	mmsa_isa_current(void);
+
+/*
+ * Whether the kernels in use are emulated (SIMDe), which only the unit
+ * tests arrange (mmsa_isa_use_tables).
+ */
+const char *mmsa_isa_current_label(void);
+
+/*
+ * The CPU's SIMD flags that matter here, space separated, as
+ * /proc/cpuinfo names them ("avx2 fma avx512f avx512bw ..."), from CPUID.
+ */
+void		mmsa_cpu_flags(char *buf, size_t len);
+
+/*
+ * For the unit tests: use these kernel tables (for example the SIMDe
+ * build of the AVX-512 kernels), labelled `label`; NULL tables restore
+ * the chosen path's.
+ */
+struct gemm_kernels;
+struct conv_kernels;
+void		mmsa_isa_use_tables(const struct gemm_kernels *gemm,
+								const struct conv_kernels *conv,
+								const char *label);
+
+#endif

@@ -1,0 +1,44 @@
+/*
+ * gemm_avx2.c
+ *	  The AVX2 + FMA path of gemm.c's block loop (gemm_isa.h): 6 x 16
+ *	  tiles in 256-bit registers (gemm_ymm.h).  Compiled with -mavx2 -mfma.
+ */
+#include "gemm_ymm.h"
+
+/*
+ * The tiles of one row panel (gemm_kernels.row_panel): 6 x 16 tiles, and
+ * a 6 x 8 one for a last panel of at most 8 valid columns.
+ */
+static void
+row_panel_avx2(int kc, const float *a, const float *bp, int npanels, const tile_store *s0)
+{
+	tile_store	s = *s0;
+
+	for (int j = 0; j < npanels; j++)
+	{
+		int			col = j * GEMM_NR;
+
+		s.prefetch = j == 0 ? s0->prefetch : NULL;
+		s.c = s0->c + col;
+		s.nr = s0->nr - col < GEMM_NR ? s0->nr - col : GEMM_NR;
+		s.residual = s0->residual ? s0->residual + col : NULL;
+		if (s.nr <= 8)
+			kernel_6x8(kc, a, bp + (size_t) j * kc * GEMM_NR, &s);
+		else
+			kernel_6x16(kc, a, bp + (size_t) j * kc * GEMM_NR, &s);
+	}
+}
+
+static void
+pack_b_row_avx2(float *bp, const float *row, int kc, int k, int nc)
+{
+	gemm_pack_b_row_inline(bp, row, kc, k, nc);
+}
+
+const gemm_kernels gemm_kernels_avx2 = {
+	"avx2",
+	row_panel_avx2,
+	kernel_tail_12x4,
+	tail_columns,
+	pack_b_row_avx2
+};
