@@ -115,9 +115,25 @@ $(CLI): $(CLI_SRCS) $(wildcard src/cli/*.h) build/libmmsacore.a
 	$(CC) $(CFLAGS) -Isrc/core -Isrc/cli -DMMSA_INSTALLED_MODEL_DIR='"$(datadir)/mmsa"' \
 		-o $@ $(CLI_SRCS) build/libmmsacore.a $(MMSA_LIBS)
 
-build/unit/%: test/unit/%.c test/unit/tap.h build/libmmsacore.a
+# The AVX-512 kernels built a second time against SIMDe (libsimde-dev),
+# which emulates AVX-512F on AVX2, as the tables gemm_kernels_avx512_simde
+# and conv_kernels_avx512_simde: the unit tests run them against the AVX2
+# path on every host, whatever its CPU.  -mno-avx512f keeps them emulated
+# even under OPTFLAGS=-march=native on an AVX-512 host.
+ifeq ($(ARCH),x86_64)
+SIMDE_OBJS = build/simde/gemm_avx512_simde.o build/simde/conv_avx512_simde.o
+UNIT_CPPFLAGS = -DMMSA_HAVE_SIMDE
+endif
+
+build/simde/%_avx512_simde.o: src/core/isa/%_avx512.c $(wildcard src/core/*.h src/core/isa/*.h)
+	@mkdir -p build/simde
+	$(CC) $(CFLAGS) -Isrc/core -Isrc/core/isa $(ISA_AVX2_FLAGS) -mno-avx512f -DMMSA_SIMDE \
+		-Wno-psabi -c -o $@ $<
+
+build/unit/%: test/unit/%.c test/unit/tap.h build/libmmsacore.a $(SIMDE_OBJS)
 	@mkdir -p build/unit
-	$(CC) $(CFLAGS) -Isrc/core -Itest/unit -o $@ $< build/libmmsacore.a $(MMSA_LIBS)
+	$(CC) $(CFLAGS) $(UNIT_CPPFLAGS) -Isrc/core -Isrc/core/isa -Itest/unit -o $@ $< \
+		$(SIMDE_OBJS) build/libmmsacore.a $(MMSA_LIBS)
 
 $(OBJS): $(wildcard src/core/*.h src/pg/*.h)
 

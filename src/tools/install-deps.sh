@@ -13,6 +13,7 @@ libjansson-dev libutf8proc-dev
 python3 python3-numpy python3-torch python3-torchvision python3-onnx
 python3-pil python3-skimage
 clang libclang-rt-14-dev
+libsimde-dev valgrind
 "
 
 if [ "$(id -u)" -ne 0 ]; then

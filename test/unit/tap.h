@@ -6,6 +6,7 @@
  *	  ok(cond, "name", ...)        one test
  *	  tap_close_within(a, b, n, tol, "name")  max |a-b| <= tol over n floats
  *	  return tap_done();           prints the plan, exit status 0 iff all passed
+ *	  tap_prefix = "avx2";         names the kernel path in the tests that follow
  */
 #ifndef MMSA_TAP_H
 #define MMSA_TAP_H
@@ -16,6 +17,7 @@
 
 static int	tap_count = 0;
 static int	tap_failed = 0;
+static const char *tap_prefix = NULL;	/* "[prefix] " before each name */
 
 static int	ok(int cond, const char *fmt,...) __attribute__((format(printf, 2, 3)));
 static void diag(const char *fmt,...) __attribute__((format(printf, 1, 2)));
@@ -29,6 +31,8 @@ ok(int cond, const char *fmt,...)
 	if (!cond)
 		tap_failed++;
 	printf("%sok %d - ", cond ? "" : "not ", tap_count);
+	if (tap_prefix)
+		printf("[%s] ", tap_prefix);
 	va_start(ap, fmt);
 	vprintf(fmt, ap);
 	va_end(ap);

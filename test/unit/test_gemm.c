@@ -4,13 +4,15 @@
  *	  multiples of the micro-tile (6 x 16) or of the k and column blocks,
  *	  leading dimensions larger than the matrices, blocks of C computed
  *	  separately (as threads do), the epilogue (bias, residual, ReLU), and
- *	  the packing layout itself.
+ *	  the packing layout itself; all of it on every kernel path the host
+ *	  runs (isa_paths.h), and each SIMD path bit for bit against AVX2.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gemm.h"
+#include "isa_paths.h"
 #include "tap.h"
 
 static float
@@ -120,8 +122,9 @@ check_case(int M, int N, int K, int with_epilogue, int parts, unsigned *seed)
 	free(bpack);
 }
 
-int
-main(void)
+/* Every test of this file, on the kernel path in use. */
+static void
+gemm_suite(void)
 {
 	unsigned	seed = 11;
 	struct
@@ -323,5 +326,132 @@ main(void)
 		free(Ap);
 		free(bp);
 	}
+}
+
+
+/*
+ * C = act(A x B + ...) for one shape on the kernel path in use, rows and
+ * columns in two shares (as two threads do), into C (leading dimension
+ * N + 5, padding left as it was).
+ */
+static void
+product_on_path(float *C, const float *Ap, const float *B, int M, int N, int K,
+				const gemm_epilogue *ep, float *bpack)
+{
+	for (int t = 0; t < 2; t++)
+	{
+		int			m0,
+					m1,
+					n0,
+					n1;
+
+		gemm_thread_share(M, N, t, 2, &m0, &m1, &n0, &n1);
+		gemm_packed_range(C, N + 5, Ap, B, N, M, K, m0, m1, n0, n1, ep, bpack);
+	}
+}
+
+/*
+ * Each SIMD path against AVX2, bit for bit: every entry is the same chain
+ * of fused multiply-adds over k in each, and the epilogue adds in the same
+ * order.  Shapes cover tiles cut at every edge (columns 1 to 48 and the
+ * widths ResNet's maps leave: 196, 784, 49; rows 1 to 13), one and several
+ * k blocks, and the tails.
+ */
+static void
+paths_agree(const isa_path *paths, int npaths)
+{
+	static const int Ns[] = {1, 2, 3, 4, 5, 8, 9, 15, 16, 17, 20, 24, 31, 32, 33, 36, 47, 48, 49, 196, 200, 784};
+	static const int Ms[] = {1, 5, 6, 7, 12, 13, 64};
+	static const int Ks[] = {1, 7, 256, 600};
+	const isa_path *ref = NULL;
+	unsigned	seed = 29;
+
+	for (int i = 0; i < npaths; i++)
+		if (strcmp(paths[i].label, "avx2") == 0)
+			ref = &paths[i];
+	if (ref == NULL)
+	{
+		ok(1, "# SKIP no AVX2 on this CPU: no path to compare the others with");
+		return;
+	}
+	for (int p = 0; p < npaths; p++)
+	{
+		long		cases = 0,
+					differ = 0;
+		char		first[128] = "";
+
+		if (!paths[p].simd || &paths[p] == ref)
+			continue;
+		for (size_t mi = 0; mi < sizeof(Ms) / sizeof(Ms[0]); mi++)
+			for (size_t ni = 0; ni < sizeof(Ns) / sizeof(Ns[0]); ni++)
+				for (size_t ki = 0; ki < sizeof(Ks) / sizeof(Ks[0]); ki++)
+					for (int epi = 0; epi < 2; epi++)
+					{
+						int			M = Ms[mi],
+									N = Ns[ni],
+									K = Ks[ki];
+						size_t		ldc = N + 5;
+						float	   *A = malloc(sizeof(float) * M * K),
+								   *B = malloc(sizeof(float) * K * N),
+								   *Ap = malloc(sizeof(float) * gemm_packed_floats(M, K)),
+								   *bias = malloc(sizeof(float) * M),
+								   *R = malloc(sizeof(float) * M * ldc),
+								   *C1 = malloc(sizeof(float) * M * ldc),
+								   *C2 = malloc(sizeof(float) * M * ldc),
+								   *bp = malloc(sizeof(float) * gemm_bpack_floats(K));
+						gemm_epilogue ep = {bias, R, ldc, 1};
+
+						for (int i = 0; i < M * K; i++)
+							A[i] = frand(&seed);
+						for (int i = 0; i < K * N; i++)
+							B[i] = frand(&seed);
+						for (int i = 0; i < M; i++)
+							bias[i] = frand(&seed);
+						for (size_t i = 0; i < M * ldc; i++)
+						{
+							R[i] = frand(&seed);
+							C1[i] = C2[i] = 7.0f;
+						}
+						gemm_pack_a(Ap, A, M, K, K);
+						isa_use(ref);
+						product_on_path(C1, Ap, B, M, N, K, epi ? &ep : NULL, bp);
+						isa_use(&paths[p]);
+						product_on_path(C2, Ap, B, M, N, K, epi ? &ep : NULL, bp);
+						cases++;
+						if (memcmp(C1, C2, sizeof(float) * M * ldc) != 0)
+						{
+							if (differ++ == 0)
+								snprintf(first, sizeof(first), " (first: %dx%dx%d%s)", M, N, K,
+										 epi ? " + epilogue" : "");
+						}
+						free(A);
+						free(B);
+						free(Ap);
+						free(bias);
+						free(R);
+						free(C1);
+						free(C2);
+						free(bp);
+					}
+		tap_prefix = NULL;
+		ok(differ == 0, "%s bit-identical to avx2 over %ld products (shapes, edges, tails, epilogue, 2 shares)%s",
+		   paths[p].label, cases, first);
+	}
+	isa_reset();
+}
+
+int
+main(void)
+{
+	isa_path	paths[ISA_MAX_PATHS];
+	int			npaths = isa_paths(paths);
+
+	for (int p = 0; p < npaths; p++)
+	{
+		isa_use(&paths[p]);
+		gemm_suite();
+	}
+	isa_reset();
+	paths_agree(paths, npaths);
 	return tap_done();
 }

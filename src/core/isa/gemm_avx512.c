@@ -27,6 +27,38 @@ extern const gemm_kernels gemm_kernels_avx512_simde;
 #endif
 
 /*
+ * The first n (1 .. 16) floats at p as a vector, the rest zero, and the
+ * first n lanes of v stored to p: masked loads and stores, which read and
+ * write nothing past n.  SIMDe 0.7.4 has no masked float loads or stores,
+ * so its build copies through a buffer (the same values).
+ */
+static inline __m512
+load_first(const float *p, int n)
+{
+#ifdef MMSA_SIMDE
+	float		t[16] = {0};
+
+	memcpy(t, p, sizeof(float) * n);
+	return _mm512_loadu_ps(t);
+#else
+	return _mm512_maskz_loadu_ps(n >= 16 ? (__mmask16) 0xFFFF : (__mmask16) ((1u << n) - 1), p);
+#endif
+}
+
+static inline void
+store_first(float *p, __m512 v, int n)
+{
+#ifdef MMSA_SIMDE
+	float		t[16];
+
+	_mm512_storeu_ps(t, v);
+	memcpy(p, t, sizeof(float) * n);
+#else
+	_mm512_mask_storeu_ps(p, n >= 16 ? (__mmask16) 0xFFFF : (__mmask16) ((1u << n) - 1), v);
+#endif
+}
+
+/*
  * Finishes and stores the first n (1 .. 16) of 16 results of row i at
  * column j of the tile: the lanes past n are neither read nor written.
  */
@@ -34,20 +66,19 @@ static inline void
 store16(__m512 v, const tile_store *s, int i, int j, int n)
 {
 	float	   *c = s->c + (size_t) i * s->ldc + j;
-	__mmask16	m = n >= 16 ? (__mmask16) 0xFFFF : (__mmask16) ((1u << n) - 1);
 
 	if (s->accumulate)
-		v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, c));
+		v = _mm512_add_ps(v, load_first(c, n));
 	if (s->last)
 	{
 		if (s->bias)
 			v = _mm512_add_ps(v, _mm512_set1_ps(s->bias[i]));
 		if (s->residual)
-			v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, s->residual + (size_t) i * s->ldr + j));
+			v = _mm512_add_ps(v, load_first(s->residual + (size_t) i * s->ldr + j, n));
 		if (s->relu)
 			v = _mm512_max_ps(v, _mm512_setzero_ps());
 	}
-	_mm512_mask_storeu_ps(c, m, v);
+	store_first(c, v, n);
 }
 
 /*
