@@ -1,7 +1,9 @@
 /*
  * test_resnet.c
  *	  Unit tests of the ResNet-50 layers and loader: convolution and max
- *	  pooling against direct loops, and resnet_model_load / resnet_forward
+ *	  pooling against direct loops on every kernel path the host runs
+ *	  (isa_paths.h), each SIMD path bit for bit against AVX2, and
+ *	  resnet_model_load / resnet_forward
  *	  on checkpoints written here (complete, with a tensor missing, with a
  *	  wrong shape, without a file, with bad config.json or labels).
  *
@@ -16,11 +18,35 @@
 
 #include "conv.h"
 #include "gemm.h"
+#include "isa_paths.h"
 #include "resnet.h"
 #include "safetensors.h"
 #include "tap.h"
 
 /* ---- layers against direct loops ------------------------------------- */
+
+/*
+ * A digest of each layer output computed on the path in use, in order, so
+ * that the paths can be compared bit for bit afterwards (digests_agree).
+ */
+#define MAX_DIGESTS 256
+static unsigned long long digests[ISA_MAX_PATHS][2][MAX_DIGESTS];
+static int	ndigests[ISA_MAX_PATHS][2];
+static int	digest_path = -1,
+			digest_threads;
+
+static void
+record_output(const float *v, size_t n)
+{
+	const unsigned char *b = (const unsigned char *) v;
+	unsigned long long h = 1469598103934665603ULL;	/* FNV-1a */
+
+	if (digest_path < 0 || ndigests[digest_path][digest_threads] >= MAX_DIGESTS)
+		return;
+	for (size_t i = 0; i < n * sizeof(float); i++)
+		h = (h ^ b[i]) * 1099511628211ULL;
+	digests[digest_path][digest_threads][ndigests[digest_path][digest_threads]++] = h;
+}
 
 static float
 frand(unsigned *state)
@@ -110,6 +136,7 @@ test_conv_layers(const conv_exec *ex)
 		conv_direct(want, inp, w, bias, B, Cin, H, W, Cout, k, s, p);
 		conv2d_weight_pack(wp, w, Cout, Cin, k);
 		conv2d_forward(ex, got, inp, wp, bias, NULL, 0, B, Cin, H, W, Cout, k, s, p, NULL, 0);
+		record_output(got, nout);
 		snprintf(name, sizeof(name), "conv2d_forward k=%d s=%d p=%d vs direct loops (%d threads)",
 				 k, s, p, ex->nthreads);
 		tap_close_within(want, got, (long) nout, tol, name);
@@ -123,6 +150,7 @@ test_conv_layers(const conv_exec *ex)
 			for (size_t i = 0; i < nout; i++)
 				res[i] = 0.5f;
 			conv2d_forward(ex, got, inp, wp, bias, res, 1, B, Cin, H, W, Cout, k, s, p, NULL, 0);
+			record_output(got, nout);
 			tap_close_within(want, got, (long) nout, tol, "conv2d_forward + residual + ReLU");
 
 			/*
@@ -139,6 +167,7 @@ test_conv_layers(const conv_exec *ex)
 				for (size_t i = 0; i <= wf; i++)
 					work[i] = NAN;	/* any float the planes leave unset shows */
 				conv2d_forward(ex, got3, inp, wp, bias, res, 1, B, Cin, H, W, Cout, k, s, p, work, wf);
+				record_output(got3, nout);
 				snprintf(name, sizeof(name), "conv2d_forward k=%d s=%d p=%d through phase planes: bit-identical",
 						 k, s, p);
 				ok(memcmp(got, got3, sizeof(float) * nout) == 0, "%s", name);
@@ -246,6 +275,7 @@ test_conv_layers(const conv_exec *ex)
 		winograd_weight_pack(Up, U, Cout, Cin, m);
 		conv2d_winograd_forward(ex, got, inp, Up, bias, res, 1, B, Cin, H, W, Cout,
 								V, winograd_floats(Cin, B, H, W, m), M, winograd_floats(Cout, B, H, W, m), m);
+		record_output(got, nout);
 		snprintf(name, sizeof(name), "conv2d_winograd_forward F(%dx%d) %dx%d + residual + ReLU vs direct loops",
 				 m, m, H, W);
 		/* F(4x4, 3x3) rounds more than direct loops: outputs here are ~10 */
@@ -603,25 +633,65 @@ test_loader(const char *tmp)
 	free(labels);
 }
 
+/*
+ * Each SIMD path's layer outputs against AVX2's, bit for bit: the same
+ * products (gemm_isa.h) over the same gathers, planes and transforms.
+ */
+static void
+digests_agree(const isa_path *paths, int npaths)
+{
+	int			ref = -1;
+
+	for (int i = 0; i < npaths; i++)
+		if (strcmp(paths[i].label, "avx2") == 0)
+			ref = i;
+	for (int p = 0; p < npaths; p++)
+		for (int t = 0; t < 2 && ref >= 0; t++)
+		{
+			int			n = ndigests[ref][t],
+						same = n > 0 && ndigests[p][t] == n;
+
+			if (p == ref || !paths[p].simd)
+				continue;
+			for (int i = 0; same && i < n; i++)
+				same = digests[p][t][i] == digests[ref][t][i];
+			ok(same, "%s: the %d outputs of the convolution tests (im2col, phase planes, Winograd; %d thread%s) bit-identical to avx2",
+			   paths[p].label, n, t + 1, t ? "s" : "");
+		}
+	if (ref < 0)
+		ok(1, "# SKIP no AVX2 on this CPU: no path to compare the others with");
+}
+
 int
 main(void)
 {
 	const char *tmp = getenv("MMSA_TMP");
+	isa_path	paths[ISA_MAX_PATHS];
+	int			npaths = isa_paths(paths);
 
-	/* the layers on the caller alone, then split between two threads */
-	for (int threads = 1; threads <= 2; threads++)
+	/* the layers on each path, on the caller alone, then split between two threads */
+	for (int p = 0; p < npaths; p++)
 	{
-		conv_exec	ex;
-		mmsa_error	err;
-
-		if (conv_exec_init(&ex, threads, &err) != MMSA_OK)
+		isa_use(&paths[p]);
+		digest_path = p;
+		for (int threads = 1; threads <= 2; threads++)
 		{
-			ok(0, "conv_exec_init(%d): %s", threads, err.message);
-			continue;
+			conv_exec	ex;
+			mmsa_error	err;
+
+			digest_threads = threads - 1;
+			if (conv_exec_init(&ex, threads, &err) != MMSA_OK)
+			{
+				ok(0, "conv_exec_init(%d): %s", threads, err.message);
+				continue;
+			}
+			test_conv_layers(&ex);
+			conv_exec_free(&ex);
 		}
-		test_conv_layers(&ex);
-		conv_exec_free(&ex);
 	}
+	isa_reset();
+	digest_path = -1;
+	digests_agree(paths, npaths);
 	test_loader(tmp && *tmp ? tmp : "/tmp");
 	return tap_done();
 }
