@@ -126,3 +126,4 @@ if [ -d "$DATA/mvsa-single/images" ] && [ -f "$ROOT/weights/image/config.json" ]
 	find "$DATA/mvsa-single/images" -name '*.jpg' -print0 | sort -z |
 		xargs -0 -s 1000000 "$CLI" decode --target "$TARGET" --preprocess "$PRE" | tail -1
 fi
+[ "${MMSA_BENCH_SQL:-1}" = 0 ] || { echo; "$ROOT/test/bench/bench_sql.sh"; }  # SQL throughput of the installed extension (make install first); MMSA_BENCH_SQL=0 skips it

@@ -1,0 +1,216 @@
+#!/bin/bash
+# bench_sql.sh
+#   SQL throughput of the installed extension with the shipped model:
+#   SELECT count(mmsa_sentiment(body, image)) FROM posts, over N real
+#   MVSA-Single posts (text + JPEG), in ONE backend (one psql session,
+#   max_parallel_workers_per_gather = 0), for each mmsa.threads value and
+#   each instruction-set path the CPU has (mmsa.isa: avx2 always, avx512 when
+#   mmsa_cpu_flags() lists avx512f, avx512bw and avx512vl).
+#
+#   It starts its own throwaway cluster (test/pg-cluster.sh, in a mktemp
+#   folder, stopped and removed on exit) with the default mmsa.model_dir,
+#   so the extension must have been built and installed first:
+#       make && make install          (as root, or with sudo)
+#   Posts: the first N rows of the train split of
+#   ../shared/data/mvsa-single/posts.csv (file order; MMSA_DATA overrides
+#   ../shared/data), images read with pg_read_binary_file into
+#   posts(id bigint, body text, image bytea).
+#
+#   Each round runs every configuration once, in an order rotated by one
+#   configuration per round, so that load from other processes hits them
+#   alike: per configuration a warm-up over 20 posts, then the timed query
+#   over all N (clock_timestamp() before and after, in the same session).
+#   Prints each round's figures, then per configuration the median over
+#   rounds of posts/s and of ms/post:
+#     sql isa=avx2 threads=1 posts=500 rounds=3 median_posts_per_s=... median_ms_per_post=...
+#   When the server has no mmsa_isa() / mmsa.isa, only the default path is
+#   timed (isa=default) and the script says it could not query the path.
+#
+#   usage: test/bench/bench_sql.sh
+#   Environment: MMSA_BENCH_SQL_POSTS (500), MMSA_BENCH_SQL_ROUNDS (3),
+#   MMSA_BENCH_SQL_THREADS ("1 2"), MMSA_BENCH_SQL_ISAS (the paths to time,
+#   instead of those detected), MMSA_DATA; OPENBLAS_CORETYPE and
+#   OPENBLAS_L2_SIZE are left as they are (the server inherits them).
+#   At the defaults it takes about 3 to 4 minutes per path on 2 cores.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+DATA="${MMSA_DATA:-$(cd "$ROOT/.." && pwd)/shared/data}"
+CSV="$DATA/mvsa-single/posts.csv"
+IMAGES="$DATA/mvsa-single/images"
+N=${MMSA_BENCH_SQL_POSTS:-500}
+ROUNDS=${MMSA_BENCH_SQL_ROUNDS:-3}
+THREADS=${MMSA_BENCH_SQL_THREADS:-"1 2"}
+WARM=20
+me=$(basename "$0")
+
+die() { echo "$me: $*" >&2; exit 1; }
+for v in "$N" "$ROUNDS" $THREADS; do
+	[[ "$v" =~ ^[1-9][0-9]*$ ]] || die "not a positive integer: '$v' (MMSA_BENCH_SQL_POSTS, _ROUNDS, _THREADS)"
+done
+[ -n "${THREADS// /}" ] || die "MMSA_BENCH_SQL_THREADS is empty"
+[ -f "$CSV" ] || die "$CSV not found (set MMSA_DATA)"
+[ -d "$IMAGES" ] || die "$IMAGES not found (set MMSA_DATA)"
+command -v pg_config >/dev/null || die "pg_config not found (PostgreSQL server development files)"
+
+# --- what this runs on -------------------------------------------------------
+echo "== SQL throughput: mmsa_sentiment(body, image), one backend"
+echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+echo "CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) cores"
+flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' |
+	grep -x -E 'avx2|fma|avx512f|avx512bw|avx512vl|avx512_vnni|avx512_bf16|avx_vnni' | tr '\n' ' ' || true)
+echo "SIMD flags: ${flags:-(none of avx2 fma avx512f avx512bw avx512vl avx512_vnni avx512_bf16 avx_vnni)}"
+echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(unset: auto-detected)};" \
+	"OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-(unset: auto-detected)}"
+SHARE_MODEL="$(pg_config --sharedir)/mmsa"
+corename=""
+if [ -x "$ROOT/build/mmsa" ] && [ -d "$SHARE_MODEL/text" ]; then
+	corename=$("$ROOT/build/mmsa" bench bert --model "$SHARE_MODEL/text" --runs 1 --warmup 0 \
+		--threads 1 2>/dev/null | sed -n 's/.*corename=\([^ ]*\).*/\1/p' || true)
+fi
+if [ -n "$corename" ]; then
+	echo "OpenBLAS kernel: $corename (as build/mmsa sees it; the extension links the same libopenblas)"
+else
+	echo "OpenBLAS kernel: unknown (build/mmsa or the installed model missing)"
+fi
+
+# --- the cluster -------------------------------------------------------------
+TMP=$(mktemp -d /tmp/mmsa-bench-sql.XXXXXX)
+chmod 755 "$TMP"
+PGDIR="$TMP/pg"
+cleanup() {
+	"$ROOT/test/pg-cluster.sh" stop "$PGDIR" >/dev/null 2>&1 || true
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+eval "$("$ROOT/test/pg-cluster.sh" start "$PGDIR")"
+export PGHOST PGPORT PGUSER PGDATABASE
+q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+
+echo "PostgreSQL: $(q -c 'SELECT version()')"
+
+if ! err=$(q -c 'CREATE EXTENSION mmsa' 2>&1); then
+	echo "$err" >&2
+	die "CREATE EXTENSION mmsa failed: build and install the extension first" \
+		"(cd $ROOT && make && make install, as root)"
+fi
+
+# --- the posts ---------------------------------------------------------------
+q -c "CREATE TABLE posts_csv (ord bigserial, id bigint, split text, label text, text text)"
+q -c "COPY posts_csv (id, split, label, text) FROM STDIN WITH (FORMAT csv, HEADER true)" <"$CSV"
+q -v n="$N" -v images="$IMAGES" <<'SQL'
+CREATE TABLE posts (id bigint PRIMARY KEY, body text, image bytea);
+INSERT INTO posts
+	SELECT id, text, pg_read_binary_file(:'images' || '/' || id || '.jpg')
+	FROM posts_csv WHERE split = 'train' ORDER BY ord LIMIT :n;
+ANALYZE posts;
+SQL
+loaded=$(q -c "SELECT count(*) || ' ' || round(avg(length(body))) || ' ' || round(sum(length(image)) / 1048576.0, 1) FROM posts")
+read -r count avg_chars image_mb <<<"$loaded"
+[ "$count" -eq "$N" ] || die "only $count train posts in $CSV, asked for $N"
+echo "posts: the first $N rows of the train split of $CSV (file order):" \
+	"mean text $avg_chars characters, images $image_mb MiB in all"
+
+# --- which paths -------------------------------------------------------------
+# In one session: load the library (which defines its settings), then look.
+probe=$(q -F ' ' <<'SQL'
+LOAD 'mmsa';
+SELECT to_regprocedure('mmsa_isa()') IS NOT NULL,
+       to_regprocedure('mmsa_cpu_flags()') IS NOT NULL,
+       EXISTS (SELECT 1 FROM pg_settings WHERE name = 'mmsa.isa'),
+       current_setting('mmsa.model_dir');
+SQL
+)
+read -r has_isa_fn has_flags_fn has_isa_guc model_dir <<<"$probe"
+echo "mmsa.model_dir: $model_dir"
+if [ "$has_isa_fn" = t ] && [ "$has_isa_guc" = t ]; then
+	if [ "$has_flags_fn" = t ]; then
+		cpu_flags=$(q -c 'SELECT mmsa_cpu_flags()::text')
+		src="mmsa_cpu_flags(): $cpu_flags"
+	else
+		cpu_flags=$flags
+		src="/proc/cpuinfo (no mmsa_cpu_flags() on the server)"
+	fi
+	ISAS="avx2"
+	if [[ " ${cpu_flags//[^a-z0-9_]/ } " =~ \ avx512f\  ]] &&
+		[[ " ${cpu_flags//[^a-z0-9_]/ } " =~ \ avx512bw\  ]] &&
+		[[ " ${cpu_flags//[^a-z0-9_]/ } " =~ \ avx512vl\  ]]; then
+		ISAS="avx2 avx512"
+	fi
+	echo "paths: $ISAS (from $src)"
+	if [ -n "${MMSA_BENCH_SQL_ISAS:-}" ]; then
+		ISAS=$MMSA_BENCH_SQL_ISAS
+		echo "paths: $ISAS (MMSA_BENCH_SQL_ISAS)"
+	fi
+	ISA_IN_USE="mmsa_isa()"
+else
+	missing=""
+	[ "$has_isa_fn" = t ] || missing+=", no function mmsa_isa()"
+	[ "$has_isa_guc" = t ] || missing+=", no setting mmsa.isa"
+	echo "paths: could not query the path (the installed extension has${missing#,}):" \
+		"timing only the default path (isa=default)"
+	ISAS="default"
+	ISA_IN_USE="'unknown'"
+fi
+
+# --- the timed session -------------------------------------------------------
+configs=()
+for isa in $ISAS; do
+	for t in $THREADS; do
+		configs+=("$isa $t")
+	done
+done
+K=${#configs[@]}
+SCRIPT="$TMP/bench.sql"
+{
+	echo "LOAD 'mmsa';"
+	echo "SET max_parallel_workers_per_gather = 0;"
+	for r in $(seq "$ROUNDS"); do
+		for i in $(seq 0 $((K - 1))); do
+			read -r isa t <<<"${configs[$(((i + r - 1) % K))]}"
+			[ "$isa" = default ] || echo "SET mmsa.isa = '$isa';"
+			echo "SET mmsa.threads = $t;"
+			echo "SELECT count(mmsa_sentiment(body, image)) FROM (SELECT body, image FROM posts ORDER BY id LIMIT $WARM) w \\gset warm_"
+			echo "SELECT extract(epoch FROM clock_timestamp()) AS t0 \\gset"
+			echo "SELECT count(mmsa_sentiment(body, image)) AS n FROM posts \\gset"
+			echo "SELECT format('row round=%s isa=%s threads=%s n=%s ms=%s isa_in_use=%s', $r, '$isa'," \
+				"current_setting('mmsa.threads'), :n," \
+				"round((extract(epoch FROM clock_timestamp()) - :t0) * 1000, 1), $ISA_IN_USE);"
+		done
+	done
+} >"$SCRIPT"
+
+echo "timing: $ROUNDS rounds x $K configurations (paths: $ISAS; mmsa.threads: $THREADS)," \
+	"each a warm-up over $WARM posts then count(mmsa_sentiment(body, image)) over $N posts"
+ROWS="$TMP/rows"
+q -f "$SCRIPT" | while read -r tag rest; do
+	[ "$tag" = row ] || { echo "$tag $rest"; continue; }
+	echo "$rest" >>"$ROWS"
+	echo "$rest" | awk '{
+		for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+		printf "  round %s: isa=%s threads=%s posts=%s ms=%.1f posts_per_s=%.2f ms_per_post=%.2f isa_in_use=%s\n",
+			f["round"], f["isa"], f["threads"], f["n"], f["ms"], f["n"] * 1000 / f["ms"], f["ms"] / f["n"], f["isa_in_use"]
+	}'
+done
+[ -s "$ROWS" ] || die "no timings came back"
+
+# --- medians -----------------------------------------------------------------
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+echo
+for c in "${configs[@]}"; do
+	read -r isa t <<<"$c"
+	sel=$(grep " isa=$isa threads=$t " "$ROWS")
+	n=$(echo "$sel" | sed -n '1s/.* n=\([0-9]*\).*/\1/p')
+	[ "$n" -eq "$N" ] || die "count() gave $n, not $N (isa=$isa threads=$t)"
+	ms=$(echo "$sel" | sed -n 's/.* ms=\([0-9.]*\).*/\1/p')
+	pps=$(echo "$ms" | awk -v n="$N" '{ print n * 1000 / $1 }' | median)
+	mpp=$(echo "$ms" | awk -v n="$N" '{ print $1 / n }' | median)
+	in_use=$(echo "$sel" | sed 's/.* isa_in_use=\([^ ]*\).*/\1/' | sort -u | tr '\n' ',' | sed 's/,$//')
+	awk -v isa="$isa" -v t="$t" -v n="$N" -v r="$ROUNDS" -v p="$pps" -v m="$mpp" -v u="$in_use" \
+		'BEGIN { printf "sql isa=%s threads=%s posts=%s rounds=%s median_posts_per_s=%.2f median_ms_per_post=%.2f isa_in_use=%s\n",
+			isa, t, n, r, p, m, u }'
+done
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
