@@ -20,6 +20,7 @@
 
 #include "bench_resnet.h"
 #include "cli.h"
+#include "cpu.h"
 #include "resnet.h"
 
 static int
@@ -168,8 +169,9 @@ bench_resnet(int argc, char **argv)
 	{
 		double		median = runs % 2 ? ms[runs / 2] : 0.5 * (ms[runs / 2 - 1] + ms[runs / 2]);
 
-		printf("resnet batch=%d sub_batch=%d threads=%d runs=%d median_ms=%.3f min_ms=%.3f ms_per_image=%.3f corename=%s\n",
-			   batch, m->sub_batch, threads, runs, median, ms[0], median / batch, openblas_get_corename());
+		printf("resnet batch=%d sub_batch=%d threads=%d runs=%d median_ms=%.3f min_ms=%.3f ms_per_image=%.3f isa=%s corename=%s\n",
+			   batch, m->sub_batch, threads, runs, median, ms[0], median / batch,
+			   mmsa_isa_name(mmsa_isa_current()), openblas_get_corename());
 	}
 	if (profile)
 		print_profile(&prof, (long) runs * batch);

@@ -37,5 +37,6 @@ MMSA_CMD(cmd_train);
 MMSA_CMD(cmd_eval);
 MMSA_CMD(cmd_predict);
 MMSA_CMD(cmd_pack);
+MMSA_CMD(cmd_cpu);
 
 #endif

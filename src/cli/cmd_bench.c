@@ -19,6 +19,7 @@
 
 #include "bert.h"
 #include "cli.h"
+#include "cpu.h"
 
 typedef struct bench_options
 {
@@ -73,10 +74,10 @@ time_steps(const char *what, const bench_options *o, bench_step step,
 			ms[i - o->warmup] = cli_now_ms() - t0;
 	}
 	qsort(ms, o->runs, sizeof(double), compare_doubles);
-	printf("%s batch=%d seq=%d threads=%d runs=%d median_ms=%.3f min_ms=%.3f corename=%s\n",
+	printf("%s batch=%d seq=%d threads=%d runs=%d median_ms=%.3f min_ms=%.3f isa=%s corename=%s\n",
 		   what, o->batch, o->seq, o->threads, o->runs,
 		   o->runs % 2 ? ms[o->runs / 2] : 0.5 * (ms[o->runs / 2 - 1] + ms[o->runs / 2]),
-		   ms[0], openblas_get_corename());
+		   ms[0], mmsa_isa_name(mmsa_isa_current()), openblas_get_corename());
 	free(ms);
 	return 0;
 }

@@ -28,6 +28,7 @@ static const mmsa_command commands[] = {
 	{"eval", cmd_eval, "Table-4 metrics of the seven models on a labelled split"},
 	{"predict", cmd_predict, "sentiment of posts as CSV: id,label,p_negative,p_neutral,p_positive"},
 	{"pack", cmd_pack, "write the shared prepacked weights (model.packed) of a model's encoders"},
+	{"cpu", cmd_cpu, "the CPU's SIMD flags and the kernel path in use (MMSA_ISA)"},
 };
 
 static void
