@@ -8,6 +8,8 @@
  *	 mmsa.threads	 OpenBLAS threads used by one backend's inference
  *	 mmsa.max_image_pixels  larger images are refused before decoding
  *					 (superuser only: it bounds a backend's memory)
+ *	 mmsa.isa		 the instruction-set path of the kernels: auto, avx2 or
+ *					 avx512 (src/core/cpu.h)
  */
 #include "postgres.h"
 
@@ -20,6 +22,7 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "cpu.h"
 #include "mmsa_pg.h"
 
 PG_MODULE_MAGIC;
@@ -27,6 +30,7 @@ PG_MODULE_MAGIC;
 char	   *mmsa_model_dir = NULL;
 int			mmsa_threads = 1;
 int			mmsa_max_image_pixels = 50 * 1000 * 1000;
+char	   *mmsa_isa_setting = NULL;
 
 void		_PG_init(void);
 
@@ -43,6 +47,65 @@ mmsa_interrupt_pending(void)
 {
 	return InterruptPending && (QueryCancelPending || ProcDiePending) &&
 		INTERRUPTS_CAN_BE_PROCESSED();
+}
+
+/*
+ * mmsa.isa's check hook: the value must name a path (auto, avx2, avx512)
+ * that this CPU can run; auto always passes, even on a CPU without AVX2,
+ * whose first model load then reports the error.  Other names the core
+ * parses (test builds' emulated paths) are unknown here.  The parsed path
+ * goes to the assign hook as extra.
+ */
+static bool
+check_mmsa_isa(char **newval, void **extra, GucSource source)
+{
+	mmsa_isa	isa;
+	mmsa_error	err;
+	char		flags[256];
+	mmsa_isa   *parsed;
+
+	if (mmsa_isa_parse(*newval, &isa, &err) != MMSA_OK ||
+		(isa != MMSA_ISA_AUTO && isa != MMSA_ISA_AVX2 && isa != MMSA_ISA_AVX512))
+	{
+		GUC_check_errdetail("The instruction-set paths are auto, avx2 and avx512.");
+		return false;
+	}
+	if (!mmsa_cpu_supports(isa))
+	{
+		mmsa_cpu_flags(flags, sizeof(flags));
+		GUC_check_errdetail("This CPU cannot run the %s path (its flags: %s).",
+							mmsa_isa_name(isa), flags[0] ? flags : "none of avx, avx2, fma, avx512f");
+		GUC_check_errhint("auto uses the best path the CPU has; mmsa_cpu_flags() lists its flags.");
+		return false;
+	}
+
+	/* extra is freed by guc.c: guc_malloc'd from PG16, malloc'd before */
+#if PG_VERSION_NUM >= 160000
+	parsed = guc_malloc(LOG, sizeof(mmsa_isa));
+#else
+	parsed = malloc(sizeof(mmsa_isa));
+#endif
+	if (parsed == NULL)
+		return false;
+	*parsed = isa;
+	*extra = parsed;
+	return true;
+}
+
+/*
+ * mmsa.isa's assign hook: the kernels of this backend take the path from
+ * the next product on.  It runs when the module loads (auto, or a value
+ * set before), on SET and RESET, and when a transaction or function
+ * restores the previous value; never while a kernel runs, since the
+ * kernels run inside a single function call.  auto on a CPU without AVX2
+ * leaves the path unchosen, and the first model load (mmsa_isa_init) or
+ * mmsa_isa() raises the error: an assign hook must not fail.
+ */
+static void
+assign_mmsa_isa(const char *newval, void *extra)
+{
+	if (extra != NULL)
+		(void) mmsa_isa_set(*(mmsa_isa *) extra, NULL);
 }
 
 /*
@@ -116,6 +179,20 @@ _PG_init(void)
 							PGC_SUSET,
 							0,
 							NULL, NULL, NULL);
+
+	/*
+	 * Defining it runs the assign hook, so the path is chosen here, before
+	 * any model load; mmsa_isa_init, which the loaders call, then keeps it.
+	 */
+	DefineCustomStringVariable("mmsa.isa",
+							   "Instruction-set path of the matrix and convolution kernels.",
+							   "auto (the best the CPU has), avx2 (AVX2 and FMA) or avx512 "
+							   "(AVX-512 F, BW and VL). A path the CPU lacks is refused.",
+							   &mmsa_isa_setting,
+							   "auto",
+							   PGC_USERSET,
+							   0,
+							   check_mmsa_isa, assign_mmsa_isa, NULL);
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("mmsa");
