@@ -146,3 +146,22 @@ CREATE AGGREGATE mmsa_distribution(body text, image bytea) (
 
 COMMENT ON AGGREGATE mmsa_distribution(text, bytea) IS
 'Distribution of the sentiment of posts (text, image), each classified as mmsa_sentiment(body, image) does: total, count and share of each label (posts with neither text nor image are not counted)';
+
+-- ---- the kernels' instruction-set path ------------------------------------
+-- The matrix products and convolutions run on the best vector instructions
+-- the CPU has (AVX-512, or AVX2 with FMA), or on the path that the setting
+-- mmsa.isa names (auto, avx2 or avx512).  These functions show which.
+
+CREATE FUNCTION mmsa_isa() RETURNS text
+	AS 'MODULE_PATHNAME', 'mmsa_isa_sql'
+	LANGUAGE C STABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION mmsa_isa() IS
+'Instruction-set path of the kernels in this session: avx512 or avx2, the best the CPU has unless mmsa.isa names one (a CPU without AVX2 and FMA is an error, 0A000)';
+
+CREATE FUNCTION mmsa_cpu_flags() RETURNS text
+	AS 'MODULE_PATHNAME', 'mmsa_cpu_flags_sql'
+	LANGUAGE C STABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION mmsa_cpu_flags() IS
+'The CPU''s SIMD flags that decide the paths mmsa.isa accepts, space separated, as /proc/cpuinfo names them (avx avx2 fma avx512f avx512bw avx512vl ...)';
