@@ -17,6 +17,13 @@
 #define MMSA_X86 1
 #endif
 
+/*
+ * The SIMDe build of the AVX-512 kernels, present only in binaries linked
+ * with it (build/mmsa-simde, the unit tests): weak, so NULL elsewhere.
+ */
+extern const gemm_kernels gemm_kernels_avx512_simde __attribute__((weak));
+extern const conv_kernels conv_kernels_avx512_simde __attribute__((weak));
+
 /* What CPUID says, read once. */
 typedef struct cpu_features
 {
@@ -120,6 +127,8 @@ mmsa_cpu_supports(mmsa_isa isa)
 			return avx2;
 		case MMSA_ISA_AVX512:
 			return avx2 && f->avx512f && f->avx512bw && f->avx512vl && f->os_avx512;
+		case MMSA_ISA_AVX512_SIMDE:
+			return avx2 && &gemm_kernels_avx512_simde != NULL && &conv_kernels_avx512_simde != NULL;
 		case MMSA_ISA_AUTO:
 			return 1;
 		case MMSA_ISA_NONE:
@@ -147,6 +156,8 @@ mmsa_isa_name(mmsa_isa isa)
 			return "avx2";
 		case MMSA_ISA_AVX512:
 			return "avx512";
+		case MMSA_ISA_AVX512_SIMDE:
+			return "avx512-simde";
 		case MMSA_ISA_AUTO:
 			return "auto";
 		case MMSA_ISA_NONE:
@@ -158,7 +169,7 @@ mmsa_isa_name(mmsa_isa isa)
 mmsa_status
 mmsa_isa_parse(const char *name, mmsa_isa *isa, mmsa_error *err)
 {
-	static const mmsa_isa all[] = {MMSA_ISA_AUTO, MMSA_ISA_AVX2, MMSA_ISA_AVX512};
+	static const mmsa_isa all[] = {MMSA_ISA_AUTO, MMSA_ISA_AVX2, MMSA_ISA_AVX512, MMSA_ISA_AVX512_SIMDE};
 
 	for (size_t i = 0; name && i < sizeof(all) / sizeof(all[0]); i++)
 		if (strcmp(name, mmsa_isa_name(all[i])) == 0)
@@ -185,6 +196,9 @@ mmsa_isa_set(mmsa_isa isa, mmsa_error *err)
 			return mmsa_set_error(err, MMSA_ERR_UNSUPPORTED,
 								  "this CPU lacks AVX2 and FMA, which mmsa needs (its flags: %s)",
 								  flags[0] ? flags : "none of avx2, fma, avx512f");
+		if (isa == MMSA_ISA_AVX512_SIMDE)
+			return mmsa_set_error(err, MMSA_ERR_UNSUPPORTED,
+								  "the avx512-simde path exists only in test builds linked with SIMDe");
 		return mmsa_set_error(err, MMSA_ERR_UNSUPPORTED,
 							  "this CPU cannot run the %s path (its flags: %s)",
 							  mmsa_isa_name(isa), flags);
@@ -194,6 +208,11 @@ mmsa_isa_set(mmsa_isa isa, mmsa_error *err)
 	{
 		gemm_current = &gemm_kernels_avx512;
 		conv_current = &conv_kernels_avx512;
+	}
+	else if (isa == MMSA_ISA_AVX512_SIMDE)
+	{
+		gemm_current = &gemm_kernels_avx512_simde;
+		conv_current = &conv_kernels_avx512_simde;
 	}
 	else
 	{

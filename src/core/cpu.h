@@ -19,7 +19,10 @@
  * The environment variable MMSA_ISA (auto | avx2 | avx512) forces a path
  * for the command-line tool and the tests; the extension's setting
  * mmsa.isa does the same in SQL.  Asking for a path the CPU lacks is an
- * error, not a crash.
+ * error, not a crash.  A test build linked with the SIMDe objects
+ * (build/mmsa-simde, see the Makefile) also takes avx512-simde: the
+ * AVX-512 kernels emulated on AVX2, so that whole models run on them on
+ * any host; other builds refuse it.
  */
 #ifndef MMSA_CPU_H
 #define MMSA_CPU_H
@@ -33,6 +36,7 @@ typedef enum mmsa_isa
 	MMSA_ISA_NONE = 0,			/* no supported path: the portable C loops */
 	MMSA_ISA_AVX2 = 1,
 	MMSA_ISA_AVX512 = 2,
+	MMSA_ISA_AVX512_SIMDE = 3,	/* the AVX-512 kernels emulated by SIMDe */
 	MMSA_ISA_AUTO = 99			/* the best the CPU has (a request only) */
 } mmsa_isa;
 
@@ -42,10 +46,10 @@ mmsa_isa	mmsa_cpu_best(void);
 /* Whether this CPU supports the path. */
 int			mmsa_cpu_supports(mmsa_isa isa);
 
-/* "avx2", "avx512", "auto", "none". */
+/* "avx2", "avx512", "avx512-simde", "auto", "none". */
 const char *mmsa_isa_name(mmsa_isa isa);
 
-/* Parses a path's name (auto | avx2 | avx512); MMSA_ERR_INVALID otherwise. */
+/* Parses a path's name (auto | avx2 | avx512 | avx512-simde); MMSA_ERR_INVALID otherwise. */
 mmsa_status mmsa_isa_parse(const char *name, mmsa_isa *isa, mmsa_error *err);
 
 /*
