@@ -1,21 +1,28 @@
 #!/bin/bash
 # bench_resnet.sh
 #   Times ResNet-50 (224 x 224) forward passes: the C model (mmsa bench
-#   resnet), ONNX Runtime (onnxruntime-node) and PyTorch, on the same
-#   weights (torchvision resnet50 with random weights and calibrated
-#   BatchNorm, test/bench/resnet_export.py), batch 1 and 16, 2 threads,
-#   median after warm-up, in ROUNDS rounds (3) of the three back to back, so
-#   that load from other processes hits them alike.  Prints each line, then
-#   per batch the median milliseconds per image over the rounds and the
-#   median over rounds of each round's ratios C / ORT and C / PyTorch, and
-#   the OpenBLAS kernel.  Three rounds of 20 passes are a snapshot of this
-#   noisy machine (their batch-1 C / ORT has ranged from 0.80 to 1.26 in one
-#   run), so it then prints C against ONNX Runtime alone at batch 1 over
-#   ALT_ROUNDS (60) short alternating rounds (alternate_resnet.sh), the
-#   figure to decide by; ALT_ROUNDS=0 leaves it out.
+#   resnet) on each of its kernel paths, ONNX Runtime (onnxruntime-node)
+#   and PyTorch, on the same weights (torchvision resnet50 with random
+#   weights and calibrated BatchNorm, test/bench/resnet_export.py), batch 1
+#   and 16, 2 threads, median after warm-up, in ROUNDS rounds (3), each
+#   running C once per path, then ORT, then PyTorch, back to back, so that
+#   load from other processes hits them alike.  The paths
+#   (test/bench/bench_isas.sh): avx2, and avx512 too where the CPU has it,
+#   or those MMSA_BENCH_ISAS names; each runs with MMSA_ISA=<path>, and its
+#   bench line says isa=<path>.  Prints the CPU's model, cores and SIMD
+#   flags and the paths timed, each line, then per batch per path the
+#   median milliseconds per image over the rounds and the median over
+#   rounds of each round's ratios C / ORT and C / PyTorch (the path's C
+#   over the same round's ORT and PyTorch), and the OpenBLAS kernel.  Three
+#   rounds of 20 passes are a snapshot of this noisy machine (their batch-1
+#   C / ORT has ranged from 0.80 to 1.26 in one run), so it then prints
+#   each path's C against ONNX Runtime alone at batch 1 over ALT_ROUNDS (60)
+#   short alternating rounds (alternate_resnet.sh, which times the same
+#   paths), the figure to decide by; ALT_ROUNDS=0 leaves it out.
 #
-#   usage: test/bench/bench_resnet.sh   (after make; RUNS1/RUNS16/ROUNDS/ALT_ROUNDS override the counts)
-set -eu
+#   usage: test/bench/bench_resnet.sh   (after make; RUNS1/RUNS16/ROUNDS/ALT_ROUNDS override the
+#   counts, MMSA_BENCH_ISAS the paths, e.g. "avx2" or "avx2 avx512")
+set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BENCH="$ROOT/build/bench"
@@ -33,6 +40,7 @@ die()
 }
 
 [ -x "$ROOT/build/mmsa" ] || die "build/mmsa is missing: run make first"
+. "$ROOT/test/bench/bench_isas.sh"
 mkdir -p "$BENCH"
 
 # weights for all three: safetensors + config for C, ONNX for ORT, state dict for PyTorch
@@ -64,27 +72,38 @@ field()
 	echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"
 }
 
-echo "ResNet-50 224x224, $THREADS threads, $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
-# median of the numbers on stdin, one per line
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+echo "ResNet-50 224x224, $THREADS threads"
+isa_header
+# median of the numbers on stdin, one per line (nothing for none)
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
+# per path k of ISAS (a path named twice gets two): C_ALL, C_ORT, C_PT
+# accumulate over the rounds of a batch, C_MS is this round's
+C_MS=()
 for B in 1 16; do
 	if [ "$B" = 1 ]; then R=$RUNS1; W=3; else R=$RUNS16; W=1; fi
-	c_all=""; ort_all=""; pt_all=""; c_ort=""; c_pt=""
-	# rounds of the three back to back: load from elsewhere hits them alike
+	ort_all=""; pt_all=""; C_ALL=(); C_ORT=(); C_PT=()
+	# rounds of C per path, ORT, PyTorch back to back: load from elsewhere hits them alike
 	for r in $(seq "$ROUNDS"); do
-		c_line=$($C_BENCH --model "$MODEL" --batch "$B" --threads "$THREADS" --runs "$R" --warmup "$W") ||
-			die "C bench failed"
-		echo "  round $r: $c_line"
-		c_ms=$(field ms_per_image "$c_line")
-		c_all+="$c_ms"$'\n'
+		k=0
+		for isa in $ISAS; do
+			c_line=$(MMSA_ISA=$isa $C_BENCH --model "$MODEL" --batch "$B" --threads "$THREADS" \
+				--runs "$R" --warmup "$W") || die "C bench failed (MMSA_ISA=$isa)"
+			echo "  round $r: $c_line"
+			isa_check "$isa" "$c_line"
+			C_MS[k]=$(field ms_per_image "$c_line")
+			C_ALL[k]+="${C_MS[$k]}"$'\n'
+			k=$((k + 1))
+		done
 		if [ "$ORT_OK" = 1 ]; then
 			if ort_line=$(node "$ROOT/test/bench/bench_ort_resnet.js" "$BENCH/node_modules" "$MODEL.onnx" \
 				"$B" "$THREADS" "$R" "$W"); then
 				echo "  round $r: $ort_line"
 				o=$(field ms_per_image "$ort_line")
 				ort_all+="$o"$'\n'
-				c_ort+="$(awk -v c="$c_ms" -v o="$o" 'BEGIN { print c / o }')"$'\n'
+				for k in "${!C_MS[@]}"; do
+					C_ORT[k]+="$(awk -v c="${C_MS[$k]}" -v o="$o" 'BEGIN { print c / o }')"$'\n'
+				done
 			fi
 		fi
 		# PyTorch's OpenMP threads otherwise spin against each other on 2 cores
@@ -94,22 +113,30 @@ for B in 1 16; do
 		echo "  round $r: $pt_line"
 		p=$(field ms_per_image "$pt_line")
 		pt_all+="$p"$'\n'
-		c_pt+="$(awk -v c="$c_ms" -v p="$p" 'BEGIN { print c / p }')"$'\n'
+		for k in "${!C_MS[@]}"; do
+			C_PT[k]+="$(awk -v c="${C_MS[$k]}" -v p="$p" 'BEGIN { print c / p }')"$'\n'
+		done
 	done
 	[ "$ORT_OK" = 1 ] || echo "ort: onnxruntime-node could not be installed (see $BENCH/npm.log)"
-	awk -v B="$B" -v c="$(printf '%s' "$c_all" | median)" -v o="$(printf '%s' "$ort_all" | median)" \
-		-v p="$(printf '%s' "$pt_all" | median)" -v co="$(printf '%s' "$c_ort" | median)" \
-		-v cp="$(printf '%s' "$c_pt" | median)" 'BEGIN {
-		printf "batch %d: ms/image C %.2f", B, c;
-		if (o != "") printf ", ORT %.2f", o;
-		printf ", PyTorch %.2f", p;
-		if (o != "") printf "; C/ORT %.2f", co;
-		printf ", C/PyTorch %.2f\n", cp;
-	}'
+	o_med=$(printf '%s' "$ort_all" | median)
+	p_med=$(printf '%s' "$pt_all" | median)
+	k=0
+	for isa in $ISAS; do
+		awk -v B="$B" -v isa="$isa" -v c="$(printf '%s' "${C_ALL[$k]}" | median)" -v o="$o_med" -v p="$p_med" \
+			-v co="$(printf '%s' "${C_ORT[$k]:-}" | median)" -v cp="$(printf '%s' "${C_PT[$k]}" | median)" 'BEGIN {
+			printf "batch %d, path %s: ms/image C %.2f", B, isa, c;
+			if (o != "") printf ", ORT %.2f", o;
+			printf ", PyTorch %.2f", p;
+			if (o != "") printf "; C/ORT %.2f", co;
+			printf ", C/PyTorch %.2f\n", cp;
+		}'
+		k=$((k + 1))
+	done
 done
-echo "(medians over $ROUNDS rounds of each tool's median; ratios: median over rounds of each round's ratio)"
-echo "OpenBLAS kernel (loaded; ResNet's products run on gemm.c, not OpenBLAS): $(field corename "$c_line")"
+echo "(medians over $ROUNDS rounds of each tool's median; ratios: median over rounds of each round's ratio," \
+	"each path's C over the same round's ORT or PyTorch)"
+openblas_line "$(field corename "$c_line")" "loaded; ResNet's products run on gemm.c, not OpenBLAS"
 if [ "$ORT_OK" = 1 ] && [ "$ALT_ROUNDS" -gt 0 ]; then
-	echo "C against ONNX Runtime alone, alternating (test/bench/alternate_resnet.sh $ALT_ROUNDS 1 $THREADS):"
+	echo "C on each path against ONNX Runtime alone, alternating (test/bench/alternate_resnet.sh $ALT_ROUNDS 1 $THREADS):"
 	"$ROOT/test/bench/alternate_resnet.sh" "$ALT_ROUNDS" 1 "$THREADS" | sed 's/^/  /'
 fi

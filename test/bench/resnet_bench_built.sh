@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # resnet_bench_built.sh
 #   Sourced by the scripts that time ResNet-50 against ONNX Runtime outside
 #   make bench (alternate_resnet.sh, resnet_layers.sh): sets ROOT and BENCH,

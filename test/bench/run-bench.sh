@@ -1,17 +1,24 @@
 #!/bin/bash
 # run-bench.sh (make bench): the BERT encoder forward pass, bert-base shape,
-# seq 64, batch 1 and 16, 2 threads: the C core (mmsa bench bert) against
-# ONNX Runtime (onnxruntime-node, graph optimizations on) and PyTorch
-# (test/reference/bert_reference.py, inference_mode).
+# seq 64, batch 1 and 16, 2 threads: the C core (mmsa bench bert) on each of
+# its kernel paths against ONNX Runtime (onnxruntime-node, graph
+# optimizations on) and PyTorch (test/reference/bert_reference.py,
+# inference_mode).  The paths (test/bench/bench_isas.sh): avx2, and avx512
+# too where the CPU has it, or those MMSA_BENCH_ISAS names; each runs with
+# MMSA_ISA=<path>, and its bench line says isa=<path>.
 #
 # Random bert-base weights (test/reference/bert_reference.py model), their
 # ONNX export (opset 14) and onnxruntime-node (pinned, installed with
 # --ignore-scripts) go to build/bench and are reused by later runs.
-# The three are interleaved over several rounds, so that load from other
-# processes hits them alike; each round gives a median of RUNS timed runs
-# after warm-up per tool and the ratios of those; the table shows the median
-# over rounds of each (ratios taken within a round, back to back, so that a
-# quiet moment for one tool does not skew them).
+# The tools are interleaved over several rounds, so that load from other
+# processes hits them alike: each round runs C once per path, then ONNX
+# Runtime, then PyTorch, each giving a median of RUNS timed runs after
+# warm-up, and each path's ratios to that round's ONNX Runtime and PyTorch;
+# the table has a row per batch per path with the median over rounds of
+# each (ratios taken within a round, back to back, so that a quiet moment
+# for one tool does not skew them).  It is preceded by the CPU's model,
+# cores and SIMD flags and the paths timed, and followed by the OpenBLAS
+# kernel and the machine's load.
 #
 # PyTorch (Debian's 1.13, whose BLAS is OpenBLAS) runs with
 # OMP_WAIT_POLICY=PASSIVE and OPENBLAS_NUM_THREADS=1, its best setting here:
@@ -20,8 +27,11 @@
 #
 # Environment: MMSA_BENCH_THREADS (2), MMSA_BENCH_RUNS (10),
 # MMSA_BENCH_TORCH_RUNS (3), MMSA_BENCH_ROUNDS (3), MMSA_BENCH_BATCHES
-# ("1 16"), and OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (passed through to
-# OpenBLAS when set).
+# ("1 16"), MMSA_BENCH_ISAS (the kernel paths to time, e.g. "avx2" or
+# "avx2 avx512"; a path the CPU lacks stops the run before anything is
+# timed), and OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (passed through to
+# OpenBLAS when set).  bench_resnet.sh, which runs after it, times the same
+# paths.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -40,6 +50,7 @@ MODEL="$BENCH/bert-base"
 ONNX="$BENCH/bert-base.onnx"
 
 [ -x "$CLI" ] || { echo "run-bench.sh: $CLI not built (run make)" >&2; exit 1; }
+. "$ROOT/test/bench/bench_isas.sh"
 mkdir -p "$BENCH"
 
 if [ ! -f "$MODEL/model.safetensors" ] || [ ! -f "$ONNX" ]; then
@@ -62,50 +73,67 @@ field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
 # median of the numbers on stdin, one per line
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-declare -A RESULT
+# RESULT[<what><batch>,<k>]: of the k-th path of ISAS (a path named twice
+# gets two); C, C/ORT, C/PyTorch per path, ORT and PyTorch per batch
+declare -A RESULT C_ALL C_ORT C_TORCH
+C_MS=()  # this round's C median per path
 corename=""
 for B in $BATCHES; do
-	c_all=""; ort_all=""; torch_all=""; c_ort=""; c_torch=""
+	ort_all=""; torch_all=""
 	for r in $(seq "$ROUNDS"); do
-		line=$("$CLI" bench bert --model "$MODEL" --batch "$B" --seq "$SEQ" \
-			--threads "$THREADS" --runs "$RUNS" --warmup "$WARMUP")
-		echo "  round $r: $line"
-		c_all+="$(echo "$line" | field median_ms)"$'\n'
-		corename=$(echo "$line" | field corename)
+		k=0
+		for isa in $ISAS; do
+			line=$(MMSA_ISA=$isa "$CLI" bench bert --model "$MODEL" --batch "$B" --seq "$SEQ" \
+				--threads "$THREADS" --runs "$RUNS" --warmup "$WARMUP")
+			echo "  round $r: $line"
+			isa_check "$isa" "$line"
+			C_MS[k]=$(echo "$line" | field median_ms)
+			C_ALL[$B,$k]+="${C_MS[$k]}"$'\n'
+			corename=$(echo "$line" | field corename)
+			k=$((k + 1))
+		done
 		line=$(node "$ROOT/test/bench/bench_ort.js" "$BENCH/node_modules" "$ONNX" \
 			"$B" "$SEQ" "$THREADS" "$RUNS" "$WARMUP")
 		echo "  round $r: $line"
-		ort_all+="$(echo "$line" | field median_ms)"$'\n'
+		o=$(echo "$line" | field median_ms)
+		ort_all+="$o"$'\n'
 		line=$(OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=1 "$PY" "$ROOT/test/bench/bench_torch.py" \
 			"$MODEL" "$B" "$SEQ" "$THREADS" "$TORCH_RUNS" 1)
 		echo "  round $r: $line"
-		torch_all+="$(echo "$line" | field median_ms)"$'\n'
-		c=$(printf '%s' "$c_all" | tail -1); o=$(printf '%s' "$ort_all" | tail -1)
-		t=$(printf '%s' "$torch_all" | tail -1)
-		c_ort+="$(awk -v c="$c" -v o="$o" 'BEGIN { print c / o }')"$'\n'
-		c_torch+="$(awk -v c="$c" -v t="$t" 'BEGIN { print c / t }')"$'\n'
+		t=$(echo "$line" | field median_ms)
+		torch_all+="$t"$'\n'
+		for k in "${!C_MS[@]}"; do
+			C_ORT[$B,$k]+="$(awk -v c="${C_MS[$k]}" -v o="$o" 'BEGIN { print c / o }')"$'\n'
+			C_TORCH[$B,$k]+="$(awk -v c="${C_MS[$k]}" -v t="$t" 'BEGIN { print c / t }')"$'\n'
+		done
 	done
-	RESULT[c$B]=$(printf '%s' "$c_all" | median)
 	RESULT[ort$B]=$(printf '%s' "$ort_all" | median)
 	RESULT[torch$B]=$(printf '%s' "$torch_all" | median)
-	RESULT[c_ort$B]=$(printf '%s' "$c_ort" | median)
-	RESULT[c_torch$B]=$(printf '%s' "$c_torch" | median)
+	for k in "${!C_MS[@]}"; do
+		RESULT[c$B,$k]=$(printf '%s' "${C_ALL[$B,$k]}" | median)
+		RESULT[c_ort$B,$k]=$(printf '%s' "${C_ORT[$B,$k]}" | median)
+		RESULT[c_torch$B,$k]=$(printf '%s' "${C_TORCH[$B,$k]}" | median)
+	done
 done
 
 echo
 echo "BERT encoder forward, bert-base shape (12 x 768, 12 heads), seq $SEQ, $THREADS threads"
+isa_header
 echo "ms per batch: median over $ROUNDS rounds of the median of $RUNS runs after $WARMUP warm-up" \
-	"(PyTorch: $TORCH_RUNS runs after 1); ratios: median over rounds of each round's ratio"
-printf '%-7s %12s %12s %12s %8s %10s\n' batch "C (mmsa)" "ORT $ORT_VERSION" PyTorch "C/ORT" "C/PyTorch"
+	"(PyTorch: $TORCH_RUNS runs after 1); ratios: median over rounds of each round's ratio" \
+	"(each path's C over the same round's ORT or PyTorch)"
+printf '%-7s %-8s %12s %12s %12s %8s %10s\n' batch path "C (mmsa)" "ORT $ORT_VERSION" PyTorch "C/ORT" "C/PyTorch"
 for B in $BATCHES; do
-	awk -v b="$B" -v c="${RESULT[c$B]}" -v o="${RESULT[ort$B]}" -v t="${RESULT[torch$B]}" \
-		-v co="${RESULT[c_ort$B]}" -v ct="${RESULT[c_torch$B]}" \
-		'BEGIN { printf "%-7s %12.1f %12.1f %12.1f %8.2f %10.3f\n", b, c, o, t, co, ct }'
+	k=0
+	for isa in $ISAS; do
+		awk -v b="$B" -v isa="$isa" -v c="${RESULT[c$B,$k]}" -v o="${RESULT[ort$B]}" \
+			-v t="${RESULT[torch$B]}" -v co="${RESULT[c_ort$B,$k]}" -v ct="${RESULT[c_torch$B,$k]}" \
+			'BEGIN { printf "%-7s %-8s %12.1f %12.1f %12.1f %8.2f %10.3f\n", b, isa, c, o, t, co, ct }'
+		k=$((k + 1))
+	done
 done
-echo "OpenBLAS kernel: $corename; OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(unset: auto-detected)};" \
-	"OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-(unset: auto-detected)}"
-echo "CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) cores;" \
-	"load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+openblas_line "$corename"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # other models' benchmarks, when present
 if [ -x "$ROOT/test/bench/bench_resnet.sh" ]; then
@@ -118,7 +146,7 @@ fi
 DATA="${MMSA_DATA:-$(cd "$ROOT/.." && pwd)/shared/data}"
 if [ -d "$DATA/mvsa-single/images" ] && [ -f "$ROOT/weights/image/config.json" ]; then
 	echo
-	echo "Image decode + preprocess, MVSA-Single ($(ls "$DATA/mvsa-single/images" | wc -l) images, one thread)"
+	echo "Image decode + preprocess, MVSA-Single ($(find "$DATA/mvsa-single/images" -name '*.jpg' | wc -l) images, one thread)"
 	PRE="$BENCH/preprocess.json"
 	$PY -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["preprocess"]))' \
 		"$ROOT/weights/image/config.json" >"$PRE"
