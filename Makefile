@@ -24,7 +24,7 @@ ARCH := $(shell uname -m)
 ifeq ($(ARCH),x86_64)
 ISA_SRCS = $(sort $(wildcard src/core/isa/*.c))
 else
-ISA_SRCS = src/core/isa/conv_generic.c
+ISA_SRCS = src/core/isa/conv_generic.c src/core/isa/layer_generic.c
 endif
 ISA_AVX2_FLAGS = -mavx2 -mfma
 ISA_AVX512_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx2 -mfma

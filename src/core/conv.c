@@ -228,99 +228,9 @@ conv2d_forward(const conv_exec *ex, float *out, const float *inp, const float *w
 }
 
 /*
- * Max pooling (see conv.h): each (channel, image) plane separately.
+ * Max pooling (see conv.h): each (channel, image) plane separately, by the
+ * kernels of the path in use (maxpool_range, conv_kernels.h).
  */
-typedef struct maxpool_args
-{
-	int			planes;
-	float	   *out;
-	const float *inp;
-	int			H,
-				W,
-				k,
-				stride,
-				pad;
-} maxpool_args;
-
-static void
-maxpool_range(const void *args, int p_begin, int p_end)
-{
-	const maxpool_args *a = args;
-	float	   *out = a->out;
-	const float *inp = a->inp;
-	int			H = a->H,
-				W = a->W,
-				k = a->k,
-				stride = a->stride,
-				pad = a->pad;
-	int			Ho = conv_out_size(H, k, stride, pad);
-	int			Wo = conv_out_size(W, k, stride, pad);
-
-	float		colmax[1024];
-
-	for (size_t p = p_begin; p < (size_t) p_end; p++)
-	{
-		const float *src = inp + p * H * W;
-		float	   *dst = out + p * Ho * Wo;
-
-		if (W <= 1024)
-		{
-			/* per output row: the max down the window's rows, then across */
-			for (int oy = 0; oy < Ho; oy++)
-			{
-				int			y_lo = oy * stride - pad,
-							y_hi = y_lo + k;
-
-				if (y_lo < 0)
-					y_lo = 0;
-				if (y_hi > H)
-					y_hi = H;
-				for (int x = 0; x < W; x++)
-					colmax[x] = -FLT_MAX;
-				for (int iy = y_lo; iy < y_hi; iy++)
-					for (int x = 0; x < W; x++)
-						colmax[x] = src[iy * W + x] > colmax[x] ? src[iy * W + x] : colmax[x];
-				for (int ox = 0; ox < Wo; ox++)
-				{
-					int			x_lo = ox * stride - pad,
-								x_hi = x_lo + k;
-					float		m = -FLT_MAX;
-
-					if (x_lo < 0)
-						x_lo = 0;
-					if (x_hi > W)
-						x_hi = W;
-					for (int x = x_lo; x < x_hi; x++)
-						m = colmax[x] > m ? colmax[x] : m;
-					dst[oy * Wo + ox] = m;
-				}
-			}
-			continue;
-		}
-		for (int oy = 0; oy < Ho; oy++)
-			for (int ox = 0; ox < Wo; ox++)
-			{
-				float		m = -FLT_MAX;
-
-				for (int ki = 0; ki < k; ki++)
-				{
-					int			iy = oy * stride - pad + ki;
-
-					if (iy < 0 || iy >= H)
-						continue;
-					for (int kj = 0; kj < k; kj++)
-					{
-						int			ix = ox * stride - pad + kj;
-
-						if (ix >= 0 && ix < W && src[iy * W + ix] > m)
-							m = src[iy * W + ix];
-					}
-				}
-				dst[oy * Wo + ox] = m;
-			}
-	}
-}
-
 static void
 maxpool_thread(void *arg, int t, int n)
 {
@@ -329,7 +239,7 @@ maxpool_thread(void *arg, int t, int n)
 				hi;
 
 	mmsa_pool_share(a->planes, t, n, 1, &lo, &hi);
-	maxpool_range(a, (int) lo, (int) hi);
+	mmsa_conv_kernels()->maxpool_range(a, (int) lo, (int) hi);
 }
 
 void

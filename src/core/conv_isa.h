@@ -129,6 +129,19 @@ typedef struct winograd_args
 } winograd_args;
 
 
+/* Max pooling of planes [p_begin, p_end) (see conv.c) */
+typedef struct maxpool_args
+{
+	int			planes;
+	float	   *out;
+	const float *inp;
+	int			H,
+				W,
+				k,
+				stride,
+				pad;
+} maxpool_args;
+
 typedef struct conv_kernels
 {
 	const char *name;
@@ -148,6 +161,9 @@ typedef struct conv_kernels
 	void		(*winograd_output) (const winograd_args *a, int t_begin, int t_end);
 	void		(*winograd_input_2x2) (const winograd_args *a, int t_begin, int t_end);
 	void		(*winograd_output_2x2) (const winograd_args *a, int t_begin, int t_end);
+
+	/* max pooling of the (channel, image) planes [p_begin, p_end) */
+	void		(*maxpool_range) (const void *args, int p_begin, int p_end);
 } conv_kernels;
 
 extern const conv_kernels conv_kernels_generic;

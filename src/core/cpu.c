@@ -11,6 +11,7 @@
 
 #include "conv_isa.h"
 #include "gemm_isa.h"
+#include "layers_isa.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -48,6 +49,7 @@ static cpu_features cpu;
 static mmsa_isa isa_current = MMSA_ISA_NONE;
 static const gemm_kernels *gemm_current;
 static const conv_kernels *conv_current;
+static const layer_kernels *layer_current;
 static const char *label_current;
 
 /* Set by mmsa_isa_use_tables: tables the tests put in place. */
@@ -208,16 +210,20 @@ mmsa_isa_set(mmsa_isa isa, mmsa_error *err)
 	{
 		gemm_current = &gemm_kernels_avx512;
 		conv_current = &conv_kernels_avx512;
+		layer_current = &layer_kernels_avx512;
 	}
 	else if (isa == MMSA_ISA_AVX512_SIMDE)
 	{
+		/* layer_kernels.h has no intrinsics: nothing of it to emulate */
 		gemm_current = &gemm_kernels_avx512_simde;
 		conv_current = &conv_kernels_avx512_simde;
+		layer_current = &layer_kernels_avx2;
 	}
 	else
 	{
 		gemm_current = &gemm_kernels_avx2;
 		conv_current = &conv_kernels_avx2;
+		layer_current = &layer_kernels_avx2;
 	}
 #endif
 	isa_current = isa;
@@ -303,6 +309,7 @@ ensure_chosen(void)
 	{
 		gemm_current = &gemm_kernels_generic;
 		conv_current = &conv_kernels_generic;
+		layer_current = &layer_kernels_generic;
 		label_current = "generic";
 	}
 }
@@ -323,4 +330,11 @@ mmsa_conv_kernels(void)
 		return conv_override;
 	ensure_chosen();
 	return conv_current;
+}
+
+const layer_kernels *
+mmsa_layer_kernels(void)
+{
+	ensure_chosen();
+	return layer_current;
 }

@@ -118,12 +118,19 @@ pack_b_row_generic(float *bp, const float *row, int kc, int k, int nc)
 	gemm_pack_b_row_inline(bp, row, kc, k, nc);
 }
 
+static void
+pack_b_generic(float *bp, const float *B, size_t ldb, int k0, int kc, int n0, int nc)
+{
+	gemm_pack_b_inline(bp, B, ldb, k0, kc, n0, nc);
+}
+
 const gemm_kernels gemm_kernels_generic = {
 	"generic",
 	row_panel_generic,
 	NULL,
 	NULL,
-	pack_b_row_generic
+	pack_b_row_generic,
+	pack_b_generic
 };
 
 /* Row k of a packed block, by the path in use (see gemm.h). */
@@ -131,15 +138,6 @@ void
 gemm_pack_b_row(float *bp, const float *row, int kc, int k, int nc)
 {
 	mmsa_gemm_kernels()->pack_b_row(bp, row, kc, k, nc);
-}
-
-/* Packs B[k0 .. k0+kc, n0 .. n0+nc) row by row. */
-static void
-pack_b(const gemm_kernels *kern, float *bp, const float *B, size_t ldb,
-	   int k0, int kc, int n0, int nc)
-{
-	for (int k = 0; k < kc; k++)
-		kern->pack_b_row(bp, B + (size_t) (k0 + k) * ldb + n0, kc, k, nc);
 }
 
 /* A dense B (K, N) with leading dimension ldb, as a gemm_b_source. */
@@ -155,7 +153,7 @@ pack_dense_b(const void *ctx, float *bp, int k0, int kc, int n0, int nc)
 {
 	const dense_b *d = ctx;
 
-	pack_b(d->kern, bp, d->B, d->ldb, k0, kc, n0, nc);
+	d->kern->pack_b(bp, d->B, d->ldb, k0, kc, n0, nc);
 }
 
 void

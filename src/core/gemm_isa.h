@@ -75,6 +75,9 @@ typedef struct gemm_kernels
 
 	/* gemm_pack_b_row for this path. */
 	void		(*pack_b_row) (float *bp, const float *row, int kc, int k, int nc);
+
+	/* B[k0 .. k0+kc, n0 .. n0+nc) of a dense B (leading dimension ldb), packed */
+	void		(*pack_b) (float *bp, const float *B, size_t ldb, int k0, int kc, int n0, int nc);
 } gemm_kernels;
 
 extern const gemm_kernels gemm_kernels_generic;
@@ -137,6 +140,14 @@ gemm_pack_b_row_inline(float *bp, const float *row, int kc, int k, int nc)
 			memset(dst + cols, 0, sizeof(float) * (GEMM_NR - cols));
 		}
 	}
+}
+
+/* Packs B[k0 .. k0+kc, n0 .. n0+nc) of a dense B row by row. */
+static inline void
+gemm_pack_b_inline(float *bp, const float *B, size_t ldb, int k0, int kc, int n0, int nc)
+{
+	for (int k = 0; k < kc; k++)
+		gemm_pack_b_row_inline(bp, B + (size_t) (k0 + k) * ldb + n0, kc, k, nc);
 }
 
 #endif

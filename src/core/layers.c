@@ -6,6 +6,7 @@
  * that the compiler vectorizes.
  */
 #include "layers.h"
+#include "layers_isa.h"
 
 #include <float.h>
 #include <math.h>
@@ -13,17 +14,6 @@
 
 #include <cblas.h>
 
-/*
- * GCC keeps the branches of a float clamp (and so does not vectorize the
- * loop) unless floating-point comparisons may be treated as non-trapping;
- * this attribute allows that for GELU (on both functions, as GCC does not
- * inline across differing optimization attributes).
- */
-#if defined(__GNUC__) && !defined(__clang__)
-#define NON_TRAPPING_MATH __attribute__((optimize("no-trapping-math")))
-#else
-#define NON_TRAPPING_MATH
-#endif
 
 /*
  * Sum of n floats, and sum of squared deviations from mean, each in 8
@@ -144,50 +134,11 @@ matmul_forward(float *out, const float *inp, const float *weight,
 	matmul_forward_cols(out, inp, weight, bias, N, C, OC, 0, OC);
 }
 
-/*
- * erf(x) for float, as a rational function of x on [-4, 4] (erf is +-1 in
- * float beyond that): the approximation Eigen and TensorFlow use.  Its
- * absolute error is below 4e-7 (a few units in the last place of values
- * near 1), which keeps GELU within 2e-6 of the double-precision value, and
- * unlike erff() it vectorizes.
- */
-NON_TRAPPING_MATH
-static inline float
-erf_approx(float a)
-{
-	float		x = a < -4.0f ? -4.0f : a;
-	float		x2;
-	float		p;
-	float		q;
-
-	x = x > 4.0f ? 4.0f : x;
-	x2 = x * x;
-	p = x2 * -2.72614225801306e-10f + 2.77068142495902e-08f;
-	p = p * x2 + -2.10102402082508e-06f;
-	p = p * x2 + -5.69250639462346e-05f;
-	p = p * x2 + -7.34990630326855e-04f;
-	p = p * x2 + -2.95459980854025e-03f;
-	p = p * x2 + -1.60960333262415e-02f;
-	p = p * x;
-	q = x2 * -1.45660718464996e-05f + -2.13374055278905e-04f;
-	q = q * x2 + -1.68282697438203e-03f;
-	q = q * x2 + -7.37332916720468e-03f;
-	q = q * x2 + -1.42647390514189e-02f;
-	return p / q;
-}
-
-NON_TRAPPING_MATH
+/* GELU, by the kernels of the path in use (layers_isa.h). */
 void
 gelu_forward(float *out, const float *inp, long N)
 {
-	const float inv_sqrt2 = 0.70710678118654752f;
-
-	for (long i = 0; i < N; i++)
-	{
-		float		x = inp[i];
-
-		out[i] = 0.5f * x * (1.0f + erf_approx(x * inv_sqrt2));
-	}
+	mmsa_layer_kernels()->gelu(out, inp, N);
 }
 
 void
