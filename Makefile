@@ -28,6 +28,11 @@ ISA_SRCS = src/core/isa/conv_generic.c src/core/isa/layer_generic.c
 endif
 ISA_AVX2_FLAGS = -mavx2 -mfma
 ISA_AVX512_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx2 -mfma
+# gcc's generic tuning copies fixed-size blocks (the packing's 64-byte panel
+# rows, the Winograd transforms' 32-byte vectors) 16 bytes at a time; let
+# it use the path's registers.  For gcc only: the LLVM bitcode is not run.
+ISA_AVX2_GCC_FLAGS = -mmove-max=256 -mstore-max=256
+ISA_AVX512_GCC_FLAGS = -mmove-max=512 -mstore-max=512
 CORE_SRCS = $(sort $(wildcard src/core/*.c)) $(ISA_SRCS)
 PG_SRCS = $(sort $(wildcard src/pg/*.c))
 CLI_SRCS = $(sort $(wildcard src/cli/*.c))
@@ -55,8 +60,8 @@ include $(PGXS)
 
 # Target flags of the kernel files, for gcc and for the LLVM bitcode that
 # PGXS builds for JIT inlining.
-src/core/isa/%_avx2.o: override CFLAGS += $(ISA_AVX2_FLAGS)
-src/core/isa/%_avx512.o: override CFLAGS += $(ISA_AVX512_FLAGS)
+src/core/isa/%_avx2.o: override CFLAGS += $(ISA_AVX2_FLAGS) $(ISA_AVX2_GCC_FLAGS)
+src/core/isa/%_avx512.o: override CFLAGS += $(ISA_AVX512_FLAGS) $(ISA_AVX512_GCC_FLAGS)
 src/core/isa/%_avx2.bc: override BITCODE_CFLAGS += $(ISA_AVX2_FLAGS)
 src/core/isa/%_avx512.bc: override BITCODE_CFLAGS += $(ISA_AVX512_FLAGS)
 
@@ -137,7 +142,8 @@ endif
 
 build/simde/%_avx512_simde.o: src/core/isa/%_avx512.c $(wildcard src/core/*.h src/core/isa/*.h)
 	@mkdir -p build/simde
-	$(CC) $(CFLAGS) -Isrc/core -Isrc/core/isa $(ISA_AVX2_FLAGS) -mno-avx512f -DMMSA_SIMDE $(SIMDE_FLAGS) \
+	$(CC) $(CFLAGS) -Isrc/core -Isrc/core/isa $(ISA_AVX2_FLAGS) $(ISA_AVX2_GCC_FLAGS) -mno-avx512f \
+		-DMMSA_SIMDE $(SIMDE_FLAGS) \
 		-Wno-psabi -c -o $@ $<
 
 # The command-line tool linked with them as well, for tests that run whole
