@@ -6,7 +6,7 @@ and with the AVX-512 kernels: natively where the CPU has AVX-512 (all 4,511
 posts), else emulated by SIMDe on AVX2 (build/mmsa-simde,
 MMSA_ISA=avx512-simde), which runs about 7 times slower than AVX2, so that
 only an evenly spread sample of the posts (every 32nd: 141) is run unless
-MMSA_ISA_LABELS_ALL=1.  The output says which.  Every label must agree; the
+MMSA_ISA_LABELS_ALL=1 (or MMSA_ISA_LABELS_EVERY=N: every Nth post).  The output says which.  Every label must agree; the
 kernels compute the same chains of fused multiply-adds on both paths, so
 the printed probabilities are expected to agree to the last digit too
 (checked, and reported).
@@ -31,13 +31,15 @@ cpu = subprocess.run([CLI, "cpu"], capture_output=True, text=True).stdout
 flags = dict(line.split(": ", 1) for line in cpu.splitlines() if ": " in line)
 diag("CPU flags: %s" % flags.get("cpu_flags", "?"))
 native = flags.get("best") == "avx512"
-everything = native or os.environ.get("MMSA_ISA_LABELS_ALL") == "1"
+every = 1 if native or os.environ.get("MMSA_ISA_LABELS_ALL") == "1" else \
+    max(1, int(os.environ.get("MMSA_ISA_LABELS_EVERY") or 32))
+everything = every == 1
 
 with open(POSTS, newline="", encoding="utf-8") as f:
     rows = list(csv.DictReader(f))
 ok(len(rows) == 4511, "%d MVSA-Single posts (4,511 expected)" % len(rows))
 if not everything:
-    rows = rows[::32]
+    rows = rows[::every]
 posts = os.path.join(TMP, "isa_labels_posts.csv")
 with open(posts, "w", newline="", encoding="utf-8") as f:
     w = csv.DictWriter(f, fieldnames=["id", "split", "label", "text"])
@@ -52,7 +54,7 @@ else:
     runs = [("avx2", SIMDE_CLI), ("avx512-simde", SIMDE_CLI)]
     diag("AVX-512 path: not on this CPU; emulated by SIMDe on AVX2, over %s" %
          ("all %d posts" % len(rows) if everything
-          else "%d posts (every 32nd; MMSA_ISA_LABELS_ALL=1 runs all 4,511)" % len(rows)))
+          else "%d posts (every %dth; MMSA_ISA_LABELS_ALL=1 runs all 4,511)" % (len(rows), every)))
 
 out = {}
 for isa, cli in runs:
