@@ -54,7 +54,7 @@ else:
     runs = [("avx2", SIMDE_CLI), ("avx512-simde", SIMDE_CLI)]
     diag("AVX-512 path: not on this CPU; emulated by SIMDe on AVX2, over %s" %
          ("all %d posts" % len(rows) if everything
-          else "%d posts (every %dth; MMSA_ISA_LABELS_ALL=1 runs all 4,511)" % (len(rows), every)))
+          else "%d posts (one in %d; MMSA_ISA_LABELS_ALL=1 runs all 4,511)" % (len(rows), every)))
 
 out = {}
 for isa, cli in runs:
