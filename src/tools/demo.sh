@@ -78,4 +78,7 @@ FROM posts p, mmsa_image_classes(p.image, 2) c ORDER BY p.id, c.rank;
 SELECT id, array_length(mmsa_text_embedding(body), 1) AS text_dims,
        array_length(mmsa_image_embedding(image), 1) AS image_dims
 FROM posts ORDER BY id;
+
+-- The instruction-set path the kernels ran on, and what the CPU has.
+SELECT mmsa_isa() AS path, mmsa_cpu_flags() AS cpu_flags;
 SQL
