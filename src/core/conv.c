@@ -81,7 +81,6 @@ conv2d_weight_pack(float *packed, const float *w, int Cout, int Cin, int k)
 	gemm_pack_a(packed, w, Cout, Cin * k * k, (size_t) Cin * k * k);
 }
 
-
 size_t
 conv2d_work_floats(int Cin, int B, int H, int W, int k, int stride, int pad)
 {
@@ -400,8 +399,6 @@ winograd_weight_pack(float *Up, const float *U, int Cout, int Cin, int m)
 		gemm_pack_a(Up + p * per, U + (size_t) p * Cout * Cin, Cout, Cin, Cin);
 }
 
-
-
 size_t
 winograd_pass_floats(int C, int tiles, int m)
 {
@@ -459,7 +456,6 @@ winograd_pass_tiles(int Cin, int Cout, size_t v_floats, size_t m_floats, int m)
  * channels (stage 1 of ResNet-50) are 147,456 floats.
  */
 #define WINO_SMALL_WEIGHTS ((size_t) 160 * 1024)
-
 
 /*
  * The work of one thread.  Phase 0: its own range of tiles through the

@@ -34,7 +34,6 @@ typedef struct im2col_source
 				Wo;
 } im2col_source;
 
-
 /*
  * Phase planes of a stride-2 convolution's input.  For channel c, row
  * phase a (0 or 1; only 0 for k = 1) and column tap kj, the plane
@@ -77,20 +76,17 @@ phase_count(int k)
 	return k < 2 ? k : 2;
 }
 
-
 static inline size_t
 phase_plane_floats(const phase_planes *s)
 {
 	return (size_t) s->B * s->Hq * s->Wo;
 }
 
-
 #define WINO_A 6				/* input tile side */
 #define WINO_M 4				/* output tile side */
 #define WINO_P WINOGRAD_POSITIONS	/* transformed positions, 6 x 6 */
 
 typedef float v8sf __attribute__((vector_size(32)));
-
 
 /* Tiles of one image along a side of H: (H / m rounded up). */
 static inline int
@@ -127,7 +123,6 @@ typedef struct winograd_args
 				Tn;
 	int			phase;			/* see winograd_thread */
 } winograd_args;
-
 
 /* Max pooling of planes [p_begin, p_end) (see conv.c) */
 typedef struct maxpool_args

@@ -69,8 +69,9 @@ mmsa_status mmsa_isa_init(mmsa_error *err);
 mmsa_isa	mmsa_isa_current(void);
 
 /*
- * Whether the kernels in use are emulated (SIMDe), which only the unit
- * tests arrange (mmsa_isa_use_tables).
+ * The name of the kernels in use: the path's ("avx2", "avx512"), the label
+ * of tables the unit tests put in place (mmsa_isa_use_tables), or
+ * "generic" for the portable C loops.
  */
 const char *mmsa_isa_current_label(void);
 

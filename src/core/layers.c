@@ -14,7 +14,6 @@
 
 #include <cblas.h>
 
-
 /*
  * Sum of n floats, and sum of squared deviations from mean, each in 8
  * interleaved partial sums, which the compiler turns into vector adds (a

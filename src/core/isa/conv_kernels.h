@@ -87,7 +87,6 @@ copy_stride2(float *dst, const float *src, int n)
 		dst[i] = src[2 * i];
 }
 
-
 /*
  * line[0 .. n) = row r of the unfolding from column n0 on: runs along
  * output rows, each a copy (strided for stride 2) between zeros where the
@@ -300,7 +299,6 @@ im2col_pack(const void *ctx, float *bp, int k0, int kc, int n0, int nc)
 		im2col_pack_tables(s, bp, k0, kc, n0, nc);
 }
 
-
 /*
  * Deinterleaves an input row: even[i] = row[2i], odd[i] = row[2i + 1] for
  * the W floats of row (AVX-512: 32 at a time, AVX2: 16).
@@ -396,7 +394,6 @@ phase_planes_fill(float *q, size_t plane, const float *inp, const phase_planes *
 	}
 }
 
-
 static void
 phase_pack(const void *ctx, float *bp, int k0, int kc, int n0, int nc)
 {
@@ -433,7 +430,6 @@ phase_pack(const void *ctx, float *bp, int k0, int kc, int n0, int nc)
 		}
 	}
 }
-
 
 /*
  * The first n (< 8) lanes of a vector to or from memory, with masks rather
@@ -985,7 +981,6 @@ winograd_output_tiles_2x2(const winograd_args *a, int t_begin, int t_end)
 		}
 	}
 }
-
 
 /*
  * Max pooling of the (channel, image) planes [p_begin, p_end): per output

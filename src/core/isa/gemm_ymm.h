@@ -298,7 +298,6 @@ kernel_tail_12x4(int kc, const float *a0, const float *a1, const float *b,
 			gemm_store1(t[x][i / GEMM_MR][i % GEMM_MR], s, i, x);
 }
 
-
 /*
  * The last panel of a column block when it has at most
  * GEMM_TAIL_BY_COLUMN valid columns: column by column over
