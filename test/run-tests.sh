@@ -3,7 +3,9 @@
 # extension, then
 #   1. the C unit tests (test/unit, TAP, run by prove),
 #   2. the reference tests (test/t/*.t: C against PyTorch, Pillow and an
-#      independent tokenizer; hostile input; fuzzing), run by prove,
+#      independent tokenizer; hostile input; fuzzing), run by prove, and the
+#      PyTorch references of BERT and ResNet-50 again on the AVX-512 kernels
+#      (native, or emulated by SIMDe),
 #   3. pg_regress (sql/*.sql against expected/*.out) and pgTAP (test/pgtap,
 #      run by pg_prove) on a throwaway PostgreSQL cluster that this script
 #      starts on a Unix socket in a temporary folder and stops at the end.
@@ -40,6 +42,17 @@ prove --exec '' build/unit/test_* || status=1
 
 echo "== reference tests"
 prove test/t || status=1
+
+# The PyTorch references again on the AVX-512 kernels: natively where the
+# CPU has them, else emulated by SIMDe on AVX2 (build/mmsa-simde).
+if [ "$("$MMSA_CLI" cpu | sed -n 's/^best: //p')" = avx512 ]; then
+	echo "== reference tests on the AVX-512 path (native)"
+	MMSA_ISA=avx512 prove test/t/resnet_reference.t test/t/bert_reference.t || status=1
+elif [ -x "$ROOT/build/mmsa-simde" ]; then
+	echo "== reference tests on the AVX-512 path (emulated by SIMDe: this CPU has no AVX-512)"
+	MMSA_CLI="$ROOT/build/mmsa-simde" MMSA_ISA=avx512-simde \
+		prove test/t/resnet_reference.t test/t/bert_reference.t || status=1
+fi
 
 echo "== SQL tests (pg_regress, pgTAP)"
 # The test model: a random-weight BERT written by the PyTorch reference,
