@@ -7,7 +7,6 @@
  */
 #include "conv.h"
 
-#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,8 +92,6 @@ conv2d_work_floats(int Cin, int B, int H, int W, int k, int stride, int pad)
 	return (size_t) Cin * phase_count(k) * k * B * (Ho + (k - 1) / 2) * Wo;
 }
 
-/* Floats of one plane: (B, Hq, Wo). */
-
 /*
  * The threads build the planes' rows that their share of the product
  * reads (gemm_thread_share), so that the packing finds them in its own
@@ -105,6 +102,7 @@ static void
 phase_build_thread(void *arg, int t, int n)
 {
 	const phase_planes *a = arg;
+	const conv_kernels *kern = mmsa_conv_kernels();
 	int			phases = phase_count(a->k),
 				HoWo = a->Ho * a->Wo,
 				N = a->B * HoWo;
@@ -125,11 +123,9 @@ phase_build_thread(void *arg, int t, int n)
 		r1 = (long) (n1 / HoWo) * a->Hq + n1 % HoWo / a->Wo;
 	}
 	for (int i = 0; i < a->Cin; i++)
-		mmsa_conv_kernels()->phase_planes_fill(a->q + (size_t) i * phases * a->k * plane, plane,
-						  a->inp + (size_t) i * a->B * a->H * a->W, a, r0, r1);
+		kern->phase_planes_fill(a->q + (size_t) i * phases * a->k * plane, plane,
+								a->inp + (size_t) i * a->B * a->H * a->W, a, r0, r1);
 }
-
-/* gemm_b_source.pack of the unfolding, read from the phase planes. */
 
 /*
  * One product of a convolution, split between the threads:
@@ -339,10 +335,11 @@ linear_forward(const conv_exec *ex, float *out, const float *inp,
  *       [ 1/2  -1/2   1/2 ]         [ 0 -1  1  0 ]
  *       [  0     0     1  ]         [ 0  1  0 -1 ]
  *
- * The transforms work on 8 tiles at once (F(4x4): of a tile row, lane l =
- * tile tx + l; F(2x2): any 8 in a row of the numbering) with GCC/Clang
- * vector types, which become AVX registers with -mavx2 and plain SSE or
- * scalar code elsewhere.
+ * The transforms (src/core/isa/conv_kernels.h, compiled once per path)
+ * work on 8 tiles at once (F(4x4): of a tile row, lane l = tile tx + l;
+ * F(2x2): any 8 in a row of the numbering) with GCC/Clang vector types,
+ * which become AVX registers on the avx2 and avx512 paths and SSE in the
+ * portable build.
  */
 
 /*

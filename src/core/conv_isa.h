@@ -76,6 +76,7 @@ phase_count(int k)
 	return k < 2 ? k : 2;
 }
 
+/* Floats of one plane: (B, Hq, Wo). */
 static inline size_t
 phase_plane_floats(const phase_planes *s)
 {

@@ -113,12 +113,6 @@ row_panel_generic(int kc, const float *a, const float *bp, int npanels, const ti
 }
 
 static void
-pack_b_row_generic(float *bp, const float *row, int kc, int k, int nc)
-{
-	gemm_pack_b_row_inline(bp, row, kc, k, nc);
-}
-
-static void
 pack_b_generic(float *bp, const float *B, size_t ldb, int k0, int kc, int n0, int nc)
 {
 	gemm_pack_b_inline(bp, B, ldb, k0, kc, n0, nc);
@@ -129,16 +123,8 @@ const gemm_kernels gemm_kernels_generic = {
 	row_panel_generic,
 	NULL,
 	NULL,
-	pack_b_row_generic,
 	pack_b_generic
 };
-
-/* Row k of a packed block, by the path in use (see gemm.h). */
-void
-gemm_pack_b_row(float *bp, const float *row, int kc, int k, int nc)
-{
-	mmsa_gemm_kernels()->pack_b_row(bp, row, kc, k, nc);
-}
 
 /* A dense B (K, N) with leading dimension ldb, as a gemm_b_source. */
 typedef struct dense_b

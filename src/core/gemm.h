@@ -63,12 +63,6 @@ typedef struct gemm_b_source
 } gemm_b_source;
 
 /*
- * Row k of a block of kc rows packed as gemm_b_source.pack must: row[0 ..
- * nc) into bp's panels, the last one zero padded.  For packing functions.
- */
-void		gemm_pack_b_row(float *bp, const float *row, int kc, int k, int nc);
-
-/*
  * Rows [m0, m1) and columns [n0, n1) of C (leading dimension ldc) =
  * act(A x B + ...) with Ap packed from A (M, K) and B (K, N) (leading
  * dimension ldb).  m0 must be a multiple of GEMM_MR.  ep may be NULL (plain

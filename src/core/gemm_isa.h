@@ -73,9 +73,6 @@ typedef struct gemm_kernels
 	void		(*tail_columns) (int kc, const float *Ap, int K, int k0, const float *bp,
 								 int m0, int m1, int ncols, const tile_store *s0);
 
-	/* gemm_pack_b_row for this path. */
-	void		(*pack_b_row) (float *bp, const float *row, int kc, int k, int nc);
-
 	/* B[k0 .. k0+kc, n0 .. n0+nc) of a dense B (leading dimension ldb), packed */
 	void		(*pack_b) (float *bp, const float *B, size_t ldb, int k0, int kc, int n0, int nc);
 } gemm_kernels;

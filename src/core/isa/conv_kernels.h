@@ -394,6 +394,7 @@ phase_planes_fill(float *q, size_t plane, const float *inp, const phase_planes *
 	}
 }
 
+/* gemm_b_source.pack of the unfolding, read from the phase planes. */
 static void
 phase_pack(const void *ctx, float *bp, int k0, int kc, int n0, int nc)
 {

@@ -30,12 +30,6 @@ row_panel_avx2(int kc, const float *a, const float *bp, int npanels, const tile_
 }
 
 static void
-pack_b_row_avx2(float *bp, const float *row, int kc, int k, int nc)
-{
-	gemm_pack_b_row_inline(bp, row, kc, k, nc);
-}
-
-static void
 pack_b_avx2(float *bp, const float *B, size_t ldb, int k0, int kc, int n0, int nc)
 {
 	gemm_pack_b_inline(bp, B, ldb, k0, kc, n0, nc);
@@ -46,6 +40,5 @@ const gemm_kernels gemm_kernels_avx2 = {
 	row_panel_avx2,
 	kernel_tail_12x4,
 	tail_columns,
-	pack_b_row_avx2,
 	pack_b_avx2
 };

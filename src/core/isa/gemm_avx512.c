@@ -184,12 +184,6 @@ row_panel_avx512(int kc, const float *a, const float *bp, int npanels, const til
 }
 
 static void
-pack_b_row_avx512(float *bp, const float *row, int kc, int k, int nc)
-{
-	gemm_pack_b_row_inline(bp, row, kc, k, nc);
-}
-
-static void
 pack_b_avx512(float *bp, const float *B, size_t ldb, int k0, int kc, int n0, int nc)
 {
 	gemm_pack_b_inline(bp, B, ldb, k0, kc, n0, nc);
@@ -200,6 +194,5 @@ const gemm_kernels GEMM_KERNELS_AVX512 = {
 	row_panel_avx512,
 	kernel_tail_12x4,
 	tail_columns,
-	pack_b_row_avx512,
 	pack_b_avx512
 };
