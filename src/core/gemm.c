@@ -89,13 +89,12 @@ gemm_bpack_floats(int K)
 static void
 row_panel_generic(int kc, const float *a, const float *bp, int npanels, const tile_store *s0)
 {
-	tile_store	s = *s0;
-
 	for (int j = 0; j < npanels; j++)
 	{
 		const float *ak = a,
 				   *b = bp + (size_t) j * kc * GEMM_NR;
 		float		t[GEMM_MR * GEMM_NR] = {0};
+		tile_store	s;
 
 		for (int k = 0; k < kc; k++)
 		{
@@ -105,9 +104,7 @@ row_panel_generic(int kc, const float *a, const float *bp, int npanels, const ti
 			ak += GEMM_MR;
 			b += GEMM_NR;
 		}
-		s.c = s0->c + j * GEMM_NR;
-		s.nr = s0->nr - j * GEMM_NR < GEMM_NR ? s0->nr - j * GEMM_NR : GEMM_NR;
-		s.residual = s0->residual ? s0->residual + j * GEMM_NR : NULL;
+		gemm_tile_at(&s, s0, j * GEMM_NR, GEMM_NR);
 		gemm_store_tile_scalar(t, &s);
 	}
 }

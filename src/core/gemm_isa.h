@@ -84,6 +84,21 @@ extern const gemm_kernels gemm_kernels_avx512;
 /* The table of the path in use (cpu.c). */
 const gemm_kernels *mmsa_gemm_kernels(void);
 
+/*
+ * The store of the tile at column col of a row panel whose store is s0
+ * (gemm_kernels.row_panel), at most `width` columns wide: its c and
+ * residual, its valid columns, and the prefetch for the first tile only.
+ */
+static inline void
+gemm_tile_at(tile_store *s, const tile_store *s0, int col, int width)
+{
+	*s = *s0;
+	s->c = s0->c + col;
+	s->nr = s0->nr - col < width ? s0->nr - col : width;
+	s->residual = s0->residual ? s0->residual + col : NULL;
+	s->prefetch = col == 0 ? s0->prefetch : NULL;
+}
+
 /* Finishes and stores one result v at row i, column j of the tile. */
 static inline void
 gemm_store1(float v, const tile_store *s, int i, int j)

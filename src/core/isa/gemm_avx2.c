@@ -12,16 +12,11 @@
 static void
 row_panel_avx2(int kc, const float *a, const float *bp, int npanels, const tile_store *s0)
 {
-	tile_store	s = *s0;
-
 	for (int j = 0; j < npanels; j++)
 	{
-		int			col = j * GEMM_NR;
+		tile_store	s;
 
-		s.prefetch = j == 0 ? s0->prefetch : NULL;
-		s.c = s0->c + col;
-		s.nr = s0->nr - col < GEMM_NR ? s0->nr - col : GEMM_NR;
-		s.residual = s0->residual ? s0->residual + col : NULL;
+		gemm_tile_at(&s, s0, j * GEMM_NR, GEMM_NR);
 		if (s.nr <= 8)
 			kernel_6x8(kc, a, bp + (size_t) j * kc * GEMM_NR, &s);
 		else

@@ -157,24 +157,20 @@ kernel_6x32(int kc, const float *a, const float *b0p, const float *b1p, const ti
 static void
 row_panel_avx512(int kc, const float *a, const float *bp, int npanels, const tile_store *s0)
 {
-	tile_store	s = *s0;
-
 	for (int j = 0; j < npanels;)
 	{
 		int			col = j * GEMM_NR;
 		const float *b = bp + (size_t) j * kc * GEMM_NR;
+		tile_store	s;
 
-		s.prefetch = j == 0 ? s0->prefetch : NULL;
-		s.c = s0->c + col;
-		s.residual = s0->residual ? s0->residual + col : NULL;
 		if (j + 1 < npanels && s0->nr - col > GEMM_NR)
 		{
-			s.nr = s0->nr - col < 2 * GEMM_NR ? s0->nr - col : 2 * GEMM_NR;
+			gemm_tile_at(&s, s0, col, 2 * GEMM_NR);
 			kernel_6x32(kc, a, b, b + (size_t) kc * GEMM_NR, &s);
 			j += 2;
 			continue;
 		}
-		s.nr = s0->nr - col < GEMM_NR ? s0->nr - col : GEMM_NR;
+		gemm_tile_at(&s, s0, col, GEMM_NR);
 		if (s.nr <= 8)
 			kernel_6x8(kc, a, b, &s);
 		else
