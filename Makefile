@@ -28,6 +28,9 @@ ISA_SRCS = src/core/isa/conv_generic.c src/core/isa/layer_generic.c
 endif
 ISA_AVX2_FLAGS = -mavx2 -mfma
 ISA_AVX512_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx2 -mfma
+# the int8 kernels with vpdpbusd (qgemm_isa.h)
+ISA_AVXVNNI_FLAGS = -mavxvnni -mavx2 -mfma
+ISA_AVX512VNNI_FLAGS = $(ISA_AVX512_FLAGS) -mavx512vnni
 # gcc's generic tuning copies fixed-size blocks (the packing's 64-byte panel
 # rows, the Winograd transforms' 32-byte vectors) 16 bytes at a time; let
 # it use the path's registers.  For gcc only: the LLVM bitcode is not run.
@@ -62,8 +65,12 @@ include $(PGXS)
 # PGXS builds for JIT inlining.
 src/core/isa/%_avx2.o: override CFLAGS += $(ISA_AVX2_FLAGS) $(ISA_AVX2_GCC_FLAGS)
 src/core/isa/%_avx512.o: override CFLAGS += $(ISA_AVX512_FLAGS) $(ISA_AVX512_GCC_FLAGS)
+src/core/isa/%_avxvnni.o: override CFLAGS += $(ISA_AVXVNNI_FLAGS) $(ISA_AVX2_GCC_FLAGS)
+src/core/isa/%_avx512vnni.o: override CFLAGS += $(ISA_AVX512VNNI_FLAGS) $(ISA_AVX512_GCC_FLAGS)
 src/core/isa/%_avx2.bc: override BITCODE_CFLAGS += $(ISA_AVX2_FLAGS)
 src/core/isa/%_avx512.bc: override BITCODE_CFLAGS += $(ISA_AVX512_FLAGS)
+src/core/isa/%_avxvnni.bc: override BITCODE_CFLAGS += $(ISA_AVXVNNI_FLAGS)
+src/core/isa/%_avx512vnni.bc: override BITCODE_CFLAGS += $(ISA_AVX512VNNI_FLAGS)
 
 # ---- command-line tool and unit tests (no PostgreSQL) ----------------------
 
@@ -136,7 +143,8 @@ $(CLI): $(CLI_SRCS) $(wildcard src/cli/*.h) build/libmmsacore.a
 # -O1 the emulated kernels then no longer match the hardware's.
 SIMDE_FLAGS =
 ifeq ($(ARCH),x86_64)
-SIMDE_OBJS = build/simde/gemm_avx512_simde.o build/simde/conv_avx512_simde.o
+SIMDE_OBJS = build/simde/gemm_avx512_simde.o build/simde/conv_avx512_simde.o \
+	build/simde/qgemm_avx512vnni_simde.o build/simde/qgemm_avxvnni_simde.o
 UNIT_CPPFLAGS = -DMMSA_HAVE_SIMDE
 endif
 
@@ -145,6 +153,18 @@ build/simde/%_avx512_simde.o: src/core/isa/%_avx512.c $(wildcard src/core/*.h sr
 	$(CC) $(CFLAGS) -Isrc/core -Isrc/core/isa $(ISA_AVX2_FLAGS) $(ISA_AVX2_GCC_FLAGS) -mno-avx512f \
 		-DMMSA_SIMDE $(SIMDE_FLAGS) \
 		-Wno-psabi -c -o $@ $<
+
+# The int8 kernels with vpdpbusd likewise (SIMDe emulates AVX512_VNNI and
+# the 256-bit vpdpbusd of AVX-VNNI).
+build/simde/%_avx512vnni_simde.o: src/core/isa/%_avx512vnni.c $(wildcard src/core/*.h src/core/isa/*.h)
+	@mkdir -p build/simde
+	$(CC) $(CFLAGS) -Isrc/core -Isrc/core/isa $(ISA_AVX2_FLAGS) $(ISA_AVX2_GCC_FLAGS) -mno-avx512f \
+		-DMMSA_SIMDE $(SIMDE_FLAGS) -Wno-psabi -c -o $@ $<
+
+build/simde/%_avxvnni_simde.o: src/core/isa/%_avxvnni.c $(wildcard src/core/*.h src/core/isa/*.h)
+	@mkdir -p build/simde
+	$(CC) $(CFLAGS) -Isrc/core -Isrc/core/isa $(ISA_AVX2_FLAGS) $(ISA_AVX2_GCC_FLAGS) -mno-avx512f \
+		-mno-avxvnni -DMMSA_SIMDE $(SIMDE_FLAGS) -Wno-psabi -c -o $@ $<
 
 # The command-line tool linked with them as well, for tests that run whole
 # models on the emulated AVX-512 kernels (MMSA_ISA=avx512-simde).

@@ -6,17 +6,19 @@
 CREATE EXTENSION mmsa;
 
 -- the path auto picks: avx512 where the CPU (and the OS) have AVX-512 F, BW
--- and VL, else avx2
+-- and VL, else avx-vnni where it has AVX-VNNI, else avx2
 CREATE FUNCTION best_isa() RETURNS text LANGUAGE sql AS $$
 SELECT CASE WHEN string_to_array(mmsa_cpu_flags(), ' ') @> ARRAY['avx512f', 'avx512bw', 'avx512vl']
              AND mmsa_cpu_flags() NOT LIKE '%not enabled%'
-            THEN 'avx512' ELSE 'avx2' END
+            THEN 'avx512'
+            WHEN 'avx_vnni' = ANY (string_to_array(mmsa_cpu_flags(), ' ')) THEN 'avx-vnni'
+            ELSE 'avx2' END
 $$;
 
 -- the CPU has AVX2 and FMA; by default the best path runs
 SELECT string_to_array(mmsa_cpu_flags(), ' ') @> ARRAY['avx', 'avx2', 'fma'] AS has_avx2_fma;
 SELECT name, setting, boot_val, vartype, context FROM pg_settings WHERE name = 'mmsa.isa';
-SELECT mmsa_isa() IN ('avx2', 'avx512') AS known_path, mmsa_isa() = best_isa() AS best_path;
+SELECT mmsa_isa() IN ('avx2', 'avx-vnni', 'avx512') AS known_path, mmsa_isa() = best_isa() AS best_path;
 
 -- avx2 exists everywhere; the path changes for the next query
 SET mmsa.isa = 'avx2';

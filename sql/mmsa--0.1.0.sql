@@ -150,7 +150,7 @@ COMMENT ON AGGREGATE mmsa_distribution(text, bytea) IS
 -- ---- the kernels' instruction-set path ------------------------------------
 -- The matrix products and convolutions run on the best vector instructions
 -- the CPU has (AVX-512, or AVX2 with FMA), or on the path that the setting
--- mmsa.isa names (auto, avx2 or avx512).  These functions show which.
+-- mmsa.isa names (auto, avx2, avx-vnni or avx512).  These functions show which.
 
 CREATE FUNCTION mmsa_isa() RETURNS text
 	AS 'MODULE_PATHNAME', 'mmsa_isa_sql'

@@ -22,8 +22,9 @@ cmd_cpu(int argc, char **argv)
 
 		fprintf(out, "usage: mmsa cpu\n"
 				"Prints the CPU's SIMD flags (as /proc/cpuinfo names them), the best kernel\n"
-				"path it supports (avx2 or avx512) and the path in use: MMSA_ISA (auto, avx2,\n"
-				"avx512) from the environment, or the best.\n");
+				"path it supports (avx2, avx-vnni or avx512), the path in use: MMSA_ISA\n"
+				"(auto, avx2, avx-vnni, avx512) from the environment, or the best, and the\n"
+				"int8 kernels that path runs.\n");
 		return out == stdout ? 0 : 2;
 	}
 	mmsa_cpu_flags(flags, sizeof(flags));
@@ -35,5 +36,6 @@ cmd_cpu(int argc, char **argv)
 		return 1;
 	}
 	printf("isa: %s\n", mmsa_isa_name(mmsa_isa_current()));
+	printf("int8_kernels: %s\n", mmsa_int8_kernels_label());
 	return 0;
 }

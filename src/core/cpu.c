@@ -12,6 +12,7 @@
 #include "conv_isa.h"
 #include "gemm_isa.h"
 #include "layers_isa.h"
+#include "qgemm_isa.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -24,6 +25,7 @@
  */
 extern const gemm_kernels gemm_kernels_avx512_simde __attribute__((weak));
 extern const conv_kernels conv_kernels_avx512_simde __attribute__((weak));
+extern const qgemm_kernels qgemm_kernels_avx512vnni_simde __attribute__((weak));
 
 /* What CPUID says, read once. */
 typedef struct cpu_features
@@ -50,12 +52,14 @@ static mmsa_isa isa_current = MMSA_ISA_NONE;
 static const gemm_kernels *gemm_current;
 static const conv_kernels *conv_current;
 static const layer_kernels *layer_current;
+static const qgemm_kernels *qgemm_current;
 static const char *label_current;
 
 /* Set by mmsa_isa_use_tables: tables the tests put in place. */
 static const gemm_kernels *gemm_override;
 static const conv_kernels *conv_override;
 static const char *label_override;
+static const qgemm_kernels *qgemm_override;
 
 #ifdef MMSA_X86
 static unsigned long long
@@ -127,10 +131,13 @@ mmsa_cpu_supports(mmsa_isa isa)
 	{
 		case MMSA_ISA_AVX2:
 			return avx2;
+		case MMSA_ISA_AVXVNNI:
+			return avx2 && f->avx_vnni;
 		case MMSA_ISA_AVX512:
 			return avx2 && f->avx512f && f->avx512bw && f->avx512vl && f->os_avx512;
 		case MMSA_ISA_AVX512_SIMDE:
-			return avx2 && &gemm_kernels_avx512_simde != NULL && &conv_kernels_avx512_simde != NULL;
+			return avx2 && &gemm_kernels_avx512_simde != NULL && &conv_kernels_avx512_simde != NULL &&
+				&qgemm_kernels_avx512vnni_simde != NULL;
 		case MMSA_ISA_AUTO:
 			return 1;
 		case MMSA_ISA_NONE:
@@ -139,11 +146,21 @@ mmsa_cpu_supports(mmsa_isa isa)
 	return 0;
 }
 
+int
+mmsa_cpu_has_vnni(int bits)
+{
+	if (bits == 512)
+		return mmsa_cpu_supports(MMSA_ISA_AVX512) && cpu_read()->avx512_vnni;
+	return mmsa_cpu_supports(MMSA_ISA_AVXVNNI);
+}
+
 mmsa_isa
 mmsa_cpu_best(void)
 {
 	if (mmsa_cpu_supports(MMSA_ISA_AVX512))
 		return MMSA_ISA_AVX512;
+	if (mmsa_cpu_supports(MMSA_ISA_AVXVNNI))
+		return MMSA_ISA_AVXVNNI;
 	if (mmsa_cpu_supports(MMSA_ISA_AVX2))
 		return MMSA_ISA_AVX2;
 	return MMSA_ISA_NONE;
@@ -156,6 +173,8 @@ mmsa_isa_name(mmsa_isa isa)
 	{
 		case MMSA_ISA_AVX2:
 			return "avx2";
+		case MMSA_ISA_AVXVNNI:
+			return "avx-vnni";
 		case MMSA_ISA_AVX512:
 			return "avx512";
 		case MMSA_ISA_AVX512_SIMDE:
@@ -171,7 +190,8 @@ mmsa_isa_name(mmsa_isa isa)
 mmsa_status
 mmsa_isa_parse(const char *name, mmsa_isa *isa, mmsa_error *err)
 {
-	static const mmsa_isa all[] = {MMSA_ISA_AUTO, MMSA_ISA_AVX2, MMSA_ISA_AVX512, MMSA_ISA_AVX512_SIMDE};
+	static const mmsa_isa all[] = {MMSA_ISA_AUTO, MMSA_ISA_AVX2, MMSA_ISA_AVXVNNI, MMSA_ISA_AVX512,
+	MMSA_ISA_AVX512_SIMDE};
 
 	for (size_t i = 0; name && i < sizeof(all) / sizeof(all[0]); i++)
 		if (strcmp(name, mmsa_isa_name(all[i])) == 0)
@@ -180,7 +200,7 @@ mmsa_isa_parse(const char *name, mmsa_isa *isa, mmsa_error *err)
 			return MMSA_OK;
 		}
 	return mmsa_set_error(err, MMSA_ERR_INVALID,
-						  "unknown instruction-set path \"%s\" (expected auto, avx2 or avx512)",
+						  "unknown instruction-set path \"%s\" (expected auto, avx2, avx-vnni or avx512)",
 						  name ? name : "");
 }
 
@@ -211,6 +231,9 @@ mmsa_isa_set(mmsa_isa isa, mmsa_error *err)
 		gemm_current = &gemm_kernels_avx512;
 		conv_current = &conv_kernels_avx512;
 		layer_current = &layer_kernels_avx512;
+		/* int8: AVX-512 without VNNI (Skylake-SP) keeps a 256-bit kernel */
+		qgemm_current = cpu.avx512_vnni ? &qgemm_kernels_avx512vnni :
+			cpu.avx_vnni ? &qgemm_kernels_avxvnni : &qgemm_kernels_avx2;
 	}
 	else if (isa == MMSA_ISA_AVX512_SIMDE)
 	{
@@ -218,12 +241,14 @@ mmsa_isa_set(mmsa_isa isa, mmsa_error *err)
 		gemm_current = &gemm_kernels_avx512_simde;
 		conv_current = &conv_kernels_avx512_simde;
 		layer_current = &layer_kernels_avx2;
+		qgemm_current = &qgemm_kernels_avx512vnni_simde;
 	}
 	else
 	{
 		gemm_current = &gemm_kernels_avx2;
 		conv_current = &conv_kernels_avx2;
 		layer_current = &layer_kernels_avx2;
+		qgemm_current = isa == MMSA_ISA_AVXVNNI ? &qgemm_kernels_avxvnni : &qgemm_kernels_avx2;
 	}
 #endif
 	isa_current = isa;
@@ -310,6 +335,7 @@ ensure_chosen(void)
 		gemm_current = &gemm_kernels_generic;
 		conv_current = &conv_kernels_generic;
 		layer_current = &layer_kernels_generic;
+		qgemm_current = &qgemm_kernels_generic;
 		label_current = "generic";
 	}
 }
@@ -337,4 +363,25 @@ mmsa_layer_kernels(void)
 {
 	ensure_chosen();
 	return layer_current;
+}
+
+void
+mmsa_isa_use_qgemm(const struct qgemm_kernels *q)
+{
+	qgemm_override = q;
+}
+
+const qgemm_kernels *
+mmsa_qgemm_kernels(void)
+{
+	if (qgemm_override)
+		return qgemm_override;
+	ensure_chosen();
+	return qgemm_current;
+}
+
+const char *
+mmsa_int8_kernels_label(void)
+{
+	return mmsa_qgemm_kernels()->name;
 }

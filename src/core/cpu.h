@@ -13,10 +13,15 @@
  * Paths, lowest first:
  *   avx2    AVX2 + FMA (256-bit), the baseline: a CPU without it gets a
  *           clear error when a model loads (mmsa_isa_init), never SIGILL;
+ *   avx-vnni  AVX2 with AVX-VNNI (Intel since Alder Lake, AMD since Zen 5):
+ *           the AVX2 kernels, and vpdpbusd for the int8 products;
  *   avx512  AVX-512 F, BW and VL (512-bit micro-kernel), where the CPU and
- *           the operating system (XCR0) have them.
+ *           the operating system (XCR0) have them; int8 products on
+ *           AVX512_VNNI where the CPU has it, else as avx-vnni or avx2.
  *
- * The environment variable MMSA_ISA (auto | avx2 | avx512) forces a path
+ * The int8 products (qgemm.h) follow the path: avx2 forces vpmaddubsw.
+ *
+ * The environment variable MMSA_ISA (auto | avx2 | avx-vnni | avx512) forces a path
  * for the command-line tool and the tests; the extension's setting
  * mmsa.isa does the same in SQL.  Asking for a path the CPU lacks is an
  * error, not a crash.  A test build linked with the SIMDe objects
@@ -37,6 +42,7 @@ typedef enum mmsa_isa
 	MMSA_ISA_AVX2 = 1,
 	MMSA_ISA_AVX512 = 2,
 	MMSA_ISA_AVX512_SIMDE = 3,	/* the AVX-512 kernels emulated by SIMDe */
+	MMSA_ISA_AVXVNNI = 4,		/* AVX2, and AVX-VNNI for int8 */
 	MMSA_ISA_AUTO = 99			/* the best the CPU has (a request only) */
 } mmsa_isa;
 
@@ -46,10 +52,13 @@ mmsa_isa	mmsa_cpu_best(void);
 /* Whether this CPU supports the path. */
 int			mmsa_cpu_supports(mmsa_isa isa);
 
-/* "avx2", "avx512", "avx512-simde", "auto", "none". */
+/* Whether the CPU runs vpdpbusd: AVX-VNNI (bits 256) or AVX512_VNNI (512). */
+int			mmsa_cpu_has_vnni(int bits);
+
+/* "avx2", "avx-vnni", "avx512", "avx512-simde", "auto", "none". */
 const char *mmsa_isa_name(mmsa_isa isa);
 
-/* Parses a path's name (auto | avx2 | avx512 | avx512-simde); MMSA_ERR_INVALID otherwise. */
+/* Parses a path's name (auto | avx2 | avx-vnni | avx512 | avx512-simde); MMSA_ERR_INVALID otherwise. */
 mmsa_status mmsa_isa_parse(const char *name, mmsa_isa *isa, mmsa_error *err);
 
 /*
@@ -91,5 +100,15 @@ struct conv_kernels;
 void		mmsa_isa_use_tables(const struct gemm_kernels *gemm,
 								const struct conv_kernels *conv,
 								const char *label);
+
+/*
+ * The name of the int8 kernels in use (qgemm_isa.h): "avx2", "avx-vnni",
+ * "avx512-vnni", a SIMDe build's, or "generic".
+ */
+const char *mmsa_int8_kernels_label(void);
+
+/* For the unit tests: use this int8 kernel table (NULL: the path's). */
+struct qgemm_kernels;
+void		mmsa_isa_use_qgemm(const struct qgemm_kernels *q);
 
 #endif

@@ -50,7 +50,7 @@ mmsa_interrupt_pending(void)
 }
 
 /*
- * mmsa.isa's check hook: the value must name a path (auto, avx2, avx512)
+ * mmsa.isa's check hook: the value must name a path (auto, avx2, avx-vnni, avx512)
  * that this CPU can run; auto always passes, even on a CPU without AVX2,
  * whose first model load then reports the error.  Other names the core
  * parses (test builds' emulated paths) are unknown here.  The parsed path
@@ -65,9 +65,10 @@ check_mmsa_isa(char **newval, void **extra, GucSource source)
 	mmsa_isa   *parsed;
 
 	if (mmsa_isa_parse(*newval, &isa, &err) != MMSA_OK ||
-		(isa != MMSA_ISA_AUTO && isa != MMSA_ISA_AVX2 && isa != MMSA_ISA_AVX512))
+		(isa != MMSA_ISA_AUTO && isa != MMSA_ISA_AVX2 && isa != MMSA_ISA_AVXVNNI &&
+		 isa != MMSA_ISA_AVX512))
 	{
-		GUC_check_errdetail("The instruction-set paths are auto, avx2 and avx512.");
+		GUC_check_errdetail("The instruction-set paths are auto, avx2, avx-vnni and avx512.");
 		return false;
 	}
 	if (!mmsa_cpu_supports(isa))
@@ -186,8 +187,9 @@ _PG_init(void)
 	 */
 	DefineCustomStringVariable("mmsa.isa",
 							   "Instruction-set path of the matrix and convolution kernels.",
-							   "auto (the best the CPU has), avx2 (AVX2 and FMA) or avx512 "
-							   "(AVX-512 F, BW and VL). A path the CPU lacks is refused.",
+							   "auto (the best the CPU has), avx2 (AVX2 and FMA), avx-vnni (AVX2, "
+							   "and AVX-VNNI for int8) or avx512 (AVX-512 F, BW and VL; AVX512_VNNI "
+							   "for int8 where the CPU has it). A path the CPU lacks is refused.",
 							   &mmsa_isa_setting,
 							   "auto",
 							   PGC_USERSET,

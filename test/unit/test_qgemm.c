@@ -1,0 +1,254 @@
+/*
+ * test_qgemm.c
+ *	  The int8 product (qgemm.h) on every kernel path this host runs, the
+ *	  VNNI kernels emulated by SIMDe where the CPU lacks them, against a
+ *	  direct integer loop written here: bit for bit, over shapes that cover
+ *	  every edge (rows past a panel, columns past a panel and a block, K
+ *	  not a multiple of 4), with and without bias, residual and ReLU, B
+ *	  dense and gathered, the extremes of both ranges (no saturation), and
+ *	  the quantization of activations (rounding, clamping, NaN).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu.h"
+#include "qgemm.h"
+#include "qgemm_isa.h"
+#include "tap.h"
+
+#ifdef MMSA_HAVE_SIMDE
+extern const qgemm_kernels qgemm_kernels_avx512vnni_simde;
+extern const qgemm_kernels qgemm_kernels_avxvnni_simde;
+#endif
+
+typedef struct qpath
+{
+	const char *label;
+	const qgemm_kernels *k;
+	int			emulated;
+} qpath;
+
+static uint64_t rng = 88172645463325252ULL;
+
+static uint32_t
+next_u32(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (uint32_t) (rng >> 16);
+}
+
+static float
+uniform(float lo, float hi)
+{
+	return lo + (hi - lo) * (float) (next_u32() & 0xFFFFFF) / (float) 0x1000000;
+}
+
+static int
+host_paths(qpath *p)
+{
+	int			n = 0;
+	char		flags[256];
+
+	mmsa_cpu_flags(flags, sizeof(flags));
+	p[n++] = (qpath) {"generic", &qgemm_kernels_generic, 0};
+#if defined(__x86_64__)
+	if (mmsa_cpu_supports(MMSA_ISA_AVX2))
+		p[n++] = (qpath) {"avx2", &qgemm_kernels_avx2, 0};
+	if (mmsa_cpu_has_vnni(256))
+		p[n++] = (qpath) {"avx-vnni", &qgemm_kernels_avxvnni, 0};
+	if (mmsa_cpu_has_vnni(512))
+		p[n++] = (qpath) {"avx512-vnni", &qgemm_kernels_avx512vnni, 0};
+#endif
+#ifdef MMSA_HAVE_SIMDE
+	if (mmsa_cpu_supports(MMSA_ISA_AVX2))
+	{
+		p[n++] = (qpath) {"avx-vnni-simde", &qgemm_kernels_avxvnni_simde, 1};
+		p[n++] = (qpath) {"avx512-vnni-simde", &qgemm_kernels_avx512vnni_simde, 1};
+	}
+#endif
+	diag("CPU flags: %s", flags[0] ? flags : "(none of those mmsa uses)");
+	printf("# int8 kernel paths run natively:");
+	for (int i = 0; i < n; i++)
+		if (!p[i].emulated)
+			printf(" %s", p[i].label);
+	printf("; emulated (SIMDe on AVX2):");
+	for (int i = 0; i < n; i++)
+		if (p[i].emulated)
+			printf(" %s", p[i].label);
+	printf("; not run on this CPU:%s%s%s\n",
+		   mmsa_cpu_supports(MMSA_ISA_AVX2) ? "" : " avx2",
+		   mmsa_cpu_has_vnni(256) ? "" : " avx-vnni (native)",
+		   mmsa_cpu_has_vnni(512) ? "" : " avx512-vnni (native)");
+	return n;
+}
+
+/* B (K, N) rows gathered through a function: every other column of a wider matrix */
+typedef struct strided
+{
+	const float *base;
+	size_t		ld;
+} strided;
+
+static void
+strided_rows(const void *ctx, float *dst, int k, int n0, int nc)
+{
+	const strided *s = ctx;
+
+	for (int i = 0; i < nc; i++)
+		dst[i] = s->base[(size_t) k * s->ld + 2 * (size_t) (n0 + i)];
+}
+
+/* the direct integer loop: C = finish(sum_k Aq[m][k] * q(B[k][n])) */
+static void
+reference(float *C, const int8_t *Aq, const float *B, size_t ldb, int bstride,
+		  float inv, int M, int K, int N, const qgemm_epilogue *ep)
+{
+	for (int m = 0; m < M; m++)
+		for (int n = 0; n < N; n++)
+		{
+			int32_t		sum = 0;
+			float		v;
+
+			for (int k = 0; k < K; k++)
+				sum += (int32_t) Aq[(size_t) m * K + k] *
+					(int32_t) qgemm_quantize_act(B[(size_t) k * ldb + (size_t) n * bstride], inv);
+			v = fmaf((float) sum, ep->scale[m], ep->bias ? ep->bias[m] : 0.0f);
+			if (ep->residual)
+				v += ep->residual[(size_t) m * ep->ldr + n];
+			if (ep->relu)
+				v = v > 0.0f ? v : 0.0f;
+			C[(size_t) m * N + n] = v;
+		}
+}
+
+/* one product on path p; returns whether it equals the reference bit for bit */
+static int
+run_case(const qpath *p, int M, int K, int N, int gathered, int flags, int extreme,
+		 int nthreads)
+{
+	int8_t	   *Aq = malloc((size_t) M * K);
+	int8_t	   *Ap = aligned_alloc(64, (qgemm_packed_bytes(M, K) + 63) / 64 * 64);
+	size_t		ldb = gathered ? 2 * (size_t) N + 1 : (size_t) N;
+	float	   *B = malloc(sizeof(float) * (size_t) K * ldb);
+	float	   *scale = malloc(sizeof(float) * M),
+			   *bias = malloc(sizeof(float) * M),
+			   *res = malloc(sizeof(float) * (size_t) M * N),
+			   *C = malloc(sizeof(float) * (size_t) M * N),
+			   *R = malloc(sizeof(float) * (size_t) M * N);
+	void	   *work = aligned_alloc(64, (qgemm_work_bytes(K) + 63) / 64 * 64);
+	float		inv = extreme ? 1.0f : uniform(5.0f, 60.0f);
+	qgemm_epilogue ep = {scale, (flags & 1) ? bias : NULL, (flags & 2) ? res : NULL,
+	(size_t) N, (flags & 4) != 0};
+	strided		st = {B, ldb};
+	qgemm_b_rows src = {strided_rows, &st};
+	int			same;
+
+	for (size_t i = 0; i < (size_t) M * K; i++)
+		Aq[i] = extreme ? (((i >> 1) & 1) ? -127 : 127) : (int8_t) ((int) (next_u32() % 255) - 127);
+	for (size_t i = 0; i < (size_t) K * ldb; i++)
+		B[i] = extreme ? 500.0f : uniform(-0.5f, 3.0f);
+	for (int m = 0; m < M; m++)
+	{
+		scale[m] = uniform(1e-4f, 1e-2f);
+		bias[m] = uniform(-1.0f, 1.0f);
+	}
+	for (size_t i = 0; i < (size_t) M * N; i++)
+		res[i] = uniform(-2.0f, 2.0f);
+	qgemm_pack_a(Ap, Aq, M, K, K);
+	reference(R, Aq, B, ldb, gathered ? 2 : 1, inv, M, K, N, &ep);
+	memset(C, 0xFF, sizeof(float) * (size_t) M * N);
+	mmsa_isa_use_qgemm(p->k);
+	for (int t = 0; t < nthreads; t++)
+	{
+		int			m0,
+					m1,
+					n0,
+					n1;
+
+		qgemm_thread_share(M, N, t, nthreads, &m0, &m1, &n0, &n1);
+		if (m0 < m1 && n0 < n1)
+			qgemm_range(C, N, Ap, gathered ? NULL : B, ldb, gathered ? &src : NULL,
+						inv, M, K, m0, m1, n0, n1, &ep, work);
+	}
+	mmsa_isa_use_qgemm(NULL);
+	same = memcmp(C, R, sizeof(float) * (size_t) M * N) == 0;
+	if (!same)
+		for (size_t i = 0; i < (size_t) M * N; i++)
+			if (memcmp(&C[i], &R[i], sizeof(float)) != 0)
+			{
+				diag("%s M=%d K=%d N=%d: first difference at (%zu, %zu): %.9g vs %.9g",
+					 p->label, M, K, N, i / N, i % N, C[i], R[i]);
+				break;
+			}
+	free(Aq);
+	free(Ap);
+	free(B);
+	free(scale);
+	free(bias);
+	free(res);
+	free(C);
+	free(R);
+	free(work);
+	return same;
+}
+
+int
+main(void)
+{
+	qpath		paths[8];
+	int			np = host_paths(paths);
+	static const int Ms[] = {1, 3, 4, 5, 8, 13, 64};
+	static const int Ks[] = {1, 3, 4, 7, 64, 147, 576, 2304};
+	static const int Ns[] = {1, 7, 16, 17, 49, 100, 196, 400};
+
+	/* the quantization of activations */
+	ok(qgemm_quantize_act(0.5f, 1.0f) == 0 && qgemm_quantize_act(1.5f, 1.0f) == 2 &&
+	   qgemm_quantize_act(2.5f, 1.0f) == 2 && qgemm_quantize_act(2.51f, 1.0f) == 3,
+	   "activations round half to even");
+	ok(qgemm_quantize_act(-3.0f, 1.0f) == 0 && qgemm_quantize_act(1e9f, 1.0f) == QGEMM_ACT_MAX &&
+	   qgemm_quantize_act(NAN, 1.0f) == 0 && qgemm_quantize_act(INFINITY, 1.0f) == QGEMM_ACT_MAX,
+	   "activations clamp to [0, %d]; NaN gives 0", QGEMM_ACT_MAX);
+	{
+		float		w[6] = {0.5f, -1.0f, 0.25f, 0.0f, 0.0f, 0.0f};
+		int8_t		q[6];
+		float		s[2];
+
+		qgemm_quantize_rows(q, s, w, 2, 3);
+		ok(q[0] == 64 && q[1] == -127 && q[2] == 32 && fabsf(s[0] - 1.0f / 127) < 1e-9f &&
+		   q[3] == 0 && s[1] == 1.0f,
+		   "weights: symmetric per row, largest magnitude to 127 (%d %d %d, scale %g)",
+		   q[0], q[1], q[2], s[0]);
+	}
+
+	for (int pi = 0; pi < np; pi++)
+	{
+		const qpath *p = &paths[pi];
+		int			cases = 0,
+					bad = 0;
+
+		tap_prefix = p->label;
+		for (size_t a = 0; a < sizeof(Ms) / sizeof(Ms[0]); a++)
+			for (size_t b = 0; b < sizeof(Ks) / sizeof(Ks[0]); b++)
+				for (size_t c = 0; c < sizeof(Ns) / sizeof(Ns[0]); c++)
+				{
+					int			flags = (int) ((a + b + c) % 8);
+
+					/* the generic loops are slow: smaller products there */
+					if (p->k == &qgemm_kernels_generic && Ms[a] * Ks[b] * Ns[c] > 400000)
+						continue;
+					cases++;
+					bad += !run_case(p, Ms[a], Ks[b], Ns[c], (int) ((a + c) % 2), flags, 0,
+									 1 + (int) (b % 2));
+				}
+		ok(bad == 0, "%d products (M x K x N over edges; bias, residual, ReLU; dense and gathered B; "
+		   "1 and 2 threads) equal the direct integer loop bit for bit (%d differ)", cases, bad);
+		ok(run_case(p, 9, 4608, 40, 0, 7, 1, 1) && run_case(p, 4, 2048, 33, 1, 1, 1, 2),
+		   "extremes (activations 127, weights +-127, K up to 4608): exact, no saturation");
+	}
+	tap_prefix = NULL;
+	return tap_done();
+}
