@@ -96,9 +96,15 @@ weights/image/model.safetensors: src/tools/fetch-resnet.sh | $(CLI)
 	src/tools/fetch-resnet.sh
 
 # The prepacked weights (model.packed beside each model.safetensors) that
-# every backend maps read-only and shares; see src/core/packfile.h.
+# every backend maps read-only and shares; see src/core/packfile.h.  The
+# image encoder's int8 weights (model.int8.packed) come from its
+# calibration, weights/resnet50-calibration.json (`mmsa calibrate` over
+# MVSA-Single train images; see src/core/resnet.h), kept in the repository
+# so that the build needs no data set.
 .PHONY: model-packed
 model-packed: weights/image/model.safetensors | $(CLI)
+	cmp -s weights/resnet50-calibration.json weights/image/calibration.json || \
+		cp weights/resnet50-calibration.json weights/image/calibration.json
 	$(CLI) pack --model weights
 
 # The model files go to <sharedir>/mmsa, the default of mmsa.model_dir.
@@ -119,7 +125,8 @@ else
 	@echo "mmsa: no trained model in weights/ (build/mmsa train makes it): installing the encoders' files only"
 endif
 	$(INSTALL_DATA) weights/image/config.json weights/image/model.safetensors \
-		weights/image/model.packed weights/image/labels.txt '$(MODEL_INSTALL_DIR)/image/'
+		weights/image/model.packed weights/image/labels.txt weights/image/calibration.json \
+		weights/image/model.int8.packed '$(MODEL_INSTALL_DIR)/image/'
 
 build/libmmsacore.a: $(CORE_OBJS)
 	@mkdir -p build

@@ -157,7 +157,14 @@ CREATE FUNCTION mmsa_isa() RETURNS text
 	LANGUAGE C STABLE PARALLEL SAFE;
 
 COMMENT ON FUNCTION mmsa_isa() IS
-'Instruction-set path of the kernels in this session: avx512 or avx2, the best the CPU has unless mmsa.isa names one (a CPU without AVX2 and FMA is an error, 0A000)';
+'Instruction-set path of the kernels in this session: avx512, avx-vnni or avx2, the best the CPU has unless mmsa.isa names one (a CPU without AVX2 and FMA is an error, 0A000)';
+
+CREATE FUNCTION mmsa_int8_kernels() RETURNS text
+	AS 'MODULE_PATHNAME', 'mmsa_int8_kernels_sql'
+	LANGUAGE C STABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION mmsa_int8_kernels() IS
+'The int8 kernels that the instruction-set path runs when mmsa.precision is int8: avx512-vnni, avx-vnni or avx2';
 
 CREATE FUNCTION mmsa_cpu_flags() RETURNS text
 	AS 'MODULE_PATHNAME', 'mmsa_cpu_flags_sql'

@@ -38,5 +38,6 @@ MMSA_CMD(cmd_eval);
 MMSA_CMD(cmd_predict);
 MMSA_CMD(cmd_pack);
 MMSA_CMD(cmd_cpu);
+MMSA_CMD(cmd_calibrate);
 
 #endif

@@ -37,6 +37,7 @@ classify_usage(FILE *out)
 			"  -k N              classes to print per image (default 5)\n"
 			"  --batch N         images per forward pass (default 8)\n"
 			"  --threads N       OpenBLAS threads (default: OpenBLAS's own)\n"
+			"  --precision P     fp32 (default) or int8 (needs DIR/model.int8.packed)\n"
 			"  --raw FILE        float32 (N,3,224,224) preprocessed inputs instead of images\n"
 			"  --save-inputs F   write the preprocessed inputs (N,3,224,224) float32\n"
 			"  --save-logits F   write the logits (N,classes) float32\n"
@@ -112,6 +113,7 @@ cmd_classify(int argc, char **argv)
 				threads = 0;
 	char	  **image_paths = NULL;
 	int			n_images = 0;
+	mmsa_precision precision = MMSA_PRECISION_DEFAULT;
 	resnet_model *m = NULL;
 	mmsa_error	err;
 	image_preprocess_config pcfg;
@@ -148,6 +150,14 @@ cmd_classify(int argc, char **argv)
 			batch = atoi(argv[++i]);
 		else if (strcmp(a, "--threads") == 0 && has_value)
 			threads = atoi(argv[++i]);
+		else if (strcmp(a, "--precision") == 0 && has_value)
+		{
+			if (mmsa_precision_parse(argv[++i], &precision, &err) != MMSA_OK)
+			{
+				fprintf(stderr, "mmsa classify: %s\n", err.message);
+				return 2;
+			}
+		}
 		else if (strcmp(a, "--raw") == 0 && has_value)
 			raw_path = argv[++i];
 		else if (strcmp(a, "--save-inputs") == 0 && has_value)
@@ -189,9 +199,11 @@ cmd_classify(int argc, char **argv)
 	if (threads > 0)
 		openblas_set_num_threads(threads);
 
-	if (resnet_model_load(model_dir, &m, &err) != MMSA_OK)
+	if (resnet_model_load(model_dir, &m, &err) != MMSA_OK ||
+		resnet_model_set_precision(m, precision, &err) != MMSA_OK)
 	{
 		fprintf(stderr, "mmsa classify: %s: %s\n", mmsa_status_name(err.status), err.message);
+		resnet_model_free(m);
 		return 1;
 	}
 	if (topk > m->num_classes)

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "cpu.h"
+#include "precision.h"
 
 int
 cmd_cpu(int argc, char **argv)
@@ -24,7 +25,7 @@ cmd_cpu(int argc, char **argv)
 				"Prints the CPU's SIMD flags (as /proc/cpuinfo names them), the best kernel\n"
 				"path it supports (avx2, avx-vnni or avx512), the path in use: MMSA_ISA\n"
 				"(auto, avx2, avx-vnni, avx512) from the environment, or the best, and the\n"
-				"int8 kernels that path runs.\n");
+				"int8 kernels that path runs, and the default precision (fp32 or int8).\n");
 		return out == stdout ? 0 : 2;
 	}
 	mmsa_cpu_flags(flags, sizeof(flags));
@@ -37,5 +38,6 @@ cmd_cpu(int argc, char **argv)
 	}
 	printf("isa: %s\n", mmsa_isa_name(mmsa_isa_current()));
 	printf("int8_kernels: %s\n", mmsa_int8_kernels_label());
+	printf("default_precision: %s\n", mmsa_precision_name(MMSA_PRECISION_DEFAULT));
 	return 0;
 }

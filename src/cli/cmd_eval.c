@@ -4,7 +4,7 @@
  *	  labelled split, as a table in the shape of the paper's Table 4.
  *
  *	  mmsa eval [--model DIR] --posts CSV --images DIR [--split NAME]
- *	            [--png FILE] [--threads N]
+ *	            [--png FILE] [--threads N] [--precision fp32|int8]
  *
  * Every post of --split (default val) that has a label is encoded once
  * (text, and image IMAGES/<id>.jpg) exactly as `mmsa predict` does, and
@@ -28,7 +28,7 @@ eval_usage(FILE *out)
 {
 	fprintf(out,
 			"usage: mmsa eval [--model DIR] --posts CSV --images DIR [--split NAME] [--png FILE]\n"
-			"                 [--threads N]\n"
+			"                 [--threads N] [--precision fp32|int8]\n"
 			"Table-4 metrics of the seven models on the labelled posts of --split (default val).\n");
 }
 

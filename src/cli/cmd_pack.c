@@ -31,7 +31,9 @@ pack_usage(FILE *out)
 			"usage: mmsa pack --model DIR [--force]\n"
 			"  writes DIR/text/model.packed and DIR/image/model.packed (or DIR/model.packed\n"
 			"  for a bare text or image directory): the encoders' weights as inference uses\n"
-			"  them, mapped read-only and shared by every process that loads the model.\n"
+			"  them, mapped read-only and shared by every process that loads the model;\n"
+			"  and, where an image directory has a calibration.json (mmsa calibrate), its\n"
+			"  int8 weights, model.int8.packed, likewise.\n"
 			"  --force   rewrite sidecars that are already up to date\n");
 }
 
@@ -94,6 +96,62 @@ pack_text(const char *dir, int force)
 	return 0;
 }
 
+/*
+ * Whether dir/model.int8.packed is valid for this model.safetensors and was
+ * made from the calibration.json there now.
+ */
+static int
+int8_sidecar_current(const char *dir)
+{
+	resnet_model *m = NULL;
+	resnet_calibration cal;
+	uint64_t	hash;
+	mmsa_error	err;
+	char		path[4096];
+	int			current;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, RESNET_CALIB_FILE);
+	if (resnet_calibration_read(path, &cal, &hash, &err) != MMSA_OK)
+		return 0;
+	current = resnet_model_load(dir, &m, &err) == MMSA_OK &&
+		resnet_model_set_precision(m, MMSA_PRECISION_INT8, &err) == MMSA_OK &&
+		(uint64_t) m->qpack.config[5] == hash;
+	resnet_model_free(m);
+	return current;
+}
+
+/*
+ * Writes dir/model.int8.packed from dir/calibration.json, unless it is
+ * current (and not force); nothing without a calibration.
+ */
+static int
+pack_image_int8(const char *dir, int force)
+{
+	char		path[4096];
+	mmsa_error	err;
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, RESNET_INT8_FILE);
+	if (!file_exists(dir, RESNET_CALIB_FILE))
+	{
+		printf("mmsa pack: %s has no %s: no int8 weights\n", dir, RESNET_CALIB_FILE);
+		return 0;
+	}
+	if (!force && int8_sidecar_current(dir))
+	{
+		printf("mmsa pack: %s is up to date\n", path);
+		return 0;
+	}
+	if (resnet_model_write_int8(dir, &err) != MMSA_OK)
+	{
+		fprintf(stderr, "mmsa pack: %s\n", err.message);
+		return 1;
+	}
+	if (stat(path, &st) == 0)
+		printf("mmsa pack: wrote %s (%.1f MB, int8)\n", path, st.st_size / 1e6);
+	return 0;
+}
+
 static int
 pack_image(const char *dir, int force)
 {
@@ -133,7 +191,9 @@ pack_encoder(const char *dir, int force)
 		printf("mmsa pack: %s has no config.json and model.safetensors: skipped\n", dir);
 		return 0;
 	}
-	return is_resnet_dir(dir) ? pack_image(dir, force) : pack_text(dir, force);
+	if (is_resnet_dir(dir))
+		return pack_image(dir, force) | pack_image_int8(dir, force);
+	return pack_text(dir, force);
 }
 
 int

@@ -3,7 +3,7 @@
  *	  `mmsa predict`: the sentiment of each post of a posts.csv, as CSV.
  *
  *	  mmsa predict [--model DIR] --posts CSV --images DIR [--split NAME]
- *	               [--fusion NAME] [--threads N]
+ *	               [--fusion NAME] [--threads N] [--precision fp32|int8]
  *
  * Reads posts.csv (columns id,split,label,text as in MVSA-Single; label may
  * be empty), keeps the rows of --split (all rows without it), and prints
@@ -52,7 +52,7 @@ predict_usage(FILE *out)
 {
 	fprintf(out,
 			"usage: mmsa predict [--model DIR] --posts CSV --images DIR [--split NAME] [--fusion NAME]\n"
-			"                    [--threads N]\n"
+			"                    [--threads N] [--precision fp32|int8]\n"
 			"Prints id,label,p_negative,p_neutral,p_positive for each post (IMAGES/<id>.jpg).\n"
 			"--fusion: bert, resnet, nativecat, nativecombine, cmac, hstec or ote (default: the\n"
 			"model's default fusion).  Without --model: %s\n", MMSA_INSTALLED_MODEL_DIR);

@@ -29,6 +29,7 @@ static const mmsa_command commands[] = {
 	{"predict", cmd_predict, "sentiment of posts as CSV: id,label,p_negative,p_neutral,p_positive"},
 	{"pack", cmd_pack, "write the shared prepacked weights (model.packed) of a model's encoders"},
 	{"cpu", cmd_cpu, "the CPU's SIMD flags and the kernel path in use (MMSA_ISA)"},
+	{"calibrate", cmd_calibrate, "activation scales of the int8 ResNet-50 (calibration.json)"},
 };
 
 static void

@@ -30,6 +30,8 @@ post_options_parse(post_options *o, int argc, char **argv, int *i)
 		o->split = argv[++*i];
 	else if (strcmp(a, "--threads") == 0)
 		o->threads = atoi(argv[++*i]);
+	else if (strcmp(a, "--precision") == 0)
+		o->precision = argv[++*i];
 	else
 		return 0;
 	return 1;
@@ -40,7 +42,13 @@ post_options_open(const post_options *o, const char *cmd, mmsa_posts *posts,
 				  sentiment_model **m, post_features *pf)
 {
 	mmsa_error	err;
+	mmsa_precision precision = MMSA_PRECISION_DEFAULT;
 
+	if (o->precision && mmsa_precision_parse(o->precision, &precision, &err) != MMSA_OK)
+	{
+		fprintf(stderr, "mmsa %s: %s\n", cmd, err.message);
+		return 2;
+	}
 	if (o->posts == NULL || o->images == NULL)
 	{
 		fprintf(stderr, "mmsa %s: --posts and --images are required (see mmsa %s --help)\n", cmd, cmd);
@@ -51,6 +59,7 @@ post_options_open(const post_options *o, const char *cmd, mmsa_posts *posts,
 	if (posts_load(o->posts, o->split, posts, &err) != MMSA_OK ||
 		posts_check_unique_ids(posts, o->posts, &err) != MMSA_OK ||
 		post_model_open(o->model_dir, m, &err) != MMSA_OK ||
+		resnet_model_set_precision((*m)->image, precision, &err) != MMSA_OK ||
 		post_features_alloc(*m, pf, &err) != MMSA_OK)
 	{
 		fprintf(stderr, "mmsa %s: %s: %s\n", cmd, mmsa_status_name(err.status), err.message);

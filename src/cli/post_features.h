@@ -30,6 +30,7 @@ typedef struct post_options
 	const char *images;			/* --images DIR */
 	const char *split;			/* --split NAME, NULL: every row */
 	int			threads;		/* --threads N, 0: OpenBLAS's default */
+	const char *precision;		/* --precision fp32|int8, NULL: fp32 */
 } post_options;
 
 /*

@@ -12,6 +12,7 @@
 
 #include "conv_isa.h"
 #include "gemm.h"
+#include "qgemm.h"
 
 /*
  * Parallel regions: fn(arg, thread, nthreads) on every thread of ex (the
@@ -64,8 +65,32 @@ conv_exec_free(conv_exec *ex)
 {
 	mmsa_pool_free(ex->pool);
 	for (int t = 0; t < CONV_MAX_THREADS; t++)
+	{
 		free(ex->bpack[t]);
+		free(ex->qwork[t]);
+	}
 	memset(ex, 0, sizeof(*ex));
+}
+
+mmsa_status
+conv_exec_reserve_int8(conv_exec *ex, int max_k, mmsa_error *err)
+{
+	size_t		bytes = (qgemm_work_bytes(max_k) + 63) / 64 * 64;
+
+	if (ex->qwork_bytes >= bytes || ex->nthreads < 1)
+		return MMSA_OK;			/* enough, or no threads yet (conv_exec_init) */
+	for (int t = 0; t < ex->nthreads; t++)
+	{
+		free(ex->qwork[t]);
+		if ((ex->qwork[t] = aligned_alloc(64, bytes)) == NULL)
+		{
+			ex->qwork_bytes = 0;
+			return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+		}
+		memset(ex->qwork[t], 0, bytes);	/* touched once, here */
+	}
+	ex->qwork_bytes = bytes;
+	return MMSA_OK;
 }
 
 size_t
@@ -220,6 +245,94 @@ conv2d_forward(const conv_exec *ex, float *out, const float *inp, const float *w
 		run_product(ex, out, N, weight, NULL, 0, &src, Cout, (int) N, K,
 					bias, residual, N, relu);
 	}
+}
+
+/*
+ * The im2col unfolding (im2col_source) as rows of floats for qgemm.c:
+ * row r = (c, ki, kj) at output columns [n0, n0 + nc).
+ */
+static void
+im2col_rows(const void *ctx, float *dst, int r, int n0, int nc)
+{
+	const im2col_source *s = ctx;
+	int			k2 = s->k * s->k,
+				c = r / k2,
+				ki = r % k2 / s->k,
+				kj = r % s->k,
+				HoWo = s->Ho * s->Wo,
+				b = n0 / HoWo,
+				oy = n0 % HoWo / s->Wo,
+				ox = n0 % s->Wo;
+	const float *plane = s->inp + ((size_t) c * s->B + b) * s->H * s->W;
+
+	for (int i = 0; i < nc; i++)
+	{
+		int			iy = oy * s->stride - s->pad + ki,
+					ix = ox * s->stride - s->pad + kj;
+
+		dst[i] = (iy >= 0 && iy < s->H && ix >= 0 && ix < s->W) ? plane[(size_t) iy * s->W + ix] : 0.0f;
+		if (++ox == s->Wo)
+		{
+			ox = 0;
+			if (++oy == s->Ho)
+			{
+				oy = 0;
+				plane += (size_t) s->H * s->W;
+			}
+		}
+	}
+}
+
+typedef struct qproduct_args
+{
+	const conv_exec *ex;
+	float	   *C;
+	const int8_t *Ap;
+	const float *B;				/* dense (K, N), or NULL: src */
+	const qgemm_b_rows *src;
+	const float *act_inv;
+	int			M,
+				N,
+				K;
+	qgemm_epilogue ep;
+} qproduct_args;
+
+static void
+qproduct_thread(void *arg, int t, int n)
+{
+	const qproduct_args *a = arg;
+	int			m0,
+				m1,
+				n0,
+				n1;
+
+	qgemm_thread_share(a->M, a->N, t, n, &m0, &m1, &n0, &n1);
+	if (m0 < m1 && n0 < n1)
+		qgemm_range(a->C, a->N, a->Ap, a->B, a->N, a->src, a->act_inv, a->M, a->K,
+					m0, m1, n0, n1, &a->ep, a->ex->qwork[t]);
+}
+
+/*
+ * int8 convolution (see conv.h): one product, split between the threads
+ * as conv2d_forward's.
+ */
+void
+qconv2d_forward(const conv_exec *ex, float *out, const float *inp,
+				const int8_t *qweight, const float *scale, const float *act_inv,
+				const float *bias, const float *residual, int relu,
+				int B, int Cin, int H, int W, int Cout,
+				int k, int stride, int pad)
+{
+	int			Ho = conv_out_size(H, k, stride, pad);
+	int			Wo = conv_out_size(W, k, stride, pad);
+	int			N = B * Ho * Wo;
+	im2col_source is = {inp, B, H, W, k, stride, pad, Ho, Wo};
+	qgemm_b_rows src = {im2col_rows, &is};
+	int			dense = k == 1 && stride == 1 && pad == 0;
+	qproduct_args a = {ex, out, qweight, dense ? inp : NULL, dense ? NULL : &src, act_inv,
+	Cout, N, Cin * k * k, {scale, bias, residual, (size_t) N, relu}};
+
+	run_parallel(ex, qproduct_thread, &a);
 }
 
 /*

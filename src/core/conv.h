@@ -16,6 +16,7 @@
 #define MMSA_CONV_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "mmsa_error.h"
 #include "threadpool.h"
@@ -31,6 +32,8 @@ typedef struct conv_exec
 	mmsa_pool  *pool;
 	int			nthreads;
 	float	   *bpack[CONV_MAX_THREADS];
+	void	   *qwork[CONV_MAX_THREADS];	/* int8 products' (qgemm.h) */
+	size_t		qwork_bytes;
 } conv_exec;
 
 /*
@@ -40,6 +43,12 @@ typedef struct conv_exec
  */
 mmsa_status conv_exec_init(conv_exec *ex, int nthreads, mmsa_error *err);
 void		conv_exec_free(conv_exec *ex);
+
+/*
+ * Work buffers for int8 convolutions (qconv2d_forward) over products of
+ * up to max_k (Cin * k * k), once per ex: none until a model runs at int8.
+ */
+mmsa_status conv_exec_reserve_int8(conv_exec *ex, int max_k, mmsa_error *err);
 
 /*
  * Packed weights of a k x k convolution (Cout, Cin, k, k), as gemm_pack_a
@@ -74,6 +83,22 @@ void		conv2d_forward(const conv_exec *ex, float *out, const float *inp, const fl
 						   const float *bias, const float *residual, int relu,
 						   int B, int Cin, int H, int W, int Cout,
 						   int k, int stride, int pad, float *work, size_t work_floats);
+
+/*
+ * conv2d_forward at int8 (qgemm.h): qweight (Cout, Cin * k * k) packed by
+ * qgemm_pack_a, scale (Cout) of each output channel's sums, act_inv (Cin *
+ * k * k) the reciprocals of the activation scales of the product's rows
+ * (qgemm.h: each input channel's, once per tap); the input is quantized as it
+ * is packed (a 1x1 stride-1 convolution reads it in place, others gather
+ * their im2col rows), and bias, residual and ReLU are applied to the float
+ * results as they are stored.  ex must hold work buffers for
+ * Cin * k * k (conv_exec_reserve_int8).  residual may be out itself.
+ */
+void		qconv2d_forward(const conv_exec *ex, float *out, const float *inp,
+							const int8_t *qweight, const float *scale, const float *act_inv,
+							const float *bias, const float *residual, int relu,
+							int B, int Cin, int H, int W, int Cout,
+							int k, int stride, int pad);
 
 /*
  * Winograd convolutions for 3x3 stride-1 pad-1 convolutions, F(m x m, 3x3)

@@ -39,6 +39,7 @@
 
 #define MMSA_PACK_KIND_BERT 1
 #define MMSA_PACK_KIND_RESNET 2
+#define MMSA_PACK_KIND_RESNET_INT8 3	/* resnet_int8.c */
 
 /* n floats rounded up to a whole number of 64-byte lines */
 #define MMSA_PACK_ROUND(n) (((size_t) (n) + 15) / 16 * 16)

@@ -86,11 +86,17 @@ qgemm_block_cols(int K)
 	return nc > QGEMM_NC ? QGEMM_NC : (int) nc;
 }
 
-/* the packed block, then four rows of floats for the gathered sources */
+/*
+ * The packed block, then four rows of floats for the gathered sources.  A
+ * block holds at most QGEMM_BLOCK_BYTES, or one panel where a panel is
+ * larger: the bound for every product over K or less.
+ */
 static size_t
 block_bytes(int K)
 {
-	return ((size_t) qgemm_k4(K) * 4 * qgemm_block_cols(K) + 63) / 64 * 64;
+	size_t		panel = (size_t) qgemm_k4(K) * 4 * QGEMM_NR;
+
+	return ((panel > QGEMM_BLOCK_BYTES ? panel : QGEMM_BLOCK_BYTES) + 63) / 64 * 64;
 }
 
 size_t
@@ -106,7 +112,7 @@ qgemm_work_bytes(int K)
  */
 static void
 pack_block(const qgemm_kernels *kern, uint8_t *bp, const float *B, size_t ldb,
-		   const qgemm_b_rows *src, float *rowbuf, float inv_scale,
+		   const qgemm_b_rows *src, float *rowbuf, const float *row_inv,
 		   int K, int n0, int nc)
 {
 	int			K4 = qgemm_k4(K);
@@ -115,11 +121,13 @@ pack_block(const qgemm_kernels *kern, uint8_t *bp, const float *B, size_t ldb,
 	for (int k4 = 0; k4 < K4; k4++)
 	{
 		const float *r[4];
+		float		inv[4];
 
 		for (int j = 0; j < 4; j++)
 		{
 			int			k = 4 * k4 + j;
 
+			inv[j] = k < K ? row_inv[k] : 0.0f;
 			if (k >= K)
 				r[j] = NULL;
 			else if (B)
@@ -130,14 +138,14 @@ pack_block(const qgemm_kernels *kern, uint8_t *bp, const float *B, size_t ldb,
 				r[j] = rowbuf + (size_t) j * QGEMM_NC;
 			}
 		}
-		kern->pack_quad(bp + (size_t) k4 * QGEMM_NR * 4, panel_stride, r, nc, inv_scale);
+		kern->pack_quad(bp + (size_t) k4 * QGEMM_NR * 4, panel_stride, r, nc, inv);
 	}
 }
 
 void
 qgemm_range(float *C, size_t ldc, const int8_t *Ap,
 			const float *B, size_t ldb, const qgemm_b_rows *src,
-			float inv_scale, int M, int K,
+			const float *row_inv, int M, int K,
 			int m0, int m1, int n0, int n1,
 			const qgemm_epilogue *ep, void *work)
 {
@@ -152,7 +160,7 @@ qgemm_range(float *C, size_t ldc, const int8_t *Ap,
 		int			nc = n1 - nb < ncmax ? n1 - nb : ncmax;
 		int			npanels = (nc + QGEMM_NR - 1) / QGEMM_NR;
 
-		pack_block(kern, bp, B, ldb, src, rowbuf, inv_scale, K, nb, nc);
+		pack_block(kern, bp, B, ldb, src, rowbuf, row_inv, K, nb, nc);
 		for (int m = m0; m < m1; m += QGEMM_MR)
 		{
 			qtile_store s = {
@@ -231,14 +239,14 @@ generic_row_panel(int k4, const int8_t *a, const uint8_t *bp, int npanels,
 
 static void
 generic_pack_quad(uint8_t *dst, size_t panel_stride, const float *const r[4],
-				  int nc, float inv_scale)
+				  int nc, const float inv[4])
 {
 	int			ncp = (nc + QGEMM_NR - 1) / QGEMM_NR * QGEMM_NR;
 
 	for (int x = 0; x < ncp; x++)
 		for (int j = 0; j < 4; j++)
 			dst[(size_t) (x / QGEMM_NR) * panel_stride + (x % QGEMM_NR) * 4 + j] =
-				x < nc && r[j] ? qgemm_quantize1(r[j][x], inv_scale) : 0;
+				x < nc && r[j] ? qgemm_quantize1(r[j][x], inv[j]) : 0;
 }
 
 const qgemm_kernels qgemm_kernels_generic = {

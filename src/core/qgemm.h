@@ -2,14 +2,18 @@
  * qgemm.h
  *	  Integer matrix product for int8 inference: weights int8, symmetric per
  *	  output row; activations quantized to unsigned 7-bit integers with one
- *	  scale per tensor as B is packed; int32 sums; the floats of the result
- *	  made as they are stored.
+ *	  scale per row of B (an input channel) as B is packed; int32 sums; the
+ *	  floats of the result made as they are stored.
  *
  *	  C (M, N) = act(scale (M) * (Aq (M, K) x q(B) (K, N)) + bias (M)
  *	                 [+ R (M, N)])
  *
- *	  q(x) = round(min(max(x * inv_scale, 0), QGEMM_ACT_MAX)), rounding half
- *	  to even; scale[m] = weight scale of row m times the activation scale.
+ *	  q(B[k][n]) = round(min(max(B[k][n] * row_inv[k], 0), QGEMM_ACT_MAX)),
+ *	  rounding half to even.  With activation scales s[k] = 1 / row_inv[k],
+ *	  Aq quantizes A[m][k] * s[k] per row m with scale[m]: the per-channel
+ *	  activation scales are folded into the weights before they are
+ *	  quantized, so that a channel of small values keeps its resolution
+ *	  beside one of large values.
  *
  * Why 7-bit activations: the AVX2 kernel multiplies with vpmaddubsw, which
  * adds two products of an unsigned and a signed byte into a signed 16-bit
@@ -64,7 +68,7 @@ void		qgemm_pack_a(int8_t *Ap, const int8_t *Aq, int M, int K, size_t lda);
  */
 void		qgemm_quantize_rows(int8_t *Aq, float *scale, const float *A, int M, int K);
 
-/* q(x) of the header, as every path computes it. */
+/* q(x) of the header for one value and its row's inv_scale, as every path computes it. */
 uint8_t		qgemm_quantize_act(float x, float inv_scale);
 
 /* What is done to each int32 sum before it is stored. */
@@ -90,18 +94,19 @@ typedef struct qgemm_b_rows
 /* Columns of B packed at once for products over K (a multiple of NR). */
 int			qgemm_block_cols(int K);
 
-/* Bytes of the per-thread work buffer for products over K. */
+/* Bytes of the per-thread work buffer for products over K or less. */
 size_t		qgemm_work_bytes(int K);
 
 /*
  * Rows [m0, m1) and columns [n0, n1) of C (leading dimension ldc) with Ap
  * packed from Aq (M, K), and B (K, N) dense (leading dimension ldb) or,
- * when B is NULL, given by src.  m0 must be a multiple of QGEMM_MR.  work:
+ * when B is NULL, given by src; row_inv (K) the reciprocals of the rows'
+ * activation scales.  m0 must be a multiple of QGEMM_MR.  work:
  * qgemm_work_bytes(K) bytes, 64-byte aligned.
  */
 void		qgemm_range(float *C, size_t ldc, const int8_t *Ap,
 						const float *B, size_t ldb, const qgemm_b_rows *src,
-						float inv_scale, int M, int K,
+						const float *row_inv, int M, int K,
 						int m0, int m1, int n0, int n1,
 						const qgemm_epilogue *ep, void *work);
 

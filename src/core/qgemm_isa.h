@@ -52,13 +52,14 @@ typedef struct qgemm_kernels
 							  const qtile_store *s);
 
 	/*
-	 * Quantizes rows r[0..3] (NULL: a row past K, zero) at columns [0, nc)
+	 * Quantizes rows r[0..3] (NULL: a row past K, zero) at columns [0, nc),
+	 * row j with inv[j]
 	 * and interleaves them into one four-byte group per column: column x
 	 * goes to dst + (x / NR) * panel_stride + (x % NR) * 4, columns from nc
 	 * to the end of the last panel zero.
 	 */
 	void		(*pack_quad) (uint8_t *dst, size_t panel_stride, const float *const r[4],
-							  int nc, float inv_scale);
+							  int nc, const float inv[4]);
 } qgemm_kernels;
 
 extern const qgemm_kernels qgemm_kernels_generic;

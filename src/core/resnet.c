@@ -21,6 +21,7 @@
 #include "conv.h"
 #include "gemm.h"
 #include "packfile.h"
+#include "resnet_internal.h"
 #include "safetensors.h"
 
 #define GEMM_MR_FOR_PACK GEMM_MR
@@ -65,7 +66,10 @@ resnet_plan(resnet_model *m)
 	int			in_ch = 64;
 	int			n = 0;
 
+	int			id = 0;
+
 	set_conv_shape(&m->stem, 3, 64, 7, 2, 3);
+	m->stem.id = id++;
 	for (int s = 0; s < 4; s++)
 		for (int i = 0; i < stage_blocks[s]; i++)
 		{
@@ -93,6 +97,11 @@ resnet_plan(resnet_model *m)
 			if (b->has_downsample)
 				set_conv_shape(&b->downsample, in_ch, 4 * w, 1, stride, 0);
 			in_ch = 4 * w;
+			b->conv1.id = id++;
+			b->conv2.id = id++;
+			if (b->has_downsample)
+				b->downsample.id = id++;
+			b->conv3.id = id++;
 		}
 }
 
@@ -106,14 +115,14 @@ conv_weight_floats(const resnet_conv *c)
 
 /*
  * Reads conv_name.weight (and conv_name.bias when present) and the
- * BatchNorm bn_name.{weight,bias,running_mean,running_var}, and writes the
- * folded weight and bias into c->weight / c->bias (already pointing into
- * the arena):  w' = w * g / sqrt(var + eps),  b' = (b - mean) * g /
- * sqrt(var + eps) + beta.
+ * BatchNorm bn_name.{weight,bias,running_mean,running_var} of c, and
+ * writes the folded weight (cout, cin, k, k) to folded and bias to bias:
+ * w' = w * g / sqrt(var + eps),  b' = (b - mean) * g / sqrt(var + eps) + beta.
  */
-static mmsa_status
-load_folded_conv(safetensors_file *f, resnet_conv *c, const char *conv_name,
-				 const char *bn_name, float eps, mmsa_error *err)
+mmsa_status
+resnet_fold_conv(safetensors_file *f, const resnet_conv *c, const char *conv_name,
+				 const char *bn_name, float eps, float *folded, float *bias,
+				 mmsa_error *err)
 {
 	char		name[128];
 	int64_t		wshape[4] = {c->cout, c->cin, c->k, c->k};
@@ -125,7 +134,6 @@ load_folded_conv(safetensors_file *f, resnet_conv *c, const char *conv_name,
 			   *mean,
 			   *var;
 	size_t		per_out = (size_t) c->cin * c->k * c->k;
-	float	   *folded;
 
 	snprintf(name, sizeof(name), "%s.weight", conv_name);
 	if ((w = safetensors_get_f32(f, name, 4, wshape, err)) == NULL)
@@ -147,26 +155,44 @@ load_folded_conv(safetensors_file *f, resnet_conv *c, const char *conv_name,
 	if ((var = safetensors_get_f32(f, name, 1, vshape, err)) == NULL)
 		return err ? err->status : MMSA_ERR_FORMAT;
 
-	/* fold into a scratch copy, then (transform and) pack into the arena */
-	folded = malloc(sizeof(float) * (per_out * c->cout +
-									 (c->winograd ? (size_t) winograd_positions(c->winograd) * c->cout * c->cin : 0)));
-	if (folded == NULL)
-		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
 	for (int o = 0; o < c->cout; o++)
 	{
 		double		scale;
 
 		if (!(var[o] >= 0.0f) || !isfinite(var[o]))
-		{
-			free(folded);
 			return mmsa_set_error(err, MMSA_ERR_FORMAT,
 								  "tensor \"%s.running_var\" has a negative or non-finite value at %d",
 								  bn_name, o);
-		}
 		scale = gamma[o] / sqrt((double) var[o] + eps);
 		for (size_t i = 0; i < per_out; i++)
 			folded[o * per_out + i] = (float) (w[o * per_out + i] * scale);
-		c->bias[o] = (float) (((cb ? cb[o] : 0.0) - mean[o]) * scale + beta[o]);
+		bias[o] = (float) (((cb ? cb[o] : 0.0) - mean[o]) * scale + beta[o]);
+	}
+	return MMSA_OK;
+}
+
+/*
+ * Folds c (resnet_fold_conv) and writes its weight, (transformed and)
+ * packed, and bias into c->weight / c->bias (already pointing into the
+ * arena).
+ */
+static mmsa_status
+load_folded_conv(safetensors_file *f, resnet_conv *c, const char *conv_name,
+				 const char *bn_name, float eps, mmsa_error *err)
+{
+	size_t		per_out = (size_t) c->cin * c->k * c->k;
+	float	   *folded;
+	mmsa_status status;
+
+	/* fold into a scratch copy, then (transform and) pack into the arena */
+	folded = malloc(sizeof(float) * (per_out * c->cout +
+									 (c->winograd ? (size_t) winograd_positions(c->winograd) * c->cout * c->cin : 0)));
+	if (folded == NULL)
+		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+	if ((status = resnet_fold_conv(f, c, conv_name, bn_name, eps, folded, c->bias, err)) != MMSA_OK)
+	{
+		free(folded);
+		return status;
 	}
 	if (c->winograd)
 	{
@@ -179,6 +205,42 @@ load_folded_conv(safetensors_file *f, resnet_conv *c, const char *conv_name,
 		conv2d_weight_pack(c->weight, folded, c->cout, c->cin, c->k);
 	free(folded);
 	return MMSA_OK;
+}
+
+/*
+ * The convolution with forward place id (resnet_conv.id), and its tensors'
+ * names in model.safetensors (each of 64 bytes); NULL past the last.
+ */
+resnet_conv *
+resnet_conv_at(resnet_model *m, int id, char *conv_name, char *bn_name)
+{
+	if (id == 0)
+	{
+		snprintf(conv_name, 64, "conv1");
+		snprintf(bn_name, 64, "bn1");
+		return &m->stem;
+	}
+	for (int s = 0, n = 0; s < 4; s++)
+		for (int i = 0; i < stage_blocks[s]; i++, n++)
+		{
+			resnet_block *b = &m->blocks[n];
+			resnet_conv *convs[3] = {&b->conv1, &b->conv2, &b->conv3};
+
+			for (int j = 0; j < 3; j++)
+				if (convs[j]->id == id)
+				{
+					snprintf(conv_name, 64, "layer%d.%d.conv%d", s + 1, i, j + 1);
+					snprintf(bn_name, 64, "layer%d.%d.bn%d", s + 1, i, j + 1);
+					return convs[j];
+				}
+			if (b->has_downsample && b->downsample.id == id)
+			{
+				snprintf(conv_name, 64, "layer%d.%d.downsample.0", s + 1, i);
+				snprintf(bn_name, 64, "layer%d.%d.downsample.1", s + 1, i);
+				return &b->downsample;
+			}
+		}
+	return NULL;
 }
 
 /*
@@ -424,6 +486,11 @@ resnet_model_load_flags(const char *dir, int flags, resnet_model **out,
 	if (m == NULL)
 		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
 	m->sub_batch = RESNET_SUB_BATCH;
+	if ((m->dir = strdup(dir)) == NULL)
+	{
+		free(m);
+		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+	}
 
 	if ((status = load_config(dir, m, labels_file, sizeof(labels_file), err)) != MMSA_OK)
 		goto fail;
@@ -474,31 +541,13 @@ resnet_model_load_flags(const char *dir, int flags, resnet_model **out,
 	if ((status = safetensors_open(path, &f, err)) != MMSA_OK)
 		goto fail;
 
-	if ((status = load_folded_conv(&f, &m->stem, "conv1", "bn1", m->bn_eps, err)) != MMSA_OK)
-		goto fail;
-	for (int s = 0, n = 0; s < 4; s++)
-		for (int i = 0; i < stage_blocks[s]; i++, n++)
-		{
-			resnet_block *b = &m->blocks[n];
-			resnet_conv *convs[3] = {&b->conv1, &b->conv2, &b->conv3};
+	for (int id = 0; id < RESNET_CONVS; id++)
+	{
+		resnet_conv *c = resnet_conv_at(m, id, conv_name, bn_name);
 
-			for (int j = 0; j < 3; j++)
-			{
-				snprintf(conv_name, sizeof(conv_name), "layer%d.%d.conv%d", s + 1, i, j + 1);
-				snprintf(bn_name, sizeof(bn_name), "layer%d.%d.bn%d", s + 1, i, j + 1);
-				if ((status = load_folded_conv(&f, convs[j], conv_name, bn_name,
-											   m->bn_eps, err)) != MMSA_OK)
-					goto fail;
-			}
-			if (b->has_downsample)
-			{
-				snprintf(conv_name, sizeof(conv_name), "layer%d.%d.downsample.0", s + 1, i);
-				snprintf(bn_name, sizeof(bn_name), "layer%d.%d.downsample.1", s + 1, i);
-				if ((status = load_folded_conv(&f, &b->downsample, conv_name, bn_name,
-											   m->bn_eps, err)) != MMSA_OK)
-					goto fail;
-			}
-		}
+		if ((status = load_folded_conv(&f, c, conv_name, bn_name, m->bn_eps, err)) != MMSA_OK)
+			goto fail;
+	}
 
 	fc_wshape[0] = m->num_classes;
 	fc_wshape[1] = RESNET_FEATURES;
@@ -570,6 +619,8 @@ resnet_model_free(resnet_model *m)
 	free(m->preprocess_json);
 	free(m->arena);
 	mmsa_pack_close(&m->pack);
+	mmsa_pack_close(&m->qpack);
+	free(m->dir);
 	free(m);
 }
 
@@ -799,7 +850,12 @@ conv_forward_one(resnet_model *m, const resnet_conv *c, float *out, const float 
 				 const float *residual, int relu, int B, int H,
 				 float *spare, size_t spare_floats)
 {
-	if (c->winograd)
+	if (m->precision == MMSA_PRECISION_INT8 && c->q.weight &&
+		(c->q.use || m->int8_all))
+		qconv2d_forward(&m->exec, out, inp, c->q.weight, c->q.scale, c->q.act_inv,
+						c->bias, residual, relu, B, c->cin, H, H, c->cout,
+						c->k, c->stride, c->pad);
+	else if (c->winograd)
 	{
 		float	   *V,
 				   *M;
@@ -826,6 +882,8 @@ run_conv(resnet_model *m, const resnet_conv *c, float *out, const float *inp,
 	struct timespec t0,
 				t1;
 
+	if (m->calib && c->id > 0)	/* calibration: the input's range */
+		resnet_calibration_add(m->calib, c->id, inp, (size_t) c->cin * B * H * H);
 	if (prof)
 	{
 		if (c == &m->stem)
@@ -974,6 +1032,13 @@ resnet_forward(resnet_model *m, const float *images, int B,
 
 		conv_exec_free(&m->exec);
 		if ((status = conv_exec_init(&m->exec, openblas_get_num_threads(), err)) != MMSA_OK)
+			return status;
+	}
+	if (m->precision == MMSA_PRECISION_INT8)
+	{
+		mmsa_status status = conv_exec_reserve_int8(&m->exec, RESNET_INT8_MAX_K, err);
+
+		if (status != MMSA_OK)
 			return status;
 	}
 	for (int b0 = 0; b0 < B; b0 += chunk)

@@ -34,10 +34,12 @@
 #define MMSA_RESNET_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "conv.h"
 #include "mmsa_error.h"
 #include "packfile.h"
+#include "precision.h"
 
 #define RESNET_IMAGE_SIZE 224
 #define RESNET_TOKENS 49		/* 7 x 7 positions of the last feature map */
@@ -51,9 +53,26 @@ typedef enum resnet_stride_on
 	RESNET_STRIDE_ON_1X1		/* Keras / Caffe v1 */
 } resnet_stride_on;
 
+/*
+ * A convolution's int8 form (qgemm.h), in the mapped int8 sidecar
+ * (model.int8.packed, resnet_int8.c): weights int8 per output channel,
+ * packed; the scale of each output channel's sums (weight scale times the
+ * activation scale) and the reciprocal of the activation scale.
+ */
+typedef struct resnet_qconv
+{
+	const int8_t *weight;		/* qgemm_pack_a of (cout, cin * k * k) */
+	const float *scale;			/* (cout) */
+	const float *act_inv;		/* (cin * k * k) 1 / activation scale of
+								 * each row of the product */
+	int			use;			/* run at int8 (resnet_int8_plan) */
+} resnet_qconv;
+
 /* One convolution with its BatchNorm folded in. */
 typedef struct resnet_conv
 {
+	int			id;				/* place in a forward pass: stem 0, then each
+								 * block's conv1, conv2, downsample, conv3 */
 	int			cin,
 				cout,
 				k,
@@ -64,6 +83,7 @@ typedef struct resnet_conv
 	float	   *weight;			/* (cout, cin, k, k) (or U) packed for gemm.c,
 								 * in the model's arena */
 	float	   *bias;			/* (cout) */
+	resnet_qconv q;				/* int8 form, when the model runs at int8 */
 } resnet_conv;
 
 typedef struct resnet_block
@@ -130,6 +150,17 @@ typedef struct resnet_model
 	/* threads: as many as OpenBLAS is set to use, started on first use */
 	conv_exec	exec;
 	resnet_profile *profile;	/* NULL, or where convolutions are timed */
+
+	/*
+	 * int8 (resnet_model_set_precision): the mapped int8 sidecar, and the
+	 * calibration statistics being gathered (resnet_calibrate), or NULL
+	 */
+	mmsa_precision precision;
+	mmsa_pack_map qpack;
+	int			int8_all;		/* every convolution but the stem at int8
+								 * (measurement: mmsa bench --profile) */
+	struct resnet_calibration *calib;	/* being gathered, or NULL */
+	char	   *dir;
 } resnet_model;
 
 /*
@@ -173,6 +204,67 @@ float	   *resnet_input_slot(resnet_model *m, mmsa_error *err);
 mmsa_status resnet_forward(resnet_model *m, const float *images, int B,
 						   float *feature_map, float *pooled, float *logits,
 						   mmsa_error *err);
+
+/*
+ * int8 inference (resnet_int8.c).
+ *
+ * The 1x1 convolutions (resnet_int8_plan) run on the integer kernels of
+ * qgemm.h: their weights int8 per output channel, their inputs unsigned
+ * 7-bit with one scale per tensor.  The scales come from a calibration
+ * that runs the fp32 network twice over the same images (resnet_calibrate
+ * with pass 1, then 2): the first records the largest input value of
+ * every convolution but the stem, the second a histogram of each input
+ * over [0, that largest]; resnet_calibration_finish then picks for each
+ * the clip value (the value quantized to 127) that minimizes the expected
+ * squared error of quantization over its histogram (rounding below the
+ * clip, clipping above).  (A scale per input channel, folded into the
+ * weights, was measured and rejected: test/bench/HISTORY.md.)
+ * resnet_calibration_write stores the clips and the images' identity as
+ * JSON (dir/calibration.json).
+ * resnet_model_write_int8 quantizes the folded weights and writes them
+ * with the scales as the int8 sidecar dir/model.int8.packed, whose header
+ * records the model's identity, the calibration file's hash and image
+ * count, and a checksum of its data.  resnet_model_set_precision(m,
+ * MMSA_PRECISION_INT8) maps it read-only (shared by every process) and
+ * verifies it: a missing one is MMSA_ERR_IO, a stale, corrupt or foreign
+ * one MMSA_ERR_FORMAT, never used.
+ */
+#define RESNET_CALIB_FILE "calibration.json"
+#define RESNET_INT8_FILE "model.int8.packed"
+#define RESNET_INT8_MAX_K (512 * 9)	/* the longest product: 3x3 x 512 */
+#define RESNET_CALIB_BINS 2048
+
+/* [0], the stem's, is unused */
+typedef struct resnet_calibration
+{
+	int			pass;			/* 1: maxima, 2: histograms */
+	int			images;			/* of pass 1 */
+	uint64_t	ids_hash;		/* FNV-1a of the image names, in order */
+	char		source[128];	/* what the images are */
+	float		max[RESNET_CONVS];	/* largest input value */
+	float		clip[RESNET_CONVS];	/* resnet_calibration_finish */
+	double		hist[RESNET_CONVS][RESNET_CALIB_BINS];	/* pass 2 */
+} resnet_calibration;
+
+/* Adds B images (B, 3, 224, 224) to cal's pass (cal->pass). */
+mmsa_status resnet_calibrate(resnet_model *m, const float *images, int B,
+							 resnet_calibration *cal, mmsa_error *err);
+void		resnet_calibration_finish(resnet_calibration *cal);
+mmsa_status resnet_calibration_write(const resnet_model *m, const resnet_calibration *cal,
+									 const char *path, mmsa_error *err);
+
+/* Reads what _write wrote (the clips) into cal; *file_hash: FNV-1a of the file. */
+mmsa_status resnet_calibration_read(const char *path, resnet_calibration *cal,
+									uint64_t *file_hash, mmsa_error *err);
+
+/* Writes dir/model.int8.packed from dir/model.safetensors and dir/calibration.json. */
+mmsa_status resnet_model_write_int8(const char *dir, mmsa_error *err);
+
+/* fp32 or int8 for the next forward passes (int8: see above). */
+mmsa_status resnet_model_set_precision(resnet_model *m, mmsa_precision p, mmsa_error *err);
+
+/* Whether convolution c runs at int8 when the model does (the per-layer choice). */
+int			resnet_int8_plan(const resnet_model *m, const resnet_conv *c);
 
 /* Softmax over each row of x: (B, n), in place. */
 void		resnet_softmax(float *x, int B, int n);

@@ -32,6 +32,21 @@ mmsa_isa_sql(PG_FUNCTION_ARGS)
 }
 
 /*
+ * mmsa_int8_kernels() returns text: the int8 kernels this backend's path
+ * runs when mmsa.precision is int8 (avx2, avx-vnni or avx512-vnni).
+ */
+PG_FUNCTION_INFO_V1(mmsa_int8_kernels_sql);
+Datum
+mmsa_int8_kernels_sql(PG_FUNCTION_ARGS)
+{
+	mmsa_error	err;
+
+	if (mmsa_isa_current() == MMSA_ISA_NONE && mmsa_isa_init(&err) != MMSA_OK)
+		mmsa_report_error(&err, MMSA_ORIGIN_MODEL);
+	PG_RETURN_TEXT_P(cstring_to_text(mmsa_int8_kernels_label()));
+}
+
+/*
  * mmsa_cpu_flags() returns text: the CPU's SIMD flags that matter to mmsa,
  * space separated, as /proc/cpuinfo names them ("avx avx2 fma avx512f
  * ..."), from CPUID.

@@ -31,6 +31,13 @@ char	   *mmsa_model_dir = NULL;
 int			mmsa_threads = 1;
 int			mmsa_max_image_pixels = 50 * 1000 * 1000;
 char	   *mmsa_isa_setting = NULL;
+int			mmsa_precision_setting = MMSA_PRECISION_DEFAULT;
+
+static const struct config_enum_entry precision_options[] = {
+	{"fp32", MMSA_PRECISION_FP32, false},
+	{"int8", MMSA_PRECISION_INT8, false},
+	{NULL, 0, false}
+};
 
 void		_PG_init(void);
 
@@ -195,6 +202,20 @@ _PG_init(void)
 							   PGC_USERSET,
 							   0,
 							   check_mmsa_isa, assign_mmsa_isa, NULL);
+
+	DefineCustomEnumVariable("mmsa.precision",
+							 "Arithmetic of the image encoder: fp32 or int8.",
+							 "int8 runs ResNet-50's 1x1 convolutions on int8 weights and "
+							 "activations (image/model.int8.packed, written by `mmsa pack` from "
+							 "image/calibration.json); its labels differ from fp32's on about 1% "
+							 "of posts. IMMUTABLE functions give the results of the session's "
+							 "precision: index and query with one.",
+							 &mmsa_precision_setting,
+							 MMSA_PRECISION_DEFAULT,
+							 precision_options,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("mmsa");

@@ -21,6 +21,7 @@ extern char *mmsa_model_dir;
 extern int	mmsa_threads;
 extern int	mmsa_max_image_pixels;
 extern char *mmsa_isa_setting;
+extern int	mmsa_precision_setting;	/* mmsa_precision */
 
 /*
  * Where an error came from decides its SQLSTATE: a bad model file is the

@@ -111,6 +111,30 @@ image_encoder_reset(void)
 }
 
 /*
+ * Puts the image encoder at mmsa.precision.  int8 maps image/model.int8.packed
+ * on first use; a missing one is an ERROR (58P01) whose hint says how to
+ * make it, a stale or corrupt one (XX001) is refused, and the encoder
+ * stays as it was.
+ */
+static void
+image_encoder_apply_precision(resnet_model *resnet, const char *dir)
+{
+	mmsa_error	err;
+
+	if (resnet->precision == (mmsa_precision) mmsa_precision_setting)
+		return;
+	if (resnet_model_set_precision(resnet, (mmsa_precision) mmsa_precision_setting, &err) != MMSA_OK)
+		ereport(ERROR,
+				(errcode(err.status == MMSA_ERR_IO ? ERRCODE_UNDEFINED_FILE :
+						 err.status == MMSA_ERR_NOMEM ? ERRCODE_OUT_OF_MEMORY :
+						 ERRCODE_DATA_CORRUPTED),
+				 errmsg("mmsa: %s", err.message),
+				 errhint("`mmsa pack --model %s` writes the int8 weights from %s/%s (make install "
+						 "installs them with the model); or SET mmsa.precision = 'fp32'.",
+						 dir, dir, RESNET_CALIB_FILE)));
+}
+
+/*
  * Returns the image encoder of the installed model: ResNet-50 from
  * <mmsa.model_dir>/image (config.json, model.safetensors, labels), with the
  * preprocessing its config.json records (torchvision's when it records
@@ -126,7 +150,10 @@ mmsa_image_encoder_get(void)
 
 	snprintf(dir, sizeof(dir), "%s/image", mmsa_model_dir ? mmsa_model_dir : "");
 	if (image_encoder.dir != NULL && strcmp(image_encoder.dir, dir) == 0)
+	{
+		image_encoder_apply_precision(image_encoder.resnet, dir);
 		return &image_encoder;
+	}
 	image_encoder_reset();
 
 	/* the model's thread pool is sized from mmsa.threads */
@@ -158,6 +185,7 @@ mmsa_image_encoder_get(void)
 	image_encoder.resnet = resnet;
 	image_encoder.preprocess = preprocess;
 	image_encoder.dir = MemoryContextStrdup(TopMemoryContext, dir);
+	image_encoder_apply_precision(resnet, dir);
 	return &image_encoder;
 }
 

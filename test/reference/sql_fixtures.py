@@ -11,14 +11,18 @@ Writes into OUT:
   wrong-shape/text/      config.json that disagrees with one tensor's shape
   model/image            a link to the converted ImageNet ResNet-50
                          (weights/image, fetched by the build)
+  no-int8/image, corrupt-int8/image, truncated-int8/image
+                         that ResNet-50 without its int8 weights, with a
+                         byte of them changed, and with them cut short
   images/                the decoder's good and hostile test files
                          (make_test_images.py, with its manifest.json)
   posts/                 24 MVSA-Single val posts (posts.csv and <id>.jpg) and
                          one more whose image file is missing
   fixtures.sql           tables fixture_posts (id, body, image_path) and
-                         mvsa_predict (what `mmsa predict` prints for them
-                         with the installed default model, when there is
-                         one), fixture_texts (body, ref_ids, ref_pooled),
+                         mvsa_predict and mvsa_predict_int8 (what `mmsa
+                         predict` prints for them with the installed default
+                         model, when there is one, at fp32 and at int8),
+                         fixture_texts (body, ref_ids, ref_pooled),
                          fixture_image_classes (the `mmsa classify` top 5 of
                          photographs that ship with Debian's python3-skimage)
                          and fixture_settings, with the reference tokenizer's
@@ -119,6 +123,21 @@ def main():
         json.dump(wrong_cfg, f, indent=2)
 
     os.symlink(os.path.join(ROOT, "weights", "image"), os.path.join(args.out, "model", "image"))
+    # image directories whose int8 weights are missing, corrupt (a byte of
+    # the data changed) or truncated: mmsa.precision = int8 must refuse them
+    weights_image = os.path.join(ROOT, "weights", "image")
+    for name in ("no-int8", "corrupt-int8", "truncated-int8"):
+        d = os.path.join(args.out, name, "image")
+        os.makedirs(d)
+        for f in ("config.json", "labels.txt", "model.safetensors", "model.packed", "calibration.json"):
+            os.symlink(os.path.join(weights_image, f), os.path.join(d, f))
+    with open(os.path.join(weights_image, "model.int8.packed"), "rb") as f:
+        int8 = bytearray(f.read())
+    with open(os.path.join(args.out, "truncated-int8", "image", "model.int8.packed"), "wb") as f:
+        f.write(int8[: len(int8) - 4096])
+    int8[len(int8) // 2] ^= 0x01
+    with open(os.path.join(args.out, "corrupt-int8", "image", "model.int8.packed"), "wb") as f:
+        f.write(int8)
     images = os.path.join(args.out, "images")
     subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                  "make_test_images.py"), images],
@@ -166,11 +185,17 @@ def main():
                                   check=True).stdout.strip()
         model = os.path.join(sharedir, "mmsa")
     predicted = []
+    predicted_int8 = []
     if os.path.isfile(os.path.join(model, "model.json")):
         out = subprocess.run([args.cli, "predict", "--model", model, "--posts",
                               os.path.join(posts_dir, "posts.csv"), "--images", posts_dir],
                              capture_output=True, text=True, check=True).stdout
         predicted = list(csv.DictReader(out.splitlines()))
+        out = subprocess.run([args.cli, "predict", "--model", model, "--posts",
+                              os.path.join(posts_dir, "posts.csv"), "--images", posts_dir,
+                              "--precision", "int8"],
+                             capture_output=True, text=True, check=True).stdout
+        predicted_int8 = list(csv.DictReader(out.splitlines()))
     else:
         print("sql_fixtures: no trained model in %s: mvsa_predict stays empty" % model)
 
@@ -186,6 +211,10 @@ def main():
                 "p_neutral real, p_positive real);\n")
         for r in predicted:
             f.write("INSERT INTO mvsa_predict VALUES (%s, %s, %s, %s, %s);\n" % (
+                r["id"], sql_literal(r["label"]), r["p_negative"], r["p_neutral"], r["p_positive"]))
+        f.write("CREATE TABLE mvsa_predict_int8 (LIKE mvsa_predict);\n")
+        for r in predicted_int8:
+            f.write("INSERT INTO mvsa_predict_int8 VALUES (%s, %s, %s, %s, %s);\n" % (
                 r["id"], sql_literal(r["label"]), r["p_negative"], r["p_neutral"], r["p_positive"]))
         f.write("CREATE TABLE fixture_texts (body text, ref_ids int[], ref_pooled real[]);\n")
         for text, ids, pooled in rows:
@@ -204,12 +233,15 @@ def main():
                     sql_literal(name), sql_literal(entry["expect"])))
         f.write("CREATE TABLE fixture_settings (max_length int, hidden_size int, model_dir text, "
                 "missing_weights_dir text, truncated_dir text, wrong_shape_dir text, "
-                "images_dir text, skimage_dir text);\n")
-        f.write("INSERT INTO fixture_settings VALUES (%d, %d, %s, %s, %s, %s, %s, %s);\n" % (
+                "images_dir text, skimage_dir text, no_int8_dir text, corrupt_int8_dir text, "
+                "truncated_int8_dir text);\n")
+        f.write("INSERT INTO fixture_settings VALUES (%d, %d, %s, %s, %s, %s, %s, %s, %s, %s, %s);\n" % (
             max_length, cfg["hidden_size"],
             *(sql_literal(os.path.join(os.path.abspath(args.out), n))
               for n in ("model", "missing-weights", "truncated", "wrong-shape", "images")),
-            sql_literal(SKIMAGE_DATA)))
+            sql_literal(SKIMAGE_DATA),
+            *(sql_literal(os.path.join(os.path.abspath(args.out), n))
+              for n in ("no-int8", "corrupt-int8", "truncated-int8"))))
     print("sql_fixtures: %d texts, model at %s" % (len(rows), good))
 
 

@@ -6,7 +6,8 @@
  *	  every edge (rows past a panel, columns past a panel and a block, K
  *	  not a multiple of 4), with and without bias, residual and ReLU, B
  *	  dense and gathered, the extremes of both ranges (no saturation), and
- *	  the quantization of activations (rounding, clamping, NaN).
+ *	  the quantization of activations (rounding, clamping, NaN), each row of
+ *	  B with its own scale.
  */
 #include <math.h>
 #include <stdint.h>
@@ -105,7 +106,7 @@ strided_rows(const void *ctx, float *dst, int k, int n0, int nc)
 /* the direct integer loop: C = finish(sum_k Aq[m][k] * q(B[k][n])) */
 static void
 reference(float *C, const int8_t *Aq, const float *B, size_t ldb, int bstride,
-		  float inv, int M, int K, int N, const qgemm_epilogue *ep)
+		  const float *inv, int M, int K, int N, const qgemm_epilogue *ep)
 {
 	for (int m = 0; m < M; m++)
 		for (int n = 0; n < N; n++)
@@ -115,7 +116,7 @@ reference(float *C, const int8_t *Aq, const float *B, size_t ldb, int bstride,
 
 			for (int k = 0; k < K; k++)
 				sum += (int32_t) Aq[(size_t) m * K + k] *
-					(int32_t) qgemm_quantize_act(B[(size_t) k * ldb + (size_t) n * bstride], inv);
+					(int32_t) qgemm_quantize_act(B[(size_t) k * ldb + (size_t) n * bstride], inv[k]);
 			v = fmaf((float) sum, ep->scale[m], ep->bias ? ep->bias[m] : 0.0f);
 			if (ep->residual)
 				v += ep->residual[(size_t) m * ep->ldr + n];
@@ -140,13 +141,15 @@ run_case(const qpath *p, int M, int K, int N, int gathered, int flags, int extre
 			   *C = malloc(sizeof(float) * (size_t) M * N),
 			   *R = malloc(sizeof(float) * (size_t) M * N);
 	void	   *work = aligned_alloc(64, (qgemm_work_bytes(K) + 63) / 64 * 64);
-	float		inv = extreme ? 1.0f : uniform(5.0f, 60.0f);
+	float	   *inv = malloc(sizeof(float) * K);
 	qgemm_epilogue ep = {scale, (flags & 1) ? bias : NULL, (flags & 2) ? res : NULL,
 	(size_t) N, (flags & 4) != 0};
 	strided		st = {B, ldb};
 	qgemm_b_rows src = {strided_rows, &st};
 	int			same;
 
+	for (int k = 0; k < K; k++)	/* a scale per row of B */
+		inv[k] = extreme ? 1.0f : uniform(5.0f, 60.0f);
 	for (size_t i = 0; i < (size_t) M * K; i++)
 		Aq[i] = extreme ? (((i >> 1) & 1) ? -127 : 127) : (int8_t) ((int) (next_u32() % 255) - 127);
 	for (size_t i = 0; i < (size_t) K * ldb; i++)
@@ -184,6 +187,7 @@ run_case(const qpath *p, int M, int K, int N, int gathered, int flags, int extre
 					 p->label, M, K, N, i / N, i % N, C[i], R[i]);
 				break;
 			}
+	free(inv);
 	free(Aq);
 	free(Ap);
 	free(B);
@@ -250,5 +254,42 @@ main(void)
 		   "extremes (activations 127, weights +-127, K up to 4608): exact, no saturation");
 	}
 	tap_prefix = NULL;
+
+	/* one work buffer of qgemm_work_bytes(Kmax) serves every K <= Kmax */
+	{
+		int			Kmax = 4608,
+					intact = 1;
+		size_t		wb = qgemm_work_bytes(Kmax);
+		unsigned char *work = aligned_alloc(64, (wb + 64 + 63) / 64 * 64);
+		static const int Kt[] = {4608, 2048, 1024, 853, 576, 64, 3};
+
+		memset(work + wb, 0xA5, 64);
+		for (size_t i = 0; i < sizeof(Kt) / sizeof(Kt[0]); i++)
+		{
+			int			K = Kt[i],
+						M = 8,
+						N = 400;
+			int8_t	   *Ap = aligned_alloc(64, (qgemm_packed_bytes(M, K) + 63) / 64 * 64);
+			float	   *B = calloc((size_t) K * N, sizeof(float)),
+					   *C = malloc(sizeof(float) * M * N),
+						scale[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+			float	   *inv = malloc(sizeof(float) * K);
+			qgemm_epilogue ep = {scale, NULL, NULL, 0, 0};
+
+			for (int k = 0; k < K; k++)
+				inv[k] = 1.0f;
+			memset(Ap, 1, qgemm_packed_bytes(M, K));
+			qgemm_range(C, N, Ap, B, N, NULL, inv, M, K, 0, M, 0, N, &ep, work);
+			free(inv);
+			for (int j = 0; j < 64; j++)
+				intact &= work[wb + j] == 0xA5;
+			free(Ap);
+			free(B);
+			free(C);
+		}
+		ok(intact, "a work buffer of qgemm_work_bytes(%d) (%zu bytes) holds the products over "
+		   "every K up to it: nothing written past it", Kmax, wb);
+		free(work);
+	}
 	return tap_done();
 }

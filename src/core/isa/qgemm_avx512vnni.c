@@ -181,11 +181,10 @@ zmm_row_panel(int k4, const int8_t *a, const uint8_t *bp, int npanels,
 
 static void
 zmm_pack_quad(uint8_t *dst, size_t panel_stride, const float *const r[4],
-			  int nc, float inv_scale)
+			  int nc, const float inv[4])
 {
 	int			ncp = (nc + QGEMM_NR - 1) / QGEMM_NR * QGEMM_NR;
-	const __m512 inv = _mm512_set1_ps(inv_scale),
-				zero = _mm512_setzero_ps(),
+	const __m512 zero = _mm512_setzero_ps(),
 				top = _mm512_set1_ps((float) QGEMM_ACT_MAX);
 
 	for (int x = 0; x < ncp; x += QGEMM_NR)
@@ -198,7 +197,7 @@ zmm_pack_quad(uint8_t *dst, size_t panel_stride, const float *const r[4],
 
 			if (r[j] == NULL)
 				continue;
-			f = _mm512_mul_ps(qload_first16(r[j] + x, nc - x), inv);
+			f = _mm512_mul_ps(qload_first16(r[j] + x, nc - x), _mm512_set1_ps(inv[j]));
 			f = _mm512_min_ps(_mm512_max_ps(f, zero), top);
 			v = _mm512_or_si512(v, _mm512_slli_epi32(qcvt_epi32(f), 8 * j));
 		}

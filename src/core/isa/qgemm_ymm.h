@@ -125,11 +125,10 @@ ymm_row_panel(int k4, const int8_t *a, const uint8_t *bp, int npanels,
 
 static void
 ymm_pack_quad(uint8_t *dst, size_t panel_stride, const float *const r[4],
-			  int nc, float inv_scale)
+			  int nc, const float inv[4])
 {
 	int			ncp = (nc + QGEMM_NR - 1) / QGEMM_NR * QGEMM_NR;
-	const __m256 inv = _mm256_set1_ps(inv_scale),
-				zero = _mm256_setzero_ps(),
+	const __m256 zero = _mm256_setzero_ps(),
 				top = _mm256_set1_ps((float) QGEMM_ACT_MAX);
 
 	for (int x = 0; x < ncp; x += 8)
@@ -143,7 +142,7 @@ ymm_pack_quad(uint8_t *dst, size_t panel_stride, const float *const r[4],
 
 			if (r[j] == NULL)
 				continue;
-			f = _mm256_mul_ps(qload_first(r[j] + x, nc - x), inv);
+			f = _mm256_mul_ps(qload_first(r[j] + x, nc - x), _mm256_set1_ps(inv[j]));
 			f = _mm256_min_ps(_mm256_max_ps(f, zero), top);
 			q = _mm256_cvtps_epi32(f);
 			v = _mm256_or_si256(v, _mm256_slli_epi32(q, 8 * j));
