@@ -265,6 +265,30 @@ im2col_rows(const void *ctx, float *dst, int r, int n0, int nc)
 				ox = n0 % s->Wo;
 	const float *plane = s->inp + ((size_t) c * s->B + b) * s->H * s->W;
 
+	if (s->pad == 0)
+	{
+		/* no padding (the strided 1x1 convolutions): runs of an output row */
+		for (int i = 0; i < nc;)
+		{
+			int			run = s->Wo - ox < nc - i ? s->Wo - ox : nc - i;
+			const float *src = plane + (size_t) (oy * s->stride + ki) * s->W + ox * s->stride + kj;
+
+			for (int x = 0; x < run; x++)
+				dst[i + x] = src[(size_t) x * s->stride];
+			i += run;
+			ox += run;
+			if (ox == s->Wo)
+			{
+				ox = 0;
+				if (++oy == s->Ho)
+				{
+					oy = 0;
+					plane += (size_t) s->H * s->W;
+				}
+			}
+		}
+		return;
+	}
 	for (int i = 0; i < nc; i++)
 	{
 		int			iy = oy * s->stride - s->pad + ki,

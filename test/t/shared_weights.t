@@ -6,8 +6,10 @@
 # image, and one idle backend, and reads /proc/PID/smaps_rollup of each:
 # the private memory (Private_Clean + Private_Dirty) a working backend holds
 # beyond the idle one must be at most 10% of the weights' size (text/ and
-# image/ model.safetensors + heads/*.safetensors).  Also reports, not
-# asserted, the first call in a fresh backend against a warm call.
+# image/ model.safetensors + heads/*.safetensors).  The same again with
+# mmsa.precision = int8 (the image encoder's int8 weights, model.int8.packed,
+# mapped as well).  Also reports, not asserted, the first call in a fresh
+# backend against a warm call.
 #
 # Model: $MMSA_SHARED_MODEL, else the installed default (<sharedir>/mmsa)
 # when it has model.json; skipped otherwise.  The extension must be
@@ -63,40 +65,53 @@ def call(i):
     return mmsa_sentiment_call(i, imgs[i])
 
 
-sessions = []
-try:
-    setup = cluster.session()
-    setup.query('CREATE EXTENSION IF NOT EXISTS mmsa;')
-    setup.close()
+def measure(precision):
+    """BACKENDS sessions at precision, each calling twice; the private MB
+    each holds beyond an idle backend, and the first and warm call times."""
     idle = cluster.session()
     idle.query('SELECT 1;')
-    first, warm = [], []
+    sessions, first, warm = [], [], []
     for i in range(BACKENDS):
         s = cluster.session()
         sessions.append(s)
+        s.query("SET mmsa.precision = %s;" % precision)
         rows, ms1 = s.timed(call(i))
         if i == 0 and not ok(len(rows) == 1 and rows[0] in ('negative', 'neutral', 'positive'),
-                             'mmsa_sentiment answers a label (%s)' % rows):
+                             'mmsa_sentiment answers a label at %s (%s)' % (precision, rows)):
             raise SystemExit
         _, ms2 = s.timed(call(i))
         first.append(ms1)
         warm.append(ms2)
     base = private_kb(idle.pid)
     extra = [(private_kb(s.pid) - base) / 1024.0 for s in sessions]
+    for s in sessions + [idle]:
+        s.close()
+    return base, extra, first, warm
+
+
+try:
+    setup = cluster.session()
+    setup.query('CREATE EXTENSION IF NOT EXISTS mmsa;')
+    setup.close()
     wmb = weights_bytes / 1e6 / 1.048576
     diag('model: %s' % model)
     diag('weights: %.1f MB (%s)' % (wmb, ', '.join('%s %.1f' % (os.path.relpath(p, model), os.path.getsize(p) / 1048576.0)
                                                   for p in weights)))
-    diag('idle backend private: %.1f MB' % (base / 1024.0))
-    diag('private MB beyond idle, per backend: %s' % ' '.join('%.1f' % e for e in extra))
-    diag('largest: %.1f MB = %.1f%% of the weights (limit %.0f%%)' % (max(extra), 100 * max(extra) / wmb, 100 * LIMIT))
-    ok(max(extra) <= LIMIT * wmb, 'each of %d backends holds at most %.0f%% of the weights privately '
-       '(largest %.1f MB of %.1f MB)' % (BACKENDS, 100 * LIMIT, max(extra), wmb))
-    diag('first call in a fresh backend: median %.1f ms (%s)' % (statistics.median(first), ' '.join('%.0f' % x for x in first)))
-    diag('warm call: median %.1f ms (%s)' % (statistics.median(warm), ' '.join('%.0f' % x for x in warm)))
-    diag('first - warm: %.1f ms (median)' % (statistics.median(first) - statistics.median(warm)))
-    for s in sessions + [idle]:
-        s.close()
+    for precision in ('fp32', 'int8'):
+        if precision == 'int8' and not os.path.isfile(os.path.join(model, 'image', 'model.int8.packed')):
+            skip('shared weights at int8', 'no %s/image/model.int8.packed (mmsa pack)' % model)
+            continue
+        base, extra, first, warm = measure(precision)
+        diag('%s: idle backend private: %.1f MB' % (precision, base / 1024.0))
+        diag('%s: private MB beyond idle, per backend: %s' % (precision, ' '.join('%.1f' % e for e in extra)))
+        diag('%s: largest: %.1f MB = %.1f%% of the weights (limit %.0f%%)'
+             % (precision, max(extra), 100 * max(extra) / wmb, 100 * LIMIT))
+        ok(max(extra) <= LIMIT * wmb, 'at %s, each of %d backends holds at most %.0f%% of the weights privately '
+           '(largest %.1f MB of %.1f MB)' % (precision, BACKENDS, 100 * LIMIT, max(extra), wmb))
+        diag('%s: first call in a fresh backend: median %.1f ms (%s)'
+             % (precision, statistics.median(first), ' '.join('%.0f' % x for x in first)))
+        diag('%s: warm call: median %.1f ms (%s)' % (precision, statistics.median(warm), ' '.join('%.0f' % x for x in warm)))
+        diag('%s: first - warm: %.1f ms (median)' % (precision, statistics.median(first) - statistics.median(warm)))
 finally:
     cluster.stop()
 done()

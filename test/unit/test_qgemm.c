@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv.h"
 #include "cpu.h"
 #include "qgemm.h"
 #include "qgemm_isa.h"
@@ -200,6 +201,90 @@ run_case(const qpath *p, int M, int K, int N, int gathered, int flags, int extre
 	return same;
 }
 
+/*
+ * qconv2d_forward (conv.c: the product over the gathered im2col rows, or
+ * the input in place for 1x1 stride 1) against a direct integer loop over
+ * the taps, with zero padding, on the path in use.
+ */
+static int
+qconv_case(int B, int Cin, int H, int Cout, int k, int stride, int pad, int nthreads)
+{
+	int			Ho = conv_out_size(H, k, stride, pad),
+				K = Cin * k * k;
+	size_t		nin = (size_t) Cin * B * H * H,
+				nout = (size_t) Cout * B * Ho * Ho;
+	float	   *inp = malloc(sizeof(float) * nin),
+			   *out = malloc(sizeof(float) * nout),
+			   *ref = malloc(sizeof(float) * nout),
+			   *res = malloc(sizeof(float) * nout),
+			   *scale = malloc(sizeof(float) * Cout),
+			   *bias = malloc(sizeof(float) * Cout),
+			   *inv = malloc(sizeof(float) * K);
+	int8_t	   *w = malloc((size_t) Cout * K),
+			   *wp = aligned_alloc(64, (qgemm_packed_bytes(Cout, K) + 63) / 64 * 64);
+	conv_exec	ex;
+	int			same;
+
+	for (size_t i = 0; i < nin; i++)
+		inp[i] = uniform(-0.2f, 2.0f);
+	for (size_t i = 0; i < nout; i++)
+		res[i] = uniform(-1.0f, 1.0f);
+	for (size_t i = 0; i < (size_t) Cout * K; i++)
+		w[i] = (int8_t) ((int) (next_u32() % 255) - 127);
+	for (int c = 0; c < Cin; c++)
+	{
+		float		v = uniform(20.0f, 60.0f);
+
+		for (int t = 0; t < k * k; t++)
+			inv[c * k * k + t] = v;
+	}
+	for (int o = 0; o < Cout; o++)
+	{
+		scale[o] = uniform(1e-4f, 1e-3f);
+		bias[o] = uniform(-1.0f, 1.0f);
+	}
+	qgemm_pack_a(wp, w, Cout, K, K);
+	for (int o = 0; o < Cout; o++)
+		for (int b = 0; b < B; b++)
+			for (int oy = 0; oy < Ho; oy++)
+				for (int ox = 0; ox < Ho; ox++)
+				{
+					int32_t		sum = 0;
+					size_t		at = (((size_t) o * B + b) * Ho + oy) * Ho + ox;
+					float		v;
+
+					for (int c = 0; c < Cin; c++)
+						for (int ki = 0; ki < k; ki++)
+							for (int kj = 0; kj < k; kj++)
+							{
+								int			iy = oy * stride - pad + ki,
+											ix = ox * stride - pad + kj,
+											r = (c * k + ki) * k + kj;
+								float		x = (iy >= 0 && iy < H && ix >= 0 && ix < H) ?
+									inp[(((size_t) c * B + b) * H + iy) * H + ix] : 0.0f;
+
+								sum += (int32_t) w[(size_t) o * K + r] * qgemm_quantize_act(x, inv[r]);
+							}
+					v = fmaf((float) sum, scale[o], bias[o]) + res[at];
+					ref[at] = v > 0.0f ? v : 0.0f;
+				}
+	conv_exec_init(&ex, nthreads, NULL);
+	conv_exec_reserve_int8(&ex, K, NULL);
+	qconv2d_forward(&ex, out, inp, wp, scale, inv, bias, res, 1, B, Cin, H, H, Cout, k, stride, pad);
+	conv_exec_free(&ex);
+	same = memcmp(out, ref, sizeof(float) * nout) == 0;
+	free(inp);
+	free(out);
+	free(ref);
+	free(res);
+	free(scale);
+	free(bias);
+	free(inv);
+	free(w);
+	free(wp);
+	return same;
+}
+
 int
 main(void)
 {
@@ -252,6 +337,13 @@ main(void)
 		   "1 and 2 threads) equal the direct integer loop bit for bit (%d differ)", cases, bad);
 		ok(run_case(p, 9, 4608, 40, 0, 7, 1, 1) && run_case(p, 4, 2048, 33, 1, 1, 1, 2),
 		   "extremes (activations 127, weights +-127, K up to 4608): exact, no saturation");
+		mmsa_isa_use_qgemm(p->k);
+		ok(qconv_case(2, 24, 14, 20, 1, 1, 0, 2) && qconv_case(2, 24, 14, 20, 1, 2, 0, 2) &&
+		   qconv_case(1, 16, 15, 9, 1, 2, 0, 1) && qconv_case(2, 8, 9, 12, 3, 1, 1, 2) &&
+		   qconv_case(1, 8, 11, 7, 3, 2, 1, 1),
+		   "qconv2d_forward (1x1 stride 1 in place; 1x1 stride 2 and 3x3 gathered, with padding) equals "
+		   "a direct integer loop over the taps, bit for bit");
+		mmsa_isa_use_qgemm(NULL);
 	}
 	tap_prefix = NULL;
 
