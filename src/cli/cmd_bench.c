@@ -18,6 +18,7 @@
 #include <cblas.h>
 
 #include "bert.h"
+#include "precision.h"
 #include "cli.h"
 #include "cpu.h"
 
@@ -74,7 +75,7 @@ time_steps(const char *what, const bench_options *o, bench_step step,
 			ms[i - o->warmup] = cli_now_ms() - t0;
 	}
 	qsort(ms, o->runs, sizeof(double), compare_doubles);
-	printf("%s batch=%d seq=%d threads=%d runs=%d median_ms=%.3f min_ms=%.3f isa=%s corename=%s\n",
+	printf("%s batch=%d seq=%d threads=%d runs=%d median_ms=%.3f min_ms=%.3f isa=%s precision=fp32 corename=%s\n",
 		   what, o->batch, o->seq, o->threads, o->runs,
 		   o->runs % 2 ? ms[o->runs / 2] : 0.5 * (ms[o->runs / 2 - 1] + ms[o->runs / 2]),
 		   ms[0], mmsa_isa_name(mmsa_isa_current()), openblas_get_corename());
@@ -168,9 +169,10 @@ bench_usage(FILE *out)
 {
 	fprintf(out,
 			"usage: mmsa bench MODEL --model DIR [--batch B] [--seq T] [--threads N]\n"
-			"                  [--runs R] [--warmup W]\n"
+			"                  [--runs R] [--warmup W] [--precision fp32]\n"
 			"  MODEL: bert (or resnet, see mmsa bench resnet --help).  Defaults: batch 1, seq 64, threads 2, runs 20, warmup 3.\n"
-			"  Prints the median and minimum milliseconds per batch.\n");
+			"  Prints the median and minimum milliseconds per batch.  BERT runs at fp32 only: int8\n"
+			"  is implemented for ResNet-50 (mmsa bench resnet --precision int8).\n");
 }
 
 int
@@ -199,6 +201,23 @@ cmd_bench(int argc, char **argv)
 			o.runs = atoi(argv[++i]);
 		else if (i + 1 < argc && strcmp(argv[i], "--warmup") == 0)
 			o.warmup = atoi(argv[++i]);
+		else if (i + 1 < argc && strcmp(argv[i], "--precision") == 0)
+		{
+			mmsa_precision p = MMSA_PRECISION_FP32;
+			mmsa_error	err;
+
+			if (mmsa_precision_parse(argv[++i], &p, &err) != MMSA_OK)
+			{
+				fprintf(stderr, "mmsa bench: %s\n", err.message);
+				return 2;
+			}
+			if (p != MMSA_PRECISION_FP32)
+			{
+				fprintf(stderr, "mmsa bench: %s has no int8 form: int8 is implemented for ResNet-50 "
+						"(mmsa bench resnet --precision int8)\n", argv[1]);
+				return 2;
+			}
+		}
 		else
 		{
 			fprintf(stderr, "mmsa bench: unknown or incomplete option \"%s\"\n", argv[i]);

@@ -145,11 +145,13 @@ cmd_calibrate(int argc, char **argv)
 				split, (long long) posts.n, count);
 		goto done;
 	}
+	/* the model's preprocessing, or torchvision's where it records none (as SQL does) */
+	image_preprocess_config_torchvision(&pcfg);
 	obj = m->preprocess_json ? json_loads(m->preprocess_json, 0, NULL) : NULL;
-	if (obj == NULL || image_preprocess_config_from_json(obj, &pcfg, &err) != MMSA_OK ||
+	if ((m->preprocess_json && (obj == NULL || image_preprocess_config_from_json(obj, &pcfg, &err) != MMSA_OK)) ||
 		image_preprocess_config_check(&pcfg, &err) != MMSA_OK)
 	{
-		fprintf(stderr, "mmsa calibrate: %s/config.json: bad or missing preprocess object\n", model_dir);
+		fprintf(stderr, "mmsa calibrate: %s/config.json: bad preprocess object\n", model_dir);
 		json_decref(obj);
 		goto done;
 	}

@@ -33,7 +33,6 @@
 #define FNV_OFFSET 0xcbf29ce484222325ULL
 #define FNV_PRIME 0x100000001b3ULL
 
-
 static uint64_t
 fnv1a(uint64_t h, const void *data, size_t len)
 {
@@ -394,8 +393,7 @@ resnet_model_write_int8(const char *dir, mmsa_error *err)
 				bn[64];
 	uint64_t	calib_hash;
 	uint32_t   *data = NULL;
-	size_t		words,
-				off = 0;
+	size_t		words;
 	int64_t		config[MMSA_PACK_CONFIG];
 	mmsa_status status;
 
@@ -429,17 +427,15 @@ resnet_model_write_int8(const char *dir, mmsa_error *err)
 	snprintf(path, sizeof(path), "%s/model.safetensors", dir);
 	if ((status = safetensors_open(path, &f, err)) != MMSA_OK)
 		goto done;
+	/* each convolution's parts start at its scale, placed in data */
+	place_int8(m, data);
 	for (int id = 1; id < RESNET_CONVS; id++)
 	{
 		resnet_conv *c = resnet_conv_at(m, id, cn, bn);
-		size_t		ws,
-					wa,
-					ww;
 
-		qconv_words(c, &ws, &wa, &ww);
-		if ((status = quantize_conv(&f, m, c, cn, bn, cal->clip[id], data + off, err)) != MMSA_OK)
+		if ((status = quantize_conv(&f, m, c, cn, bn, cal->clip[id],
+									data + ((const uint32_t *) c->q.scale - data), err)) != MMSA_OK)
 			goto done;
-		off += ws + wa + ww;
 	}
 	int8_config(m, words, cal->images, calib_hash, cal->ids_hash, words_checksum(data, words), config);
 	snprintf(path, sizeof(path), "%s/%s", dir, RESNET_INT8_FILE);

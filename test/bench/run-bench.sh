@@ -141,6 +141,12 @@ if [ -x "$ROOT/test/bench/bench_resnet.sh" ]; then
 	"$ROOT/test/bench/bench_resnet.sh"
 fi
 
+# int8 ResNet-50 against ONNX Runtime fp32 and PyTorch int8 (MMSA_BENCH_INT8=0 skips it)
+if [ "${MMSA_BENCH_INT8:-1}" != 0 ] && [ -x "$ROOT/test/bench/bench_int8.sh" ]; then
+	echo
+	"$ROOT/test/bench/bench_int8.sh"
+fi
+
 # decoding and preprocessing of real input: every MVSA-Single image, with the
 # installed image model's preprocessing (weights/image/config.json)
 DATA="${MMSA_DATA:-$(cd "$ROOT/.." && pwd)/shared/data}"
