@@ -1,8 +1,9 @@
 /*
  * cpu_functions.c
- *	  SQL functions that show the kernels' instruction-set path: mmsa_isa()
- *	  and mmsa_cpu_flags().  The setting mmsa.isa chooses the path (mmsa.c);
- *	  src/core/cpu.c reads the CPU and holds the kernel tables.
+ *	  SQL functions that show the kernels' instruction-set path: mmsa_isa(),
+ *	  mmsa_int8_kernels() and mmsa_cpu_flags().  The setting mmsa.isa
+ *	  chooses the path (mmsa.c); src/core/cpu.c reads the CPU and holds the
+ *	  kernel tables.
  *
  * Their C names end in _sql: cpu.h already names the type mmsa_isa and the
  * function mmsa_cpu_flags.
@@ -16,8 +17,8 @@
 #include "mmsa_pg.h"
 
 /*
- * mmsa_isa() returns text: the path this backend's kernels use (avx2 or
- * avx512).  Where none is chosen yet, chooses it as a model load would,
+ * mmsa_isa() returns text: the path this backend's kernels use (avx2,
+ * avx-vnni or avx512).  Where none is chosen yet, chooses it as a model load would,
  * so a CPU without AVX2 and FMA gets the same error (0A000).
  */
 PG_FUNCTION_INFO_V1(mmsa_isa_sql);

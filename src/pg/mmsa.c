@@ -8,8 +8,10 @@
  *	 mmsa.threads	 OpenBLAS threads used by one backend's inference
  *	 mmsa.max_image_pixels  larger images are refused before decoding
  *					 (superuser only: it bounds a backend's memory)
- *	 mmsa.isa		 the instruction-set path of the kernels: auto, avx2 or
- *					 avx512 (src/core/cpu.h)
+ *	 mmsa.isa		 the instruction-set path of the kernels: auto, avx2,
+ *					 avx-vnni or avx512 (src/core/cpu.h)
+ *	 mmsa.precision	 the image encoder's arithmetic: fp32 or int8
+ *					 (src/core/precision.h; applied in model_cache.c)
  */
 #include "postgres.h"
 
