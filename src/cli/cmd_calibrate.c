@@ -91,7 +91,7 @@ cmd_calibrate(int argc, char **argv)
 	mmsa_error	err;
 	char		path[4096];
 	json_t	   *obj;
-	uint64_t	h = 0xcbf29ce484222325ULL;
+	uint64_t	h = MMSA_FNV1A_OFFSET;
 
 	for (int i = 1; i < argc; i++)
 	{
@@ -173,12 +173,8 @@ cmd_calibrate(int argc, char **argv)
 			{
 				const char *id = posts.ids[i0 + b];
 
-				if (pass == 1)
-				{
-					h = (h ^ 0) * 0x100000001b3ULL;
-					for (const char *c = id; *c; c++)
-						h = (h ^ (unsigned char) *c) * 0x100000001b3ULL;
-				}
+				if (pass == 1)	/* each name after a zero byte */
+					h = mmsa_fnv1a(mmsa_fnv1a(h, "", 1), id, strlen(id));
 				if (load_image(images_dir, id, &pcfg, &ws, inputs + (size_t) b * IMAGE_FLOATS) != 0)
 					goto done;
 			}

@@ -254,8 +254,8 @@ gemm_residual_in_place_ok(int K)
 }
 
 void
-gemm_thread_share(int M, int N, int t, int nthreads,
-				  int *m0, int *m1, int *n0, int *n1)
+gemm_thread_share_tiles(int M, int N, int mr, int nr, int t, int nthreads,
+						int *m0, int *m1, int *n0, int *n1)
 {
 	*m0 = 0;
 	*m1 = M;
@@ -265,26 +265,29 @@ gemm_thread_share(int M, int N, int t, int nthreads,
 		return;
 	if (N >= 64 * nthreads)
 	{
-		/* by columns, in whole panels of GEMM_NR */
-		int			panels = (N + GEMM_NR - 1) / GEMM_NR;
-		int			lo = (int) ((long) panels * t / nthreads),
+		/* by columns, in whole panels of nr */
+		int			panels = (N + nr - 1) / nr,
+					lo = (int) ((long) panels * t / nthreads),
 					hi = (int) ((long) panels * (t + 1) / nthreads);
 
-		*n0 = lo * GEMM_NR;
-		*n1 = hi * GEMM_NR < N ? hi * GEMM_NR : N;
-		if (*n0 > N)
-			*n0 = N;
+		*n0 = lo * nr < N ? lo * nr : N;
+		*n1 = hi * nr < N ? hi * nr : N;
 	}
 	else
 	{
-		/* by row panels of GEMM_MR */
-		int			panels = (M + GEMM_MR - 1) / GEMM_MR;
-		int			lo = (int) ((long) panels * t / nthreads),
+		/* by row panels of mr */
+		int			panels = (M + mr - 1) / mr,
+					lo = (int) ((long) panels * t / nthreads),
 					hi = (int) ((long) panels * (t + 1) / nthreads);
 
-		*m0 = lo * GEMM_MR;
-		*m1 = hi * GEMM_MR < M ? hi * GEMM_MR : M;
-		if (*m0 > M)
-			*m0 = M;
+		*m0 = lo * mr < M ? lo * mr : M;
+		*m1 = hi * mr < M ? hi * mr : M;
 	}
+}
+
+void
+gemm_thread_share(int M, int N, int t, int nthreads,
+				  int *m0, int *m1, int *n0, int *n1)
+{
+	gemm_thread_share_tiles(M, N, GEMM_MR, GEMM_NR, t, nthreads, m0, m1, n0, n1);
 }

@@ -97,4 +97,8 @@ int			gemm_residual_in_place_ok(int K);
 void		gemm_thread_share(int M, int N, int t, int nthreads,
 							  int *m0, int *m1, int *n0, int *n1);
 
+/* The same split for tiles of mr rows and panels of nr columns (qgemm.c's). */
+void		gemm_thread_share_tiles(int M, int N, int mr, int nr, int t, int nthreads,
+									int *m0, int *m1, int *n0, int *n1);
+
 #endif

@@ -20,13 +20,15 @@
 _Static_assert(sizeof(mmsa_pack_header) == MMSA_PACK_HEADER_BYTES,
 			   "sidecar header size");
 
-static uint64_t
-fnv1a(uint64_t h, const uint8_t *p, size_t n)
+uint64_t
+mmsa_fnv1a(uint64_t h, const void *data, size_t n)
 {
+	const uint8_t *p = data;
+
 	for (size_t i = 0; i < n; i++)
 	{
 		h ^= p[i];
-		h *= 1099511628211ULL;
+		h *= MMSA_FNV1A_PRIME;
 	}
 	return h;
 }
@@ -58,7 +60,7 @@ mmsa_pack_identity_of(const char *path, mmsa_pack_identity *id, mmsa_error *err)
 	int			fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
 	uint8_t    *buf = NULL;
-	uint64_t	h = 14695981039346656037ULL;
+	uint64_t	h = MMSA_FNV1A_OFFSET;
 	uint64_t	size,
 				hlen = 0;
 	ssize_t		r;
@@ -74,7 +76,7 @@ mmsa_pack_identity_of(const char *path, mmsa_pack_identity *id, mmsa_error *err)
 		return s;
 	}
 	size = (uint64_t) st.st_size;
-	h = fnv1a(h, (const uint8_t *) &size, sizeof(size));
+	h = mmsa_fnv1a(h, &size, sizeof(size));
 
 	/* the safetensors header: 8-byte length, then that much JSON */
 	if (size >= 8)
@@ -98,7 +100,7 @@ mmsa_pack_identity_of(const char *path, mmsa_pack_identity *id, mmsa_error *err)
 	r = read_at(fd, buf, 8 + hlen, 0);
 	if (r < 0)
 		goto ioerr;
-	h = fnv1a(h, buf, (size_t) r);
+	h = mmsa_fnv1a(h, buf, (size_t) r);
 
 	/* a sample of the data: 16 blocks at evenly spaced offsets */
 	for (int i = 0; i < IDENTITY_BLOCKS && size > 0; i++)
@@ -108,7 +110,7 @@ mmsa_pack_identity_of(const char *path, mmsa_pack_identity *id, mmsa_error *err)
 
 		if ((r = read_at(fd, buf, IDENTITY_BLOCK, off)) < 0)
 			goto ioerr;
-		h = fnv1a(h, buf, (size_t) r);
+		h = mmsa_fnv1a(h, buf, (size_t) r);
 	}
 	free(buf);
 	close(fd);

@@ -74,6 +74,11 @@ typedef struct mmsa_pack_map
 	int64_t		config[MMSA_PACK_CONFIG];
 } mmsa_pack_map;
 
+/* 64-bit FNV-1a of n bytes, continuing from h (MMSA_FNV1A_OFFSET to start). */
+#define MMSA_FNV1A_OFFSET 0xcbf29ce484222325ULL
+#define MMSA_FNV1A_PRIME 0x100000001b3ULL
+uint64_t	mmsa_fnv1a(uint64_t h, const void *data, size_t n);
+
 /* The identity of a source file (see above).  MMSA_ERR_IO when unreadable. */
 mmsa_status mmsa_pack_identity_of(const char *path, mmsa_pack_identity *id,
 								  mmsa_error *err);

@@ -17,6 +17,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "qgemm_isa.h"
 
 #define QGEMM_BLOCK_BYTES (160 * 1024)	/* packed B block, within L2 */
@@ -184,31 +185,7 @@ void
 qgemm_thread_share(int M, int N, int t, int nthreads,
 				   int *m0, int *m1, int *n0, int *n1)
 {
-	int			by_cols = N >= 64 * nthreads;
-	int			unit = by_cols ? QGEMM_NR : QGEMM_MR,
-				total = by_cols ? N : M;
-	int			units = (total + unit - 1) / unit;
-	int			lo = (int) ((long) units * t / (nthreads > 0 ? nthreads : 1)),
-				hi = (int) ((long) units * (t + 1) / (nthreads > 0 ? nthreads : 1));
-	int			a = lo * unit < total ? lo * unit : total,
-				b = hi * unit < total ? hi * unit : total;
-
-	*m0 = 0;
-	*m1 = M;
-	*n0 = 0;
-	*n1 = N;
-	if (nthreads <= 1)
-		return;
-	if (by_cols)
-	{
-		*n0 = a;
-		*n1 = b;
-	}
-	else
-	{
-		*m0 = a;
-		*m1 = b;
-	}
+	gemm_thread_share_tiles(M, N, QGEMM_MR, QGEMM_NR, t, nthreads, m0, m1, n0, n1);
 }
 
 /* ---- the portable kernels: direct integer loops --------------------- */

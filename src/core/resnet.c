@@ -851,7 +851,7 @@ conv_forward_one(resnet_model *m, const resnet_conv *c, float *out, const float 
 				 float *spare, size_t spare_floats)
 {
 	if (m->precision == MMSA_PRECISION_INT8 && c->q.weight &&
-		(c->q.use || m->int8_all))
+		(m->int8_all || resnet_int8_plan(m, c)))
 		qconv2d_forward(&m->exec, out, inp, c->q.weight, c->q.scale, c->q.act_inv,
 						c->bias, residual, relu, B, c->cin, H, H, c->cout,
 						c->k, c->stride, c->pad);

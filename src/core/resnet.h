@@ -65,7 +65,6 @@ typedef struct resnet_qconv
 	const float *scale;			/* (cout) */
 	const float *act_inv;		/* (cin * k * k) 1 / activation scale of
 								 * each row of the product */
-	int			use;			/* run at int8 (resnet_int8_plan) */
 } resnet_qconv;
 
 /* One convolution with its BatchNorm folded in. */
@@ -241,6 +240,7 @@ typedef struct resnet_calibration
 	int			images;			/* of pass 1 */
 	uint64_t	ids_hash;		/* FNV-1a of the image names, in order */
 	char		source[128];	/* what the images are */
+	char		model_hash[17];	/* the model.safetensors it was made for (read) */
 	float		max[RESNET_CONVS];	/* largest input value */
 	float		clip[RESNET_CONVS];	/* resnet_calibration_finish */
 	double		hist[RESNET_CONVS][RESNET_CALIB_BINS];	/* pass 2 */

@@ -30,32 +30,19 @@
 #include "safetensors.h"
 
 #define RESNET_INT8_LAYOUT 1
-#define FNV_OFFSET 0xcbf29ce484222325ULL
-#define FNV_PRIME 0x100000001b3ULL
-
-static uint64_t
-fnv1a(uint64_t h, const void *data, size_t len)
-{
-	const unsigned char *p = data;
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ p[i]) * FNV_PRIME;
-	return h;
-}
-
 /* A checksum of n words, 64 bits at a time (n even: the parts are rounded). */
 static uint64_t
 words_checksum(const void *data, size_t n)
 {
 	const unsigned char *p = data;
-	uint64_t	h = FNV_OFFSET;
+	uint64_t	h = MMSA_FNV1A_OFFSET;
 
 	for (size_t i = 0; i + 1 < n; i += 2)
 	{
 		uint64_t	w;
 
 		memcpy(&w, p + i * 4, 8);
-		h = (h ^ w) * FNV_PRIME;
+		h = (h ^ w) * MMSA_FNV1A_PRIME;
 		h ^= h >> 29;
 	}
 	return h;
@@ -243,7 +230,7 @@ resnet_calibration_read(const char *path, resnet_calibration *cal,
 		free(buf);
 		return mmsa_set_error(err, MMSA_ERR_FORMAT, "\"%s\" is too large for a calibration", path);
 	}
-	*file_hash = fnv1a(FNV_OFFSET, buf, len);
+	*file_hash = mmsa_fnv1a(MMSA_FNV1A_OFFSET, buf, len);
 	root = json_loadb(buf, len, 0, &jerr);
 	free(buf);
 	if (root == NULL)
@@ -261,6 +248,9 @@ resnet_calibration_read(const char *path, resnet_calibration *cal,
 							  path, RESNET_CONVS, QGEMM_ACT_MAX);
 	}
 	cal->images = (int) json_integer_value(json_object_get(images, "count"));
+	snprintf(cal->model_hash, sizeof(cal->model_hash), "%s",
+			 json_string_value(json_object_get(json_object_get(root, "model"), "hash")) ?
+			 json_string_value(json_object_get(json_object_get(root, "model"), "hash")) : "");
 	cal->ids_hash = strtoull(json_string_value(json_object_get(images, "names_fnv1a64")) ?
 							 json_string_value(json_object_get(images, "names_fnv1a64")) : "0", NULL, 16);
 	snprintf(cal->source, sizeof(cal->source), "%s",
@@ -317,7 +307,6 @@ place_int8(resnet_model *m, const uint32_t *base)
 			c->q.scale = (const float *) (base + off);
 			c->q.act_inv = (const float *) (base + off + ws);
 			c->q.weight = (const int8_t *) (base + off + ws + wa);
-			c->q.use = resnet_int8_plan(m, c);
 		}
 		off += ws + wa + ww;
 	}
@@ -390,7 +379,8 @@ resnet_model_write_int8(const char *dir, mmsa_error *err)
 	mmsa_pack_writer w;
 	char		path[4096],
 				cn[64],
-				bn[64];
+				bn[64],
+				want[17];
 	uint64_t	calib_hash;
 	uint32_t   *data = NULL;
 	size_t		words;
@@ -404,19 +394,14 @@ resnet_model_write_int8(const char *dir, mmsa_error *err)
 	if ((status = resnet_model_load(dir, &m, err)) != MMSA_OK ||
 		(status = resnet_calibration_read(path, cal, &calib_hash, err)) != MMSA_OK)
 		goto done;
+	hex64(want, m->source_id.hash);
+	if (strcmp(cal->model_hash, want) != 0)
 	{
-		char		want[17];
-		json_t	   *root = json_load_file(path, 0, NULL);
-		const char *have = json_string_value(json_object_get(json_object_get(root, "model"), "hash"));
-
-		hex64(want, m->source_id.hash);
-		if (have == NULL || strcmp(have, want) != 0)
-			status = mmsa_set_error(err, MMSA_ERR_FORMAT,
-									"\"%s\" was made for another model.safetensors (hash %s, this one %s): "
-									"run `mmsa calibrate` again", path, have ? have : "none", want);
-		json_decref(root);
-		if (status != MMSA_OK)
-			goto done;
+		status = mmsa_set_error(err, MMSA_ERR_FORMAT,
+								"\"%s\" was made for another model.safetensors (hash %s, this one %s): "
+								"run `mmsa calibrate` again", path,
+								cal->model_hash[0] ? cal->model_hash : "none", want);
+		goto done;
 	}
 	words = place_int8(m, NULL);
 	if ((data = calloc(words, sizeof(uint32_t))) == NULL)

@@ -22,6 +22,20 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'
 import resnet_reference  # noqa: E402
 
 
+def time_forward(model, B, R, W):
+    """Milliseconds of each of R forward passes of a (B, 3, 224, 224) batch
+    in [-1, 1), after W warm-up passes."""
+    x = torch.rand(B, 3, 224, 224) * 2 - 1
+    ms = []
+    with torch.inference_mode():
+        for i in range(W + R):
+            t0 = time.perf_counter()
+            model(x)
+            if i >= W:
+                ms.append((time.perf_counter() - t0) * 1e3)
+    return ms
+
+
 def main():
     mode, out = sys.argv[1], sys.argv[2]
     if mode == 'export':
@@ -46,14 +60,7 @@ def main():
         model, _ = resnet_reference.build_model('v15', 0)
         model.load_state_dict(torch.load(os.path.join(out, 'state_dict.pt')))
         model.eval()
-        x = torch.rand(B, 3, 224, 224) * 2 - 1
-        ms = []
-        with torch.inference_mode():
-            for i in range(W + R):
-                t0 = time.perf_counter()
-                model(x)
-                if i >= W:
-                    ms.append((time.perf_counter() - t0) * 1e3)
+        ms = time_forward(model, B, R, W)
         print('pytorch batch=%d threads=%d runs=%d median_ms=%.3f min_ms=%.3f ms_per_image=%.3f version=%s'
               % (B, T, R, statistics.median(ms), min(ms), statistics.median(ms) / B, torch.__version__))
     else:

@@ -25,12 +25,14 @@ import csv
 import os
 import statistics
 import sys
-import time
 
 import torch
 import torchvision.models.quantization as tvq
 from PIL import Image
 from torchvision import transforms
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from resnet_export import time_forward  # noqa: E402
 
 
 def engine():
@@ -75,14 +77,7 @@ def time_it(out, B, T, R, W):
     torch.set_num_threads(T)
     model = torch.jit.load(os.path.join(out, 'int8_%s.pt' % eng))
     model.eval()
-    x = torch.rand(B, 3, 224, 224) * 2 - 1
-    ms = []
-    with torch.inference_mode():
-        for i in range(W + R):
-            t0 = time.perf_counter()
-            model(x)
-            if i >= W:
-                ms.append((time.perf_counter() - t0) * 1e3)
+    ms = time_forward(model, B, R, W)
     print('pytorch-int8 batch=%d threads=%d runs=%d median_ms=%.3f min_ms=%.3f ms_per_image=%.3f engine=%s version=%s'
           % (B, T, R, statistics.median(ms), min(ms), statistics.median(ms) / B, eng, torch.__version__))
 

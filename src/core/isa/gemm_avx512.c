@@ -26,37 +26,7 @@ extern const gemm_kernels gemm_kernels_avx512_simde;
 #define GEMM_AVX512_NAME "avx512"
 #endif
 
-/*
- * The first n (1 .. 16) floats at p as a vector, the rest zero, and the
- * first n lanes of v stored to p: masked loads and stores, which read and
- * write nothing past n.  SIMDe 0.7.4 has no masked float loads or stores,
- * so its build copies through a buffer (the same values).
- */
-static inline __m512
-load_first(const float *p, int n)
-{
-#ifdef MMSA_SIMDE
-	float		t[16] = {0};
-
-	memcpy(t, p, sizeof(float) * n);
-	return _mm512_loadu_ps(t);
-#else
-	return _mm512_maskz_loadu_ps(n >= 16 ? (__mmask16) 0xFFFF : (__mmask16) ((1u << n) - 1), p);
-#endif
-}
-
-static inline void
-store_first(float *p, __m512 v, int n)
-{
-#ifdef MMSA_SIMDE
-	float		t[16];
-
-	_mm512_storeu_ps(t, v);
-	memcpy(p, t, sizeof(float) * n);
-#else
-	_mm512_mask_storeu_ps(p, n >= 16 ? (__mmask16) 0xFFFF : (__mmask16) ((1u << n) - 1), v);
-#endif
-}
+#include "zmm_first.h"
 
 /*
  * Finishes and stores the first n (1 .. 16) of 16 results of row i at

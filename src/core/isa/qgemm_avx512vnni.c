@@ -28,35 +28,7 @@ extern const qgemm_kernels qgemm_kernels_avx512vnni_simde;
 #include "qgemm_isa.h"
 #endif
 
-/* the first n (0 .. 16) floats at p, the rest zero; masked where native */
-static inline __m512
-qload_first16(const float *p, int n)
-{
-#ifdef MMSA_SIMDE
-	float		t[16] = {0};
-
-	if (n > 0)
-		memcpy(t, p, sizeof(float) * (n < 16 ? n : 16));
-	return _mm512_loadu_ps(t);
-#else
-	if (n <= 0)
-		return _mm512_setzero_ps();
-	return _mm512_maskz_loadu_ps(n >= 16 ? (__mmask16) 0xFFFF : (__mmask16) ((1u << n) - 1), p);
-#endif
-}
-
-static inline void
-qstore_first16(float *p, __m512 v, int n)
-{
-#ifdef MMSA_SIMDE
-	float		t[16];
-
-	_mm512_storeu_ps(t, v);
-	memcpy(p, t, sizeof(float) * (n < 16 ? n : 16));
-#else
-	_mm512_mask_storeu_ps(p, n >= 16 ? (__mmask16) 0xFFFF : (__mmask16) ((1u << n) - 1), v);
-#endif
-}
+#include "zmm_first.h"
 
 /*
  * int32 to float and back (rounding half to even), which SIMDe 0.7.4 does
@@ -105,10 +77,10 @@ qstore16(__m512i sum, const qtile_store *s, int i, int j, int n)
 	v = _mm512_fmadd_ps(qcvt_ps(sum), _mm512_set1_ps(s->scale[i]),
 						_mm512_set1_ps(s->bias ? s->bias[i] : 0.0f));
 	if (s->residual)
-		v = _mm512_add_ps(v, qload_first16(s->residual + (size_t) i * s->ldr + j, n));
+		v = _mm512_add_ps(v, load_first(s->residual + (size_t) i * s->ldr + j, n));
 	if (s->relu)
 		v = _mm512_max_ps(v, _mm512_setzero_ps());
-	qstore_first16(s->c + (size_t) i * s->ldc + j, v, n);
+	store_first(s->c + (size_t) i * s->ldc + j, v, n);
 }
 
 static inline __m512i
@@ -197,7 +169,7 @@ zmm_pack_quad(uint8_t *dst, size_t panel_stride, const float *const r[4],
 
 			if (r[j] == NULL)
 				continue;
-			f = _mm512_mul_ps(qload_first16(r[j] + x, nc - x), _mm512_set1_ps(inv[j]));
+			f = _mm512_mul_ps(load_first(r[j] + x, nc - x), _mm512_set1_ps(inv[j]));
 			f = _mm512_min_ps(_mm512_max_ps(f, zero), top);
 			v = _mm512_or_si512(v, _mm512_slli_epi32(qcvt_epi32(f), 8 * j));
 		}
