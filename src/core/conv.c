@@ -354,7 +354,8 @@ qconv2d_forward(const conv_exec *ex, float *out, const float *inp,
 	qgemm_b_rows src = {im2col_rows, &is};
 	int			dense = k == 1 && stride == 1 && pad == 0;
 	qproduct_args a = {ex, out, qweight, dense ? inp : NULL, dense ? NULL : &src, act_inv,
-	Cout, N, Cin * k * k, {scale, bias, residual, (size_t) N, relu}};
+	Cout, N, Cin * k * k, {.scale = scale, .bias = bias, .residual = residual,
+	.ldr = (size_t) N, .relu = relu}};
 
 	run_parallel(ex, qproduct_thread, &a);
 }

@@ -76,6 +76,57 @@ qgemm_quantize_act(float x, float inv_scale)
 	return qgemm_quantize1(x, inv_scale);
 }
 
+void
+qgemm_row_sums(int32_t *rowsum, const int8_t *Aq, int M, int K, size_t lda)
+{
+	for (int m = 0; m < M; m++)
+	{
+		int32_t		t = 0;
+
+		for (int k = 0; k < K; k++)
+			t += Aq[(size_t) m * lda + k];
+		rowsum[m] = t;
+	}
+}
+
+/*
+ * The range of each column is taken a row at a time, so that the inner loop
+ * runs along the contiguous columns (and vectorizes); lo and hi start at 0.
+ */
+void
+qgemm_column_params(const float *B, size_t ldb, int K, int n,
+					float *s, float *inv, float *z)
+{
+	float	   *lo = inv,			/* inv and z hold lo and hi meanwhile */
+			   *hi = z;
+
+	for (int x = 0; x < n; x++)
+		lo[x] = hi[x] = 0.0f;
+	for (int k = 0; k < K; k++)
+	{
+		const float *b = B + (size_t) k * ldb;
+
+		for (int x = 0; x < n; x++)
+		{
+			lo[x] = b[x] < lo[x] ? b[x] : lo[x];
+			hi[x] = b[x] > hi[x] ? b[x] : hi[x];
+		}
+	}
+	for (int x = 0; x < n; x++)
+	{
+		float		sc = (hi[x] - lo[x]) / (float) QGEMM_ACT_MAX,
+					zp;
+
+		if (!(sc > 0.0f) || !isfinite(sc))
+			sc = 1.0f;
+		zp = nearbyintf(-lo[x] * (1.0f / sc));
+		zp = zp < 0.0f ? 0.0f : zp > (float) QGEMM_ACT_MAX ? (float) QGEMM_ACT_MAX : zp;
+		s[x] = sc;
+		inv[x] = 1.0f / sc;
+		z[x] = zp;
+	}
+}
+
 int
 qgemm_block_cols(int K)
 {
@@ -88,9 +139,11 @@ qgemm_block_cols(int K)
 }
 
 /*
- * The packed block, then four rows of floats for the gathered sources.  A
- * block holds at most QGEMM_BLOCK_BYTES, or one panel where a panel is
- * larger: the bound for every product over K or less.
+ * The packed block, then four rows of floats for the gathered sources,
+ * then the per-column activation parameters of the block (scale, inverse,
+ * zero point as int32; qgemm.h).  A block holds at most QGEMM_BLOCK_BYTES,
+ * or one panel where a panel is larger: the bound for every product over
+ * K or less.
  */
 static size_t
 block_bytes(int K)
@@ -103,7 +156,7 @@ block_bytes(int K)
 size_t
 qgemm_work_bytes(int K)
 {
-	return block_bytes(K) + 4 * sizeof(float) * QGEMM_NC;
+	return block_bytes(K) + (4 + 3) * sizeof(float) * QGEMM_NC;
 }
 
 /*
@@ -114,7 +167,7 @@ qgemm_work_bytes(int K)
 static void
 pack_block(const qgemm_kernels *kern, uint8_t *bp, const float *B, size_t ldb,
 		   const qgemm_b_rows *src, float *rowbuf, const float *row_inv,
-		   int K, int n0, int nc)
+		   const float *col_inv, const int32_t *col_zero, int K, int n0, int nc)
 {
 	int			K4 = qgemm_k4(K);
 	size_t		panel_stride = (size_t) K4 * QGEMM_NR * 4;
@@ -128,7 +181,7 @@ pack_block(const qgemm_kernels *kern, uint8_t *bp, const float *B, size_t ldb,
 		{
 			int			k = 4 * k4 + j;
 
-			inv[j] = k < K ? row_inv[k] : 0.0f;
+			inv[j] = k < K && row_inv ? row_inv[k] : 0.0f;
 			if (k >= K)
 				r[j] = NULL;
 			else if (B)
@@ -139,7 +192,8 @@ pack_block(const qgemm_kernels *kern, uint8_t *bp, const float *B, size_t ldb,
 				r[j] = rowbuf + (size_t) j * QGEMM_NC;
 			}
 		}
-		kern->pack_quad(bp + (size_t) k4 * QGEMM_NR * 4, panel_stride, r, nc, inv);
+		kern->pack_quad(bp + (size_t) k4 * QGEMM_NR * 4, panel_stride, r, nc, inv,
+						col_inv, col_zero);
 	}
 }
 
@@ -155,13 +209,30 @@ qgemm_range(float *C, size_t ldc, const int8_t *Ap,
 				ncmax = qgemm_block_cols(K);
 	uint8_t    *bp = work;
 	float	   *rowbuf = (float *) ((char *) work + block_bytes(K));
+	float	   *col_scale = rowbuf + 4 * QGEMM_NC,
+			   *col_inv = col_scale + QGEMM_NC;
+	int32_t    *col_zero = (int32_t *) (col_inv + QGEMM_NC);
 
 	for (int nb = n0; nb < n1; nb += ncmax)
 	{
 		int			nc = n1 - nb < ncmax ? n1 - nb : ncmax;
 		int			npanels = (nc + QGEMM_NR - 1) / QGEMM_NR;
 
-		pack_block(kern, bp, B, ldb, src, rowbuf, row_inv, K, nb, nc);
+		if (row_inv == NULL)
+		{
+			/* per-column activations: this block's parameters, zeros past nc */
+			float	   *zf = (float *) col_zero;
+
+			qgemm_column_params(B + nb, ldb, K, nc, col_scale, col_inv, zf);
+			for (int x = 0; x < npanels * QGEMM_NR; x++)
+			{
+				if (x >= nc)
+					col_scale[x] = col_inv[x] = zf[x] = 0.0f;
+				col_zero[x] = (int32_t) zf[x];
+			}
+		}
+		pack_block(kern, bp, B, ldb, src, rowbuf, row_inv,
+				   row_inv ? NULL : col_inv, row_inv ? NULL : col_zero, K, nb, nc);
 		for (int m = m0; m < m1; m += QGEMM_MR)
 		{
 			qtile_store s = {
@@ -174,6 +245,9 @@ qgemm_range(float *C, size_t ldc, const int8_t *Ap,
 				.residual = ep->residual ? ep->residual + (size_t) m * ep->ldr + nb : NULL,
 				.ldr = ep->ldr,
 				.relu = ep->relu,
+				.col_scale = row_inv ? NULL : col_scale,
+				.col_zero = row_inv ? NULL : col_zero,
+				.row_sum = row_inv ? NULL : ep->row_sum + m,
 			};
 
 			kern->row_panel(K4, Ap + (size_t) m / QGEMM_MR * K4 * QGEMM_MR * 4, bp, npanels, &s);
@@ -216,14 +290,17 @@ generic_row_panel(int k4, const int8_t *a, const uint8_t *bp, int npanels,
 
 static void
 generic_pack_quad(uint8_t *dst, size_t panel_stride, const float *const r[4],
-				  int nc, const float inv[4])
+				  int nc, const float inv[4], const float *col_inv,
+				  const int32_t *col_zero)
 {
 	int			ncp = (nc + QGEMM_NR - 1) / QGEMM_NR * QGEMM_NR;
 
 	for (int x = 0; x < ncp; x++)
 		for (int j = 0; j < 4; j++)
 			dst[(size_t) (x / QGEMM_NR) * panel_stride + (x % QGEMM_NR) * 4 + j] =
-				x < nc && r[j] ? qgemm_quantize1(r[j][x], inv[j]) : 0;
+				x >= nc || !r[j] ? 0 :
+				col_inv ? qgemm_quantize1z(r[j][x], col_inv[x], col_zero[x]) :
+				qgemm_quantize1(r[j][x], inv[j]);
 }
 
 const qgemm_kernels qgemm_kernels_generic = {

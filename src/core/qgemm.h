@@ -28,6 +28,19 @@
  * per channel, and splitting each product into two vpmaddubsw halves the
  * AVX2 kernel's speed.
  *
+ * Dynamic per-column activations (row_inv NULL in qgemm_range), the
+ * standard choice for transformers' linear layers, whose inputs change from
+ * one token to the next: each column n of B (a token) gets its own scale
+ * and zero point from its own range, made as the block is packed:
+ *   lo = min(0, min_k B[k][n]), hi = max(0, max_k B[k][n]),
+ *   s[n] = (hi - lo) / QGEMM_ACT_MAX (1 when hi == lo, or not finite),
+ *   z[n] = round(-lo * (1 / s[n])) in [0, QGEMM_ACT_MAX],
+ *   q(B[k][n]) = round(min(max(B[k][n] * (1 / s[n]), -z[n]), QGEMM_ACT_MAX - z[n])) + z[n]
+ * (rounding half to even), and
+ *   C[m][n] = fma((float) (sum - z[n] * rowsum[m]), scale[m] * s[n], bias[m])
+ * with rowsum[m] the sum of row m of Aq (qgemm_row_sums): the zero point
+ * taken out exactly, in integers.
+ *
  * Layouts.  K is taken four at a time (a 32-bit lane holds four bytes of
  * consecutive k, as vpdpbusd reads them); K4 = ceil(K / 4), k past K zero.
  *   A: panels of QGEMM_MR rows, Ap[((p * K4 + k4) * MR + r) * 4 + j] =
@@ -71,6 +84,17 @@ void		qgemm_quantize_rows(int8_t *Aq, float *scale, const float *A, int M, int K
 /* q(x) of the header for one value and its row's inv_scale, as every path computes it. */
 uint8_t		qgemm_quantize_act(float x, float inv_scale);
 
+/* rowsum[m] = sum over k of Aq[m][k] (M, K), leading dimension lda. */
+void		qgemm_row_sums(int32_t *rowsum, const int8_t *Aq, int M, int K, size_t lda);
+
+/*
+ * The per-column activation parameters of the header for columns [0, n)
+ * of B (K, n) (leading dimension ldb): s (scale), inv (1 / s) and z (the
+ * zero point) per column.
+ */
+void		qgemm_column_params(const float *B, size_t ldb, int K, int n,
+								float *s, float *inv, float *z);
+
 /* What is done to each int32 sum before it is stored. */
 typedef struct qgemm_epilogue
 {
@@ -79,6 +103,8 @@ typedef struct qgemm_epilogue
 	const float *residual;		/* (M, N) with leading dimension ldr, or NULL */
 	size_t		ldr;
 	int			relu;			/* max(v, 0) after the additions */
+	const int32_t *row_sum;		/* (M): rows of Aq summed, for per-column
+								 * activations (row_inv NULL), else unused */
 } qgemm_epilogue;
 
 /*
@@ -101,7 +127,8 @@ size_t		qgemm_work_bytes(int K);
  * Rows [m0, m1) and columns [n0, n1) of C (leading dimension ldc) with Ap
  * packed from Aq (M, K), and B (K, N) dense (leading dimension ldb) or,
  * when B is NULL, given by src; row_inv (K) the reciprocals of the rows'
- * activation scales.  m0 must be a multiple of QGEMM_MR.  work:
+ * activation scales, or NULL for per-column activations (see above: B
+ * dense, ep->row_sum set).  m0 must be a multiple of QGEMM_MR.  work:
  * qgemm_work_bytes(K) bytes, 64-byte aligned.
  */
 void		qgemm_range(float *C, size_t ldc, const int8_t *Ap,

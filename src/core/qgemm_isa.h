@@ -23,7 +23,9 @@
 /*
  * Where a tile goes: mr x nr valid entries at c (leading dimension ldc);
  * scale, bias (or NULL) at the tile's first row, residual (or NULL) at its
- * first entry.
+ * first entry.  Per-column activations (qgemm.h): col_scale and col_zero
+ * at the tile's first column, row_sum at its first row; col_scale NULL
+ * otherwise.
  */
 typedef struct qtile_store
 {
@@ -36,6 +38,9 @@ typedef struct qtile_store
 	const float *residual;
 	size_t		ldr;
 	int			relu;
+	const float *col_scale;
+	const int32_t *col_zero;
+	const int32_t *row_sum;
 } qtile_store;
 
 typedef struct qgemm_kernels
@@ -53,13 +58,15 @@ typedef struct qgemm_kernels
 
 	/*
 	 * Quantizes rows r[0..3] (NULL: a row past K, zero) at columns [0, nc),
-	 * row j with inv[j]
-	 * and interleaves them into one four-byte group per column: column x
-	 * goes to dst + (x / NR) * panel_stride + (x % NR) * 4, columns from nc
-	 * to the end of the last panel zero.
+	 * row j with inv[j], or, when col_inv is not NULL, column x with
+	 * col_inv[x] and zero point col_zero[x] (both readable up to the end
+	 * of the last panel), and interleaves them into one four-byte group
+	 * per column: column x goes to dst + (x / NR) * panel_stride + (x % NR)
+	 * * 4, columns from nc to the end of the last panel zero.
 	 */
 	void		(*pack_quad) (uint8_t *dst, size_t panel_stride, const float *const r[4],
-							  int nc, const float inv[4]);
+							  int nc, const float inv[4], const float *col_inv,
+							  const int32_t *col_zero);
 } qgemm_kernels;
 
 extern const qgemm_kernels qgemm_kernels_generic;
@@ -78,13 +85,21 @@ qgemm_tile_at(qtile_store *s, const qtile_store *s0, int col, int width)
 	s->c = s0->c + col;
 	s->nr = s0->nr - col < width ? s0->nr - col : width;
 	s->residual = s0->residual ? s0->residual + col : NULL;
+	s->col_scale = s0->col_scale ? s0->col_scale + col : NULL;
+	s->col_zero = s0->col_zero ? s0->col_zero + col : NULL;
 }
 
 /* Finishes the sum of row i, column j of a tile (see above). */
 static inline float
 qgemm_finish1(int32_t sum, const qtile_store *s, int i, int j)
 {
-	float		v = fmaf((float) sum, s->scale[i], s->bias ? s->bias[i] : 0.0f);
+	float		v;
+
+	if (s->col_scale)
+		v = fmaf((float) (sum - s->col_zero[j] * s->row_sum[i]), s->scale[i] * s->col_scale[j],
+				 s->bias ? s->bias[i] : 0.0f);
+	else
+		v = fmaf((float) sum, s->scale[i], s->bias ? s->bias[i] : 0.0f);
 
 	if (s->residual)
 		v += s->residual[(size_t) i * s->ldr + j];
@@ -93,15 +108,29 @@ qgemm_finish1(int32_t sum, const qtile_store *s, int i, int j)
 	return v;
 }
 
-/* q(x) (qgemm.h): clamped in float first, so NaN gives 0, as cvtps2dq after maxps. */
+/*
+ * q(x) (qgemm.h) with zero point z (0 for per-row scales), as every path
+ * computes it: f = x * inv_scale clamped in float to [-z, ACT_MAX - z]
+ * (so NaN gives -z, as maxps does), rounded half to even, then z added in
+ * integers: one product and no sum in floats, so that no compiler can fuse
+ * a multiply-add differently on one path.
+ */
+static inline uint8_t
+qgemm_quantize1z(float x, float inv_scale, int32_t z)
+{
+	float		f = x * inv_scale,
+				lo = (float) -z,
+				hi = (float) (QGEMM_ACT_MAX - z);
+
+	f = f > lo ? f : lo;
+	f = f < hi ? f : hi;
+	return (uint8_t) ((int32_t) nearbyintf(f) + z);
+}
+
 static inline uint8_t
 qgemm_quantize1(float x, float inv_scale)
 {
-	float		f = x * inv_scale;
-
-	f = f > 0.0f ? f : 0.0f;
-	f = f < (float) QGEMM_ACT_MAX ? f : (float) QGEMM_ACT_MAX;
-	return (uint8_t) nearbyintf(f);
+	return qgemm_quantize1z(x, inv_scale, 0);
 }
 
 #endif

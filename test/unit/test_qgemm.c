@@ -7,7 +7,9 @@
  *	  not a multiple of 4), with and without bias, residual and ReLU, B
  *	  dense and gathered, the extremes of both ranges (no saturation), and
  *	  the quantization of activations (rounding, clamping, NaN), each row of
- *	  B with its own scale.
+ *	  B with its own scale; and the per-column (per-token) activations of
+ *	  BERT's linear layers, with their zero points, against the formulas of
+ *	  qgemm.h computed here.
  */
 #include <math.h>
 #include <stdint.h>
@@ -104,21 +106,78 @@ strided_rows(const void *ctx, float *dst, int k, int n0, int nc)
 		dst[i] = s->base[(size_t) k * s->ld + 2 * (size_t) (n0 + i)];
 }
 
-/* the direct integer loop: C = finish(sum_k Aq[m][k] * q(B[k][n])) */
+/*
+ * The per-column activation parameters of qgemm.h, written out here: the
+ * range of column n with 0 in it, s = range / ACT_MAX (1 for an empty
+ * range), z = round(-lo / s).
+ */
+static void
+column_params_ref(const float *B, size_t ldb, int bstride, int K, int N,
+				  float *s, float *inv, int32_t *z)
+{
+	for (int n = 0; n < N; n++)
+	{
+		float		lo = 0.0f,
+					hi = 0.0f,
+					sc;
+		float		zf;
+
+		for (int k = 0; k < K; k++)
+		{
+			float		b = B[(size_t) k * ldb + (size_t) n * bstride];
+
+			lo = b < lo ? b : lo;
+			hi = b > hi ? b : hi;
+		}
+		sc = (hi - lo) / (float) QGEMM_ACT_MAX;
+		if (!(sc > 0.0f) || !isfinite(sc))
+			sc = 1.0f;
+		s[n] = sc;
+		inv[n] = 1.0f / sc;
+		zf = nearbyintf(-lo * inv[n]);
+		z[n] = zf < 0 ? 0 : zf > QGEMM_ACT_MAX ? QGEMM_ACT_MAX : (int32_t) zf;
+	}
+}
+
+/*
+ * The direct integer loop: C = finish(sum_k Aq[m][k] * q(B[k][n])), with
+ * a scale per row of B (inv), or per column (cinv, cs, cz; inv NULL).
+ */
 static void
 reference(float *C, const int8_t *Aq, const float *B, size_t ldb, int bstride,
-		  const float *inv, int M, int K, int N, const qgemm_epilogue *ep)
+		  const float *inv, const float *cinv, const float *cs, const int32_t *cz,
+		  int M, int K, int N, const qgemm_epilogue *ep)
 {
 	for (int m = 0; m < M; m++)
 		for (int n = 0; n < N; n++)
 		{
-			int32_t		sum = 0;
+			int32_t		sum = 0,
+						rowsum = 0;
 			float		v;
 
 			for (int k = 0; k < K; k++)
-				sum += (int32_t) Aq[(size_t) m * K + k] *
-					(int32_t) qgemm_quantize_act(B[(size_t) k * ldb + (size_t) n * bstride], inv[k]);
-			v = fmaf((float) sum, ep->scale[m], ep->bias ? ep->bias[m] : 0.0f);
+			{
+				float		b = B[(size_t) k * ldb + (size_t) n * bstride];
+				int32_t		q;
+
+				if (inv)
+					q = qgemm_quantize_act(b, inv[k]);
+				else
+				{
+					float		f = b * cinv[n];
+
+					f = f > (float) -cz[n] ? f : (float) -cz[n];
+					f = f < (float) (QGEMM_ACT_MAX - cz[n]) ? f : (float) (QGEMM_ACT_MAX - cz[n]);
+					q = (int32_t) nearbyintf(f) + cz[n];
+				}
+				sum += (int32_t) Aq[(size_t) m * K + k] * q;
+				rowsum += Aq[(size_t) m * K + k];
+			}
+			if (inv)
+				v = fmaf((float) sum, ep->scale[m], ep->bias ? ep->bias[m] : 0.0f);
+			else
+				v = fmaf((float) (sum - cz[n] * rowsum), ep->scale[m] * cs[n],
+						 ep->bias ? ep->bias[m] : 0.0f);
 			if (ep->residual)
 				v += ep->residual[(size_t) m * ep->ldr + n];
 			if (ep->relu)
@@ -129,8 +188,8 @@ reference(float *C, const int8_t *Aq, const float *B, size_t ldb, int bstride,
 
 /* one product on path p; returns whether it equals the reference bit for bit */
 static int
-run_case(const qpath *p, int M, int K, int N, int gathered, int flags, int extreme,
-		 int nthreads)
+run_case_cols(const qpath *p, int M, int K, int N, int gathered, int flags, int extreme,
+			  int nthreads, int percol)
 {
 	int8_t	   *Aq = malloc((size_t) M * K);
 	int8_t	   *Ap = aligned_alloc(64, (qgemm_packed_bytes(M, K) + 63) / 64 * 64);
@@ -143,8 +202,12 @@ run_case(const qpath *p, int M, int K, int N, int gathered, int flags, int extre
 			   *R = malloc(sizeof(float) * (size_t) M * N);
 	void	   *work = aligned_alloc(64, (qgemm_work_bytes(K) + 63) / 64 * 64);
 	float	   *inv = malloc(sizeof(float) * K);
+	float	   *cs = malloc(sizeof(float) * N),
+			   *cinv = malloc(sizeof(float) * N);
+	int32_t    *cz = malloc(sizeof(int32_t) * N),
+			   *rowsum = malloc(sizeof(int32_t) * M);
 	qgemm_epilogue ep = {scale, (flags & 1) ? bias : NULL, (flags & 2) ? res : NULL,
-	(size_t) N, (flags & 4) != 0};
+	(size_t) N, (flags & 4) != 0, rowsum};
 	strided		st = {B, ldb};
 	qgemm_b_rows src = {strided_rows, &st};
 	int			same;
@@ -154,7 +217,18 @@ run_case(const qpath *p, int M, int K, int N, int gathered, int flags, int extre
 	for (size_t i = 0; i < (size_t) M * K; i++)
 		Aq[i] = extreme ? (((i >> 1) & 1) ? -127 : 127) : (int8_t) ((int) (next_u32() % 255) - 127);
 	for (size_t i = 0; i < (size_t) K * ldb; i++)
-		B[i] = extreme ? 500.0f : uniform(-0.5f, 3.0f);
+		B[i] = extreme ? 500.0f : percol ? uniform(-4.0f, 2.5f) : uniform(-0.5f, 3.0f);
+	if (percol && N > 2 && !extreme)
+	{
+		/* a column of zeros (s = 1), one all positive (z = 0), one negative */
+		for (int k = 0; k < K; k++)
+		{
+			B[(size_t) k * ldb + 1] = 0.0f;
+			B[(size_t) k * ldb + 2] = uniform(0.1f, 7.0f);
+			if (N > 3)
+				B[(size_t) k * ldb + 3] = uniform(-9.0f, -0.1f);
+		}
+	}
 	for (int m = 0; m < M; m++)
 	{
 		scale[m] = uniform(1e-4f, 1e-2f);
@@ -163,7 +237,9 @@ run_case(const qpath *p, int M, int K, int N, int gathered, int flags, int extre
 	for (size_t i = 0; i < (size_t) M * N; i++)
 		res[i] = uniform(-2.0f, 2.0f);
 	qgemm_pack_a(Ap, Aq, M, K, K);
-	reference(R, Aq, B, ldb, gathered ? 2 : 1, inv, M, K, N, &ep);
+	qgemm_row_sums(rowsum, Aq, M, K, K);
+	column_params_ref(B, ldb, gathered ? 2 : 1, K, N, cs, cinv, cz);
+	reference(R, Aq, B, ldb, gathered ? 2 : 1, percol ? NULL : inv, cinv, cs, cz, M, K, N, &ep);
 	memset(C, 0xFF, sizeof(float) * (size_t) M * N);
 	mmsa_isa_use_qgemm(p->k);
 	for (int t = 0; t < nthreads; t++)
@@ -176,7 +252,7 @@ run_case(const qpath *p, int M, int K, int N, int gathered, int flags, int extre
 		qgemm_thread_share(M, N, t, nthreads, &m0, &m1, &n0, &n1);
 		if (m0 < m1 && n0 < n1)
 			qgemm_range(C, N, Ap, gathered ? NULL : B, ldb, gathered ? &src : NULL,
-						inv, M, K, m0, m1, n0, n1, &ep, work);
+						percol ? NULL : inv, M, K, m0, m1, n0, n1, &ep, work);
 	}
 	mmsa_isa_use_qgemm(NULL);
 	same = memcmp(C, R, sizeof(float) * (size_t) M * N) == 0;
@@ -189,6 +265,10 @@ run_case(const qpath *p, int M, int K, int N, int gathered, int flags, int extre
 				break;
 			}
 	free(inv);
+	free(cs);
+	free(cinv);
+	free(cz);
+	free(rowsum);
 	free(Aq);
 	free(Ap);
 	free(B);
@@ -199,6 +279,13 @@ run_case(const qpath *p, int M, int K, int N, int gathered, int flags, int extre
 	free(R);
 	free(work);
 	return same;
+}
+
+static int
+run_case(const qpath *p, int M, int K, int N, int gathered, int flags, int extreme,
+		 int nthreads)
+{
+	return run_case_cols(p, M, K, N, gathered, flags, extreme, nthreads, 0);
 }
 
 /*
@@ -337,6 +424,30 @@ main(void)
 		   "1 and 2 threads) equal the direct integer loop bit for bit (%d differ)", cases, bad);
 		ok(run_case(p, 9, 4608, 40, 0, 7, 1, 1) && run_case(p, 4, 2048, 33, 1, 1, 1, 2),
 		   "extremes (activations 127, weights +-127, K up to 4608): exact, no saturation");
+		{
+			static const int Mc[] = {1, 5, 12, 64, 768},
+						Kc[] = {3, 64, 256, 768, 3072},
+						Nc[] = {1, 5, 17, 64, 200};
+
+			cases = bad = 0;
+			for (size_t a = 0; a < sizeof(Mc) / sizeof(Mc[0]); a++)
+				for (size_t b = 0; b < sizeof(Kc) / sizeof(Kc[0]); b++)
+					for (size_t c = 0; c < sizeof(Nc) / sizeof(Nc[0]); c++)
+					{
+						if (p->k == &qgemm_kernels_generic && Mc[a] * Kc[b] * Nc[c] > 400000)
+							continue;
+						if (Mc[a] * Kc[b] * Nc[c] > 40000000)
+							continue;
+						cases++;
+						bad += !run_case_cols(p, Mc[a], Kc[b], Nc[c], 0, (int) ((a + b + c) % 8),
+											  0, 1 + (int) (c % 2), 1);
+					}
+			ok(bad == 0, "%d products with per-column activations (scale and zero point per token; "
+			   "zero, positive and negative columns) equal the direct integer loop bit for bit "
+			   "(%d differ)", cases, bad);
+			ok(run_case_cols(p, 6, 3072, 20, 0, 1, 1, 2, 1),
+			   "per-column extremes (activations 127 - z, K 3072): exact");
+		}
 		mmsa_isa_use_qgemm(p->k);
 		ok(qconv_case(2, 24, 14, 20, 1, 1, 0, 2) && qconv_case(2, 24, 14, 20, 1, 2, 0, 2) &&
 		   qconv_case(1, 16, 15, 9, 1, 2, 0, 1) && qconv_case(2, 8, 9, 12, 3, 1, 1, 2) &&

@@ -66,16 +66,42 @@ qcvt_epi32(__m512 f)
 #endif
 }
 
+/* the first n (0 .. 16) int32 at p, the rest zero */
+static inline __m512i
+qload_first_epi32(const int32_t *p, int n)
+{
+	int32_t		t[16] = {0};
+
+	if (n >= 16)
+		return _mm512_loadu_si512((const void *) p);
+	if (n > 0)
+		memcpy(t, p, sizeof(int32_t) * n);
+	return _mm512_loadu_si512((const void *) t);
+}
+
 /* finishes 16 sums of row i from column j of a tile, storing the first n */
 static inline void
 qstore16(__m512i sum, const qtile_store *s, int i, int j, int n)
 {
-	__m512		v;
+	__m512		bias,
+				v;
 
 	if (n <= 0)
 		return;
-	v = _mm512_fmadd_ps(qcvt_ps(sum), _mm512_set1_ps(s->scale[i]),
-						_mm512_set1_ps(s->bias ? s->bias[i] : 0.0f));
+	bias = _mm512_set1_ps(s->bias ? s->bias[i] : 0.0f);
+	if (s->col_scale)
+	{
+		/* per-column activations: the zero points out, then both scales */
+		__m512i		zr = _mm512_mullo_epi32(qload_first_epi32(s->col_zero + j, n),
+										   _mm512_set1_epi32(s->row_sum[i]));
+
+		v = _mm512_fmadd_ps(qcvt_ps(_mm512_sub_epi32(sum, zr)),
+							_mm512_mul_ps(_mm512_set1_ps(s->scale[i]),
+										  load_first(s->col_scale + j, n)),
+							bias);
+	}
+	else
+		v = _mm512_fmadd_ps(qcvt_ps(sum), _mm512_set1_ps(s->scale[i]), bias);
 	if (s->residual)
 		v = _mm512_add_ps(v, load_first(s->residual + (size_t) i * s->ldr + j, n));
 	if (s->relu)
@@ -153,25 +179,38 @@ zmm_row_panel(int k4, const int8_t *a, const uint8_t *bp, int npanels,
 
 static void
 zmm_pack_quad(uint8_t *dst, size_t panel_stride, const float *const r[4],
-			  int nc, const float inv[4])
+			  int nc, const float inv[4], const float *col_inv,
+			  const int32_t *col_zero)
 {
 	int			ncp = (nc + QGEMM_NR - 1) / QGEMM_NR * QGEMM_NR;
-	const __m512 zero = _mm512_setzero_ps(),
-				top = _mm512_set1_ps((float) QGEMM_ACT_MAX);
+	const __m512i top = _mm512_set1_epi32(QGEMM_ACT_MAX);
 
 	for (int x = 0; x < ncp; x += QGEMM_NR)
 	{
-		__m512i		v = _mm512_setzero_si512();
+		__m512i		v = _mm512_setzero_si512(),
+					z = _mm512_setzero_si512();
+		__m512		lo,
+					hi,
+					cinv = _mm512_setzero_ps();
 
+		/* clamp to [-z, ACT_MAX - z], round, add z (qgemm_quantize1z) */
+		if (col_inv)
+		{
+			z = _mm512_loadu_si512((const void *) (col_zero + x));
+			cinv = _mm512_loadu_ps(col_inv + x);
+		}
+		lo = qcvt_ps(_mm512_sub_epi32(_mm512_setzero_si512(), z));
+		hi = qcvt_ps(_mm512_sub_epi32(top, z));
 		for (int j = 0; j < 4; j++)
 		{
 			__m512		f;
 
 			if (r[j] == NULL)
 				continue;
-			f = _mm512_mul_ps(load_first(r[j] + x, nc - x), _mm512_set1_ps(inv[j]));
-			f = _mm512_min_ps(_mm512_max_ps(f, zero), top);
-			v = _mm512_or_si512(v, _mm512_slli_epi32(qcvt_epi32(f), 8 * j));
+			f = _mm512_mul_ps(load_first(r[j] + x, nc - x),
+							  col_inv ? cinv : _mm512_set1_ps(inv[j]));
+			f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
+			v = _mm512_or_si512(v, _mm512_slli_epi32(_mm512_add_epi32(qcvt_epi32(f), z), 8 * j));
 		}
 		_mm512_storeu_si512((void *) (dst + (size_t) (x / QGEMM_NR) * panel_stride), v);
 	}

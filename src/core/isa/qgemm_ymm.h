@@ -35,16 +35,42 @@ qload_first(const float *p, int n)
 	return _mm256_loadu_ps(t);
 }
 
+/* the first n (0 .. 8) int32 at p, the rest zero */
+static inline __m256i
+qload_first_epi32(const int32_t *p, int n)
+{
+	int32_t		t[8] = {0};
+
+	if (n >= 8)
+		return _mm256_loadu_si256((const __m256i *) p);
+	if (n > 0)
+		memcpy(t, p, sizeof(int32_t) * n);
+	return _mm256_loadu_si256((const __m256i *) t);
+}
+
 /* finishes 8 sums of row i from column j of a tile, storing the first n */
 static inline void
 qstore8(__m256i sum, const qtile_store *s, int i, int j, int n)
 {
-	__m256		v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(s->scale[i]),
-									_mm256_set1_ps(s->bias ? s->bias[i] : 0.0f));
+	__m256		bias = _mm256_set1_ps(s->bias ? s->bias[i] : 0.0f),
+				v;
 	float	   *c = s->c + (size_t) i * s->ldc + j;
 
 	if (n <= 0)
 		return;
+	if (s->col_scale)
+	{
+		/* per-column activations: the zero points out, then both scales */
+		__m256i		zr = _mm256_mullo_epi32(qload_first_epi32(s->col_zero + j, n),
+										   _mm256_set1_epi32(s->row_sum[i]));
+
+		v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(sum, zr)),
+							_mm256_mul_ps(_mm256_set1_ps(s->scale[i]),
+										  qload_first(s->col_scale + j, n)),
+							bias);
+	}
+	else
+		v = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(s->scale[i]), bias);
 	if (s->residual)
 		v = _mm256_add_ps(v, qload_first(s->residual + (size_t) i * s->ldr + j, n));
 	if (s->relu)
@@ -125,16 +151,28 @@ ymm_row_panel(int k4, const int8_t *a, const uint8_t *bp, int npanels,
 
 static void
 ymm_pack_quad(uint8_t *dst, size_t panel_stride, const float *const r[4],
-			  int nc, const float inv[4])
+			  int nc, const float inv[4], const float *col_inv,
+			  const int32_t *col_zero)
 {
 	int			ncp = (nc + QGEMM_NR - 1) / QGEMM_NR * QGEMM_NR;
-	const __m256 zero = _mm256_setzero_ps(),
-				top = _mm256_set1_ps((float) QGEMM_ACT_MAX);
+	const __m256i top = _mm256_set1_epi32(QGEMM_ACT_MAX);
 
 	for (int x = 0; x < ncp; x += 8)
 	{
-		__m256i		v = _mm256_setzero_si256();
+		__m256i		v = _mm256_setzero_si256(),
+					z = _mm256_setzero_si256();
+		__m256		lo,
+					hi,
+					cinv = _mm256_setzero_ps();
 
+		/* clamp to [-z, ACT_MAX - z], round, add z (qgemm_quantize1z) */
+		if (col_inv)
+		{
+			z = _mm256_loadu_si256((const __m256i *) (col_zero + x));
+			cinv = _mm256_loadu_ps(col_inv + x);
+		}
+		lo = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_setzero_si256(), z));
+		hi = _mm256_cvtepi32_ps(_mm256_sub_epi32(top, z));
 		for (int j = 0; j < 4; j++)
 		{
 			__m256		f;
@@ -142,9 +180,10 @@ ymm_pack_quad(uint8_t *dst, size_t panel_stride, const float *const r[4],
 
 			if (r[j] == NULL)
 				continue;
-			f = _mm256_mul_ps(qload_first(r[j] + x, nc - x), _mm256_set1_ps(inv[j]));
-			f = _mm256_min_ps(_mm256_max_ps(f, zero), top);
-			q = _mm256_cvtps_epi32(f);
+			f = _mm256_mul_ps(qload_first(r[j] + x, nc - x),
+							  col_inv ? cinv : _mm256_set1_ps(inv[j]));
+			f = _mm256_min_ps(_mm256_max_ps(f, lo), hi);
+			q = _mm256_add_epi32(_mm256_cvtps_epi32(f), z);
 			v = _mm256_or_si256(v, _mm256_slli_epi32(q, 8 * j));
 		}
 		_mm256_storeu_si256((__m256i *) (dst + (size_t) (x / QGEMM_NR) * panel_stride +
