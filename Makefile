@@ -118,7 +118,7 @@ install-model-files: weights/text/vocab.txt weights/image/model.safetensors
 	$(INSTALL_DATA) weights/text/vocab.txt '$(MODEL_INSTALL_DIR)/text/'
 ifneq ($(wildcard weights/model.json),)
 	$(INSTALL_DATA) weights/text/config.json weights/text/model.safetensors weights/text/model.packed \
-		'$(MODEL_INSTALL_DIR)/text/'
+		weights/text/model.int8.packed '$(MODEL_INSTALL_DIR)/text/'
 	$(INSTALL_DATA) weights/heads/*.safetensors '$(MODEL_INSTALL_DIR)/heads/'
 	$(INSTALL_DATA) weights/model.json '$(MODEL_INSTALL_DIR)/'
 else

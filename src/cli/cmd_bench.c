@@ -5,7 +5,7 @@
  *	  table below; they share the option parsing and the timing loop.
  *
  *	  mmsa bench bert --model DIR [--batch B] [--seq T] [--threads N]
- *	                  [--runs R] [--warmup W]
+ *	                  [--runs R] [--warmup W] [--precision fp32|int8]
  *
  * Prints one line: the median and minimum milliseconds per batch over R
  * timed runs after W warm-up runs, and the OpenBLAS kernel in use.
@@ -30,6 +30,7 @@ typedef struct bench_options
 	int			threads;
 	int			runs;
 	int			warmup;
+	mmsa_precision precision;
 } bench_options;
 
 /* One forward pass of the model under test, set up by its bench function. */
@@ -75,10 +76,13 @@ time_steps(const char *what, const bench_options *o, bench_step step,
 			ms[i - o->warmup] = cli_now_ms() - t0;
 	}
 	qsort(ms, o->runs, sizeof(double), compare_doubles);
-	printf("%s batch=%d seq=%d threads=%d runs=%d median_ms=%.3f min_ms=%.3f isa=%s precision=fp32 corename=%s\n",
+	printf("%s batch=%d seq=%d threads=%d runs=%d median_ms=%.3f min_ms=%.3f isa=%s precision=%s%s%s corename=%s\n",
 		   what, o->batch, o->seq, o->threads, o->runs,
 		   o->runs % 2 ? ms[o->runs / 2] : 0.5 * (ms[o->runs / 2 - 1] + ms[o->runs / 2]),
-		   ms[0], mmsa_isa_name(mmsa_isa_current()), openblas_get_corename());
+		   ms[0], mmsa_isa_name(mmsa_isa_current()), mmsa_precision_name(o->precision),
+		   o->precision == MMSA_PRECISION_INT8 ? " int8_kernels=" : "",
+		   o->precision == MMSA_PRECISION_INT8 ? mmsa_int8_kernels_label() : "",
+		   openblas_get_corename());
 	free(ms);
 	return 0;
 }
@@ -117,8 +121,10 @@ bench_bert(const bench_options *o)
 	memset(&s, 0, sizeof(s));
 	s.B = o->batch;
 	s.T = o->seq;
-	if (bert_model_load(o->model_dir, &s.model, &err) != MMSA_OK)
+	if (bert_model_load(o->model_dir, &s.model, &err) != MMSA_OK ||
+		bert_model_set_precision(s.model, o->precision, &err) != MMSA_OK)
 	{
+		bert_model_free(s.model);
 		fprintf(stderr, "mmsa bench: %s\n", err.message);
 		return 1;
 	}
@@ -169,16 +175,16 @@ bench_usage(FILE *out)
 {
 	fprintf(out,
 			"usage: mmsa bench MODEL --model DIR [--batch B] [--seq T] [--threads N]\n"
-			"                  [--runs R] [--warmup W] [--precision fp32]\n"
+			"                  [--runs R] [--warmup W] [--precision fp32|int8]\n"
 			"  MODEL: bert (or resnet, see mmsa bench resnet --help).  Defaults: batch 1, seq 64, threads 2, runs 20, warmup 3.\n"
-			"  Prints the median and minimum milliseconds per batch.  BERT runs at fp32 only: int8\n"
-			"  is implemented for ResNet-50 (mmsa bench resnet --precision int8).\n");
+			"  Prints the median and minimum milliseconds per batch.  int8 needs DIR/model.int8.packed\n"
+			"  (mmsa pack --model DIR writes it).\n");
 }
 
 int
 cmd_bench(int argc, char **argv)
 {
-	bench_options o = {NULL, 1, 64, 2, 20, 3};
+	bench_options o = {NULL, 1, 64, 2, 20, 3, MMSA_PRECISION_FP32};
 
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
 	{
@@ -203,18 +209,11 @@ cmd_bench(int argc, char **argv)
 			o.warmup = atoi(argv[++i]);
 		else if (i + 1 < argc && strcmp(argv[i], "--precision") == 0)
 		{
-			mmsa_precision p = MMSA_PRECISION_FP32;
 			mmsa_error	err;
 
-			if (mmsa_precision_parse(argv[++i], &p, &err) != MMSA_OK)
+			if (mmsa_precision_parse(argv[++i], &o.precision, &err) != MMSA_OK)
 			{
 				fprintf(stderr, "mmsa bench: %s\n", err.message);
-				return 2;
-			}
-			if (p != MMSA_PRECISION_FP32)
-			{
-				fprintf(stderr, "mmsa bench: %s has no int8 form: int8 is implemented for ResNet-50 "
-						"(mmsa bench resnet --precision int8)\n", argv[1]);
 				return 2;
 			}
 		}

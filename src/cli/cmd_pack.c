@@ -3,7 +3,10 @@
  *	  `mmsa pack`: writes the prepacked weights sidecars (packfile.h) of a
  *	  model, DIR/text/model.packed and DIR/image/model.packed, which the
  *	  encoders then map read-only and share between processes instead of
- *	  building a private copy each (bert.h, resnet.h).
+ *	  building a private copy each (bert.h, resnet.h), and their int8
+ *	  weights, model.int8.packed: the text encoder's always (its
+ *	  activations are quantized per token as it runs), the image
+ *	  encoder's where a calibration.json gives its activation scales.
  *
  *	  mmsa pack --model DIR [--force]
  *
@@ -32,8 +35,9 @@ pack_usage(FILE *out)
 			"  writes DIR/text/model.packed and DIR/image/model.packed (or DIR/model.packed\n"
 			"  for a bare text or image directory): the encoders' weights as inference uses\n"
 			"  them, mapped read-only and shared by every process that loads the model;\n"
-			"  and, where an image directory has a calibration.json (mmsa calibrate), its\n"
-			"  int8 weights, model.int8.packed, likewise.\n"
+			"  and their int8 weights, model.int8.packed, likewise: the text encoder's\n"
+			"  always, the image encoder's where its directory has a calibration.json\n"
+			"  (mmsa calibrate).\n"
 			"  --force   rewrite sidecars that are already up to date\n");
 }
 
@@ -93,6 +97,35 @@ pack_text(const char *dir, int force)
 	bert_model_free(m);
 	if (stat(path, &st) == 0)
 		printf("mmsa pack: wrote %s (%.1f MB)\n", path, st.st_size / 1e6);
+	return 0;
+}
+
+/* Writes dir/model.int8.packed of a BERT model, unless it is current (and not force). */
+static int
+pack_text_int8(const char *dir, int force)
+{
+	char		path[4096];
+	bert_model *m = NULL;
+	mmsa_error	err;
+	struct stat st;
+	int			current;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, BERT_INT8_FILE);
+	current = !force && bert_model_load_flags(dir, BERT_LOAD_UNPACKED, &m, &err) == MMSA_OK &&
+		bert_model_set_precision(m, MMSA_PRECISION_INT8, &err) == MMSA_OK;
+	bert_model_free(m);
+	if (current)
+	{
+		printf("mmsa pack: %s is up to date\n", path);
+		return 0;
+	}
+	if (bert_model_write_int8(dir, &err) != MMSA_OK)
+	{
+		fprintf(stderr, "mmsa pack: %s\n", err.message);
+		return 1;
+	}
+	if (stat(path, &st) == 0)
+		printf("mmsa pack: wrote %s (%.1f MB, int8)\n", path, st.st_size / 1e6);
 	return 0;
 }
 
@@ -193,7 +226,7 @@ pack_encoder(const char *dir, int force)
 	}
 	if (is_resnet_dir(dir))
 		return pack_image(dir, force) | pack_image_int8(dir, force);
-	return pack_text(dir, force);
+	return pack_text(dir, force) | pack_text_int8(dir, force);
 }
 
 int

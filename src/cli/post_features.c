@@ -60,6 +60,7 @@ post_options_open(const post_options *o, const char *cmd, mmsa_posts *posts,
 		posts_check_unique_ids(posts, o->posts, &err) != MMSA_OK ||
 		post_model_open(o->model_dir, m, &err) != MMSA_OK ||
 		resnet_model_set_precision((*m)->image, precision, &err) != MMSA_OK ||
+		bert_model_set_precision((*m)->text, precision, &err) != MMSA_OK ||
 		post_features_alloc(*m, pf, &err) != MMSA_OK)
 	{
 		fprintf(stderr, "mmsa %s: %s: %s\n", cmd, mmsa_status_name(err.status), err.message);

@@ -16,6 +16,7 @@
 
 #include "gemm.h"
 #include "layers.h"
+#include "qgemm.h"
 
 /* ---------------------------------------------------------------------
  * Configuration
@@ -597,14 +598,22 @@ bert_model_load_flags(const char *dir, int flags, bert_model **out,
 		free(m);
 		return status;
 	}
+	if ((m->dir = strdup(dir)) == NULL)
+	{
+		free(m);
+		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+	}
 	snprintf(path, sizeof(path), "%s/model.safetensors", dir);
-	if (!(flags & BERT_LOAD_UNPACKED))
 	{
 		mmsa_error	ierr;
 
-		/* a missing file is reported by safetensors_open below */
+		/*
+		 * The identity names the sidecars (model.packed, model.int8.packed);
+		 * a missing file is reported by safetensors_open below.
+		 */
 		if (mmsa_pack_identity_of(path, &m->source_id, &ierr) == MMSA_OK &&
-			!(flags & BERT_LOAD_NO_SIDECAR) && try_sidecar(m, dir) == MMSA_OK)
+			!(flags & (BERT_LOAD_UNPACKED | BERT_LOAD_NO_SIDECAR)) &&
+			try_sidecar(m, dir) == MMSA_OK)
 		{
 			*out = m;
 			return MMSA_OK;
@@ -613,6 +622,7 @@ bert_model_load_flags(const char *dir, int flags, bert_model **out,
 	if ((status = safetensors_open(path, &m->file, err)) != MMSA_OK)
 	{
 		safetensors_close(&m->file);
+		free(m->dir);
 		free(m);
 		return status;
 	}
@@ -666,6 +676,9 @@ bert_model_free(bert_model *m)
 	if (m->pack.map == NULL)
 		free(m->packed_block);
 	mmsa_pack_close(&m->pack);
+	free(m->qlayers);
+	mmsa_pack_close(&m->qpack);
+	free(m->dir);
 	free(m);
 }
 
@@ -706,6 +719,9 @@ ensure_buffers(bert_model *m, int B, int T, int att_slots, mmsa_error *err)
 	if (gemm_bpack_floats(T) > work)
 		work = gemm_bpack_floats(T);
 	work = round_floats(work) + round_floats(apack) + 2 * round_floats(T);
+	/* or qgemm.c's, for the int8 products */
+	if (round_floats((qgemm_work_bytes(IC > C ? IC : C) + 3) / 4) > work)
+		work = round_floats((qgemm_work_bytes(IC > C ? IC : C) + 3) / 4);
 
 	/* room for rows tokens, or for feature_ld(rows) columns */
 	cap = feature_ld(rows);
@@ -803,6 +819,7 @@ typedef enum bert_job_kind
 	JOB_FFN_OUT,				/* x = LN2(proj + x), split by rows */
 	/* the packed path, on feature-major (C, N) activations */
 	JOB_GEMM,					/* c = act(ap x bm + ep), split by gemm.c */
+	JOB_QGEMM,					/* the same at int8 (qa), split by qgemm.c */
 	JOB_ATTENTION_T,			/* ctx from q, k, v; split by (row, head) */
 	JOB_LAYERNORM_T				/* x = LN(proj) per column, split by columns */
 } bert_job_kind;
@@ -831,6 +848,9 @@ typedef struct bert_job
 				K;
 	gemm_epilogue ep;
 	int			gelu;
+	/* JOB_QGEMM: ap, ep replaced by */
+	const bert_qmatrix *qa;
+	qgemm_epilogue qep;
 	/* JOB_LAYERNORM_T */
 	const float *ln_w,
 			   *ln_b;
@@ -1095,6 +1115,25 @@ bert_job_run(void *arg, int i, int nthreads)
 									 j->c + (size_t) r * j->ld + n0, n1 - n0);
 				break;
 			}
+		case JOB_QGEMM:
+			{
+				int			m0,
+							m1,
+							n0,
+							n1;
+
+				qgemm_thread_share(j->M, j->N, i, nthreads, &m0, &m1, &n0, &n1);
+				if (m0 >= m1 || n0 >= n1)
+					break;
+				qgemm_range(j->c, j->ld, j->qa->weight, j->bm, j->ld, NULL, NULL, j->M, j->K,
+							m0, m1, n0, n1, &j->qep,
+							m->gemm_work + (size_t) i * m->gemm_work_floats);
+				if (j->gelu)
+					for (int r = m0; r < m1; r++)
+						gelu_forward(j->c + (size_t) r * j->ld + n0,
+									 j->c + (size_t) r * j->ld + n0, n1 - n0);
+				break;
+			}
 		case JOB_ATTENTION_T:
 			{
 				size_t		ld = j->ld;
@@ -1199,6 +1238,26 @@ run_gemm(bert_model *m, float *c, const float *ap, const float *bm, int M,
 	run_job(m, &j, (long) M * N);
 }
 
+/*
+ * run_gemm at int8: c (M, N) = act(qa (M, K) x q(bm) (K, N) + bias
+ * [+ residual]), bm quantized per token (column) as it is packed.
+ */
+static void
+run_qgemm(bert_model *m, float *c, const bert_qmatrix *qa, const float *bm, int M,
+		  int K, int N, size_t ld, const float *bias, const float *residual,
+		  int gelu)
+{
+	bert_job	j = {.kind = JOB_QGEMM, .m = m, .N = N, .ld = ld, .c = c,
+		.qa = qa, .bm = bm, .M = M, .K = K, .gelu = gelu};
+
+	j.qep.scale = qa->scale;
+	j.qep.row_sum = qa->row_sum;
+	j.qep.bias = bias;
+	j.qep.residual = residual;
+	j.qep.ldr = ld;
+	run_job(m, &j, (long) M * N);
+}
+
 static void
 run_layernorm_t(bert_model *m, const float *ln_w, const float *ln_b, int B,
 				int T, size_t ld)
@@ -1258,21 +1317,38 @@ forward_packed(bert_model *m, const int32_t *ids, const int32_t *token_types,
 	for (int l = 0; l < c->num_hidden_layers; l++)
 	{
 		const bert_layer_weights *w = &m->layers[l];
-		const bert_packed_layer *p = &m->packed[l];
 
 		if (mmsa_interrupted())
 			return mmsa_set_error(err, MMSA_ERR_CANCELED, "canceled");
 
-		/* q, k, v (3C, N); attention; x = LN1(Wo ctx + bo + x) */
-		run_gemm(m, m->q, p->qkv, m->x, 3 * C, C, N, ld, p->qkv_b, NULL, 0);
-		run_rows(m, JOB_ATTENTION_T, w, B, T, (long) B * NH * T * T);
-		run_gemm(m, m->proj, p->attn_out, m->ctx, C, C, N, ld, w->attn_out_b, m->x, 0);
-		run_layernorm_t(m, w->ln1_w, w->ln1_b, B, T, ld);
+		if (m->precision == MMSA_PRECISION_INT8)
+		{
+			/* the same four products on the int8 weights (bert_int8.c) */
+			const bert_qlayer *q = &m->qlayers[l];
 
-		/* x = LN2(Wout gelu(Wi x + bi) + bout + x) */
-		run_gemm(m, m->ffn, p->inter, m->x, IC, C, N, ld, w->inter_b, NULL, 1);
-		run_gemm(m, m->proj, p->out, m->ffn, C, IC, N, ld, w->out_b, m->x, 0);
-		run_layernorm_t(m, w->ln2_w, w->ln2_b, B, T, ld);
+			run_qgemm(m, m->q, &q->qkv, m->x, 3 * C, C, N, ld, q->qkv_b, NULL, 0);
+			run_rows(m, JOB_ATTENTION_T, w, B, T, (long) B * NH * T * T);
+			run_qgemm(m, m->proj, &q->attn_out, m->ctx, C, C, N, ld, w->attn_out_b, m->x, 0);
+			run_layernorm_t(m, w->ln1_w, w->ln1_b, B, T, ld);
+			run_qgemm(m, m->ffn, &q->inter, m->x, IC, C, N, ld, w->inter_b, NULL, 1);
+			run_qgemm(m, m->proj, &q->out, m->ffn, C, IC, N, ld, w->out_b, m->x, 0);
+			run_layernorm_t(m, w->ln2_w, w->ln2_b, B, T, ld);
+		}
+		else
+		{
+			const bert_packed_layer *p = &m->packed[l];
+
+			/* q, k, v (3C, N); attention; x = LN1(Wo ctx + bo + x) */
+			run_gemm(m, m->q, p->qkv, m->x, 3 * C, C, N, ld, p->qkv_b, NULL, 0);
+			run_rows(m, JOB_ATTENTION_T, w, B, T, (long) B * NH * T * T);
+			run_gemm(m, m->proj, p->attn_out, m->ctx, C, C, N, ld, w->attn_out_b, m->x, 0);
+			run_layernorm_t(m, w->ln1_w, w->ln1_b, B, T, ld);
+
+			/* x = LN2(Wout gelu(Wi x + bi) + bout + x) */
+			run_gemm(m, m->ffn, p->inter, m->x, IC, C, N, ld, w->inter_b, NULL, 1);
+			run_gemm(m, m->proj, p->out, m->ffn, C, IC, N, ld, w->out_b, m->x, 0);
+			run_layernorm_t(m, w->ln2_w, w->ln2_b, B, T, ld);
+		}
 
 		if (all_hidden != NULL)
 			transpose(all_hidden + (size_t) (l + 1) * layer_floats, C, m->x, ld, C, N);
@@ -1325,7 +1401,8 @@ bert_forward_ex(bert_model *m, const int32_t *ids, const int32_t *token_types,
 		openblas_set_num_threads(1);
 	attention_mask_forward(m->addmask, mask, B, T);
 
-	if (m->packed != NULL && N <= BERT_PACKED_MAX_TOKENS)
+	if (m->precision == MMSA_PRECISION_INT8 ||
+		(m->packed != NULL && N <= BERT_PACKED_MAX_TOKENS))
 	{
 		status = forward_packed(m, ids, token_types, B, T, all_hidden, hidden,
 								pooled, err);

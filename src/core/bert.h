@@ -46,6 +46,7 @@
 
 #include "mmsa_error.h"
 #include "packfile.h"
+#include "precision.h"
 #include "safetensors.h"
 #include "threadpool.h"
 
@@ -108,6 +109,35 @@ typedef struct bert_packed_layer
 } bert_packed_layer;
 
 /*
+ * int8 inference (bert_int8.c).  The four products of each layer (query,
+ * key and value stacked; attention output; intermediate; output) run on
+ * qgemm.h's integer kernels: weights symmetric int8 per output row, written
+ * once by `mmsa pack` into dir/model.int8.packed and mapped read-only like
+ * model.packed; activations quantized per token as each product runs
+ * (dynamic per-column scales and zero points, qgemm.h), so no calibration
+ * is needed.  The attention's own products, the softmax, GELU, the
+ * LayerNorms, the embeddings and the pooler stay fp32.
+ */
+#define BERT_INT8_FILE "model.int8.packed"
+
+/* One product's int8 weights, (M, K): pointers into the mapped sidecar. */
+typedef struct bert_qmatrix
+{
+	const float *scale;			/* (M) weight scale of each row */
+	const int32_t *row_sum;		/* (M) sum of each row's int8 weights */
+	const int8_t *weight;		/* qgemm_pack_a of the int8 weights */
+} bert_qmatrix;
+
+typedef struct bert_qlayer
+{
+	const float *qkv_b;			/* (3C) query, key, value biases */
+	bert_qmatrix qkv;			/* (3C, C) */
+	bert_qmatrix attn_out;		/* (C, C) */
+	bert_qmatrix inter;			/* (I, C) */
+	bert_qmatrix out;			/* (C, I) */
+} bert_qlayer;
+
+/*
  * The packed path serves calls of at most this many tokens (B*T); longer
  * ones run on OpenBLAS even when the weights are packed.  Measured on the
  * 2-core EPYC (bert-base, 2 threads, forward pass against OpenBLAS): 20-25%
@@ -140,6 +170,12 @@ typedef struct bert_model
 	size_t		packed_bytes;
 	mmsa_pack_map pack;			/* the mapped sidecar, when used */
 	mmsa_pack_identity source_id;	/* of model.safetensors */
+	char	   *dir;			/* the model directory */
+
+	/* int8 (bert_model_set_precision) */
+	mmsa_precision precision;
+	bert_qlayer *qlayers;		/* L of them, into qpack, when mapped */
+	mmsa_pack_map qpack;
 
 	/* work buffers, sized for max_rows = B*T rows and max_T, grown on demand */
 	long		max_rows;
@@ -187,6 +223,22 @@ mmsa_status bert_model_load_flags(const char *dir, int flags, bert_model **out,
  */
 mmsa_status bert_model_write_packed(const bert_model *m, const char *path,
 									mmsa_error *err);
+
+/*
+ * Writes dir/model.int8.packed (BERT_INT8_FILE) for the model in dir,
+ * atomically: each product's weights quantized per output row (qgemm.h)
+ * from the fp32 weights, with the model.safetensors identity in its header
+ * and a checksum of its data.
+ */
+mmsa_status bert_model_write_int8(const char *dir, mmsa_error *err);
+
+/*
+ * Puts the model at precision p.  int8 maps dir/model.int8.packed on first
+ * use and checks it (identity, layout, checksum, scales): missing gives
+ * MMSA_ERR_IO, stale or corrupt MMSA_ERR_FORMAT, and the model stays as it
+ * was.  int8 runs every call on the feature-major path (bert_forward).
+ */
+mmsa_status bert_model_set_precision(bert_model *m, mmsa_precision p, mmsa_error *err);
 
 /* Frees the model and its work buffers and unmaps its file (NULL is fine). */
 void		bert_model_free(bert_model *m);

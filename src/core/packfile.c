@@ -33,6 +33,23 @@ mmsa_fnv1a(uint64_t h, const void *data, size_t n)
 	return h;
 }
 
+uint64_t
+mmsa_pack_checksum(const void *data, size_t n)
+{
+	const unsigned char *p = data;
+	uint64_t	h = MMSA_FNV1A_OFFSET;
+
+	for (size_t i = 0; i + 1 < n; i += 2)
+	{
+		uint64_t	w;
+
+		memcpy(&w, p + i * 4, 8);
+		h = (h ^ w) * MMSA_FNV1A_PRIME;
+		h ^= h >> 29;
+	}
+	return h;
+}
+
 /* Reads up to n bytes at off; returns the count read or -1. */
 static ssize_t
 read_at(int fd, uint8_t *buf, size_t n, uint64_t off)

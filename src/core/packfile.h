@@ -40,6 +40,7 @@
 #define MMSA_PACK_KIND_BERT 1
 #define MMSA_PACK_KIND_RESNET 2
 #define MMSA_PACK_KIND_RESNET_INT8 3	/* resnet_int8.c */
+#define MMSA_PACK_KIND_BERT_INT8 4	/* bert_int8.c */
 
 /* n floats rounded up to a whole number of 64-byte lines */
 #define MMSA_PACK_ROUND(n) (((size_t) (n) + 15) / 16 * 16)
@@ -78,6 +79,12 @@ typedef struct mmsa_pack_map
 #define MMSA_FNV1A_OFFSET 0xcbf29ce484222325ULL
 #define MMSA_FNV1A_PRIME 0x100000001b3ULL
 uint64_t	mmsa_fnv1a(uint64_t h, const void *data, size_t n);
+
+/*
+ * A checksum of n 4-byte words (n even), 64 bits at a time: what the int8
+ * sidecars record of their data, to refuse a corrupt one.
+ */
+uint64_t	mmsa_pack_checksum(const void *data, size_t n);
 
 /* The identity of a source file (see above).  MMSA_ERR_IO when unreadable. */
 mmsa_status mmsa_pack_identity_of(const char *path, mmsa_pack_identity *id,

@@ -30,24 +30,6 @@
 #include "safetensors.h"
 
 #define RESNET_INT8_LAYOUT 1
-/* A checksum of n words, 64 bits at a time (n even: the parts are rounded). */
-static uint64_t
-words_checksum(const void *data, size_t n)
-{
-	const unsigned char *p = data;
-	uint64_t	h = MMSA_FNV1A_OFFSET;
-
-	for (size_t i = 0; i + 1 < n; i += 2)
-	{
-		uint64_t	w;
-
-		memcpy(&w, p + i * 4, 8);
-		h = (h ^ w) * MMSA_FNV1A_PRIME;
-		h ^= h >> 29;
-	}
-	return h;
-}
-
 /* ---- the per-layer choice --------------------------------------------- */
 
 /*
@@ -422,7 +404,7 @@ resnet_model_write_int8(const char *dir, mmsa_error *err)
 									data + ((const uint32_t *) c->q.scale - data), err)) != MMSA_OK)
 			goto done;
 	}
-	int8_config(m, words, cal->images, calib_hash, cal->ids_hash, words_checksum(data, words), config);
+	int8_config(m, words, cal->images, calib_hash, cal->ids_hash, mmsa_pack_checksum(data, words), config);
 	snprintf(path, sizeof(path), "%s/%s", dir, RESNET_INT8_FILE);
 	if ((status = mmsa_pack_write_begin(&w, path, MMSA_PACK_KIND_RESNET_INT8, config,
 										&m->source_id, words, err)) == MMSA_OK &&
@@ -464,7 +446,7 @@ open_int8(resnet_model *m, mmsa_error *err)
 		status = mmsa_set_error(err, MMSA_ERR_FORMAT,
 								"\"%s\" has another layout than this version's; `mmsa pack --model %s` "
 								"rebuilds it", path, m->dir);
-	else if ((uint64_t) cfg[7] != words_checksum(m->qpack.data, words))
+	else if ((uint64_t) cfg[7] != mmsa_pack_checksum(m->qpack.data, words))
 		status = mmsa_set_error(err, MMSA_ERR_FORMAT,
 								"\"%s\" is corrupt (its checksum does not match); `mmsa pack --model %s` "
 								"rebuilds it", path, m->dir);

@@ -10,7 +10,7 @@
  *					 (superuser only: it bounds a backend's memory)
  *	 mmsa.isa		 the instruction-set path of the kernels: auto, avx2,
  *					 avx-vnni or avx512 (src/core/cpu.h)
- *	 mmsa.precision	 the image encoder's arithmetic: fp32 or int8
+ *	 mmsa.precision	 the encoders' arithmetic: fp32 or int8
  *					 (src/core/precision.h; applied in model_cache.c)
  */
 #include "postgres.h"
@@ -206,12 +206,14 @@ _PG_init(void)
 							   check_mmsa_isa, assign_mmsa_isa, NULL);
 
 	DefineCustomEnumVariable("mmsa.precision",
-							 "Arithmetic of the image encoder: fp32 or int8.",
-							 "int8 runs ResNet-50's 1x1 convolutions on int8 weights and "
-							 "activations (image/model.int8.packed, written by `mmsa pack` from "
-							 "image/calibration.json); its labels differ from fp32's on about 1% "
-							 "of posts. IMMUTABLE functions give the results of the session's "
-							 "precision: index and query with one.",
+							 "Arithmetic of the encoders: fp32 or int8.",
+							 "int8 runs BERT's linear layers (text/model.int8.packed, activations "
+							 "quantized per token) and ResNet-50's 1x1 convolutions "
+							 "(image/model.int8.packed, from image/calibration.json) on int8 "
+							 "weights and activations, both written by `mmsa pack`; its labels "
+							 "differ from fp32's on a few posts in a hundred (README: Precision). "
+							 "IMMUTABLE functions give the results of the session's precision: "
+							 "index and query with one.",
 							 &mmsa_precision_setting,
 							 MMSA_PRECISION_DEFAULT,
 							 precision_options,

@@ -76,7 +76,27 @@ mmsa_text_encoder_get(void)
 }
 
 /*
- * Returns the BERT weights of the text encoder, mapping them on first use.
+ * The ERROR of an encoder that cannot be put at mmsa.precision: a missing
+ * int8 sidecar is 58P01 with a hint that says how to make it (from: what
+ * it is made from, or ""), a stale or corrupt one XX001.
+ */
+static void
+report_precision_error(const mmsa_error *err, const char *dir, const char *from)
+{
+	ereport(ERROR,
+			(errcode(err->status == MMSA_ERR_IO ? ERRCODE_UNDEFINED_FILE :
+					 err->status == MMSA_ERR_NOMEM ? ERRCODE_OUT_OF_MEMORY :
+					 ERRCODE_DATA_CORRUPTED),
+			 errmsg("mmsa: %s", err->message),
+			 errhint("`mmsa pack --model %s` writes the int8 weights%s (make install "
+					 "installs them with the model); or SET mmsa.precision = 'fp32'.",
+					 dir, from)));
+}
+
+/*
+ * Returns the BERT weights of the text encoder, mapping them on first use,
+ * at mmsa.precision: int8 maps text/model.int8.packed on first use (errors
+ * as report_precision_error says; the encoder stays as it was).
  */
 bert_model *
 mmsa_text_encoder_weights(mmsa_text_encoder *enc)
@@ -96,6 +116,9 @@ mmsa_text_encoder_weights(mmsa_text_encoder *enc)
 			enc->max_length = bert->config.max_position_embeddings;
 		enc->bert = bert;
 	}
+	if (enc->bert->precision != (mmsa_precision) mmsa_precision_setting &&
+		bert_model_set_precision(enc->bert, (mmsa_precision) mmsa_precision_setting, &err) != MMSA_OK)
+		report_precision_error(&err, enc->dir, "");
 	return enc->bert;
 }
 
@@ -120,18 +143,13 @@ static void
 image_encoder_apply_precision(resnet_model *resnet, const char *dir)
 {
 	mmsa_error	err;
+	char		from[MAXPGPATH + 32];
 
 	if (resnet->precision == (mmsa_precision) mmsa_precision_setting)
 		return;
+	snprintf(from, sizeof(from), " from %s/%s", dir, RESNET_CALIB_FILE);
 	if (resnet_model_set_precision(resnet, (mmsa_precision) mmsa_precision_setting, &err) != MMSA_OK)
-		ereport(ERROR,
-				(errcode(err.status == MMSA_ERR_IO ? ERRCODE_UNDEFINED_FILE :
-						 err.status == MMSA_ERR_NOMEM ? ERRCODE_OUT_OF_MEMORY :
-						 ERRCODE_DATA_CORRUPTED),
-				 errmsg("mmsa: %s", err.message),
-				 errhint("`mmsa pack --model %s` writes the int8 weights from %s/%s (make install "
-						 "installs them with the model); or SET mmsa.precision = 'fp32'.",
-						 dir, dir, RESNET_CALIB_FILE)));
+		report_precision_error(&err, dir, from);
 }
 
 /*

@@ -1,9 +1,10 @@
 #!/bin/bash
 # run-bench.sh (make bench): the BERT encoder forward pass, bert-base shape,
 # seq 64, batch 1 and 16, 2 threads: the C core (mmsa bench bert) on each of
-# its kernel paths against ONNX Runtime (onnxruntime-node, graph
-# optimizations on) and PyTorch (test/reference/bert_reference.py,
-# inference_mode).  The paths (test/bench/bench_isas.sh): avx2, and avx512
+# its kernel paths, at fp32 and at int8 (weights int8 per row, activations
+# quantized per token: src/core/bert.h), against ONNX Runtime fp32
+# (onnxruntime-node, graph optimizations on) and PyTorch fp32
+# (test/reference/bert_reference.py, inference_mode).  The paths (test/bench/bench_isas.sh): avx2, and avx512
 # too where the CPU has it, or those MMSA_BENCH_ISAS names; each runs with
 # MMSA_ISA=<path>, and its bench line says isa=<path>.
 #
@@ -27,7 +28,7 @@
 #
 # Environment: MMSA_BENCH_THREADS (2), MMSA_BENCH_RUNS (10),
 # MMSA_BENCH_TORCH_RUNS (3), MMSA_BENCH_ROUNDS (3), MMSA_BENCH_BATCHES
-# ("1 16"), MMSA_BENCH_ISAS (the kernel paths to time, e.g. "avx2" or
+# ("1 16"), MMSA_BENCH_BERT_PRECISIONS ("fp32 int8"), MMSA_BENCH_ISAS (the kernel paths to time, e.g. "avx2" or
 # "avx2 avx512"; a path the CPU lacks stops the run before anything is
 # timed), and OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (passed through to
 # OpenBLAS when set).  bench_resnet.sh, which runs after it, times the same
@@ -44,6 +45,7 @@ RUNS=${MMSA_BENCH_RUNS:-10}
 TORCH_RUNS=${MMSA_BENCH_TORCH_RUNS:-3}
 ROUNDS=${MMSA_BENCH_ROUNDS:-3}
 BATCHES=${MMSA_BENCH_BATCHES:-"1 16"}
+PRECISIONS=${MMSA_BENCH_BERT_PRECISIONS:-"fp32 int8"}
 SEQ=64
 WARMUP=2
 MODEL="$BENCH/bert-base"
@@ -59,6 +61,8 @@ if [ ! -f "$MODEL/model.safetensors" ] || [ ! -f "$ONNX" ]; then
 		--onnx "$ONNX" --seq "$SEQ" 2>&1 | grep -v -i "warn" || true
 	[ -f "$ONNX" ] || { echo "run-bench.sh: ONNX export failed" >&2; exit 1; }
 fi
+# the shared sidecars, fp32 and int8 (nothing to do when they are current)
+"$CLI" pack --model "$MODEL" >/dev/null
 
 installed=$(node -p "require('$BENCH/node_modules/onnxruntime-node/package.json').version" 2>/dev/null || true)
 if [ "$installed" != "$ORT_VERSION" ]; then
@@ -83,14 +87,16 @@ for B in $BATCHES; do
 	for r in $(seq "$ROUNDS"); do
 		k=0
 		for isa in $ISAS; do
-			line=$(MMSA_ISA=$isa "$CLI" bench bert --model "$MODEL" --batch "$B" --seq "$SEQ" \
-				--threads "$THREADS" --runs "$RUNS" --warmup "$WARMUP")
-			echo "  round $r: $line"
-			isa_check "$isa" "$line"
-			C_MS[k]=$(echo "$line" | field median_ms)
-			C_ALL[$B,$k]+="${C_MS[$k]}"$'\n'
-			corename=$(echo "$line" | field corename)
-			k=$((k + 1))
+			for prec in $PRECISIONS; do
+				line=$(MMSA_ISA=$isa "$CLI" bench bert --model "$MODEL" --batch "$B" --seq "$SEQ" \
+					--threads "$THREADS" --runs "$RUNS" --warmup "$WARMUP" --precision "$prec")
+				echo "  round $r: $line"
+				isa_check "$isa" "$line"
+				C_MS[k]=$(echo "$line" | field median_ms)
+				C_ALL[$B,$k]+="${C_MS[$k]}"$'\n'
+				corename=$(echo "$line" | field corename)
+				k=$((k + 1))
+			done
 		done
 		line=$(node "$ROOT/test/bench/bench_ort.js" "$BENCH/node_modules" "$ONNX" \
 			"$B" "$SEQ" "$THREADS" "$RUNS" "$WARMUP")
@@ -122,27 +128,31 @@ isa_header
 echo "ms per batch: median over $ROUNDS rounds of the median of $RUNS runs after $WARMUP warm-up" \
 	"(PyTorch: $TORCH_RUNS runs after 1); ratios: median over rounds of each round's ratio" \
 	"(each path's C over the same round's ORT or PyTorch)"
-printf '%-7s %-8s %12s %12s %12s %8s %10s\n' batch path "C (mmsa)" "ORT $ORT_VERSION" PyTorch "C/ORT" "C/PyTorch"
+echo "C at int8: int8 kernels $("$CLI" cpu | sed -n 's/^int8_kernels: *//p'); ORT and PyTorch at fp32"
+printf '%-7s %-12s %12s %12s %12s %8s %10s\n' batch path "C (mmsa)" "ORT $ORT_VERSION" PyTorch "C/ORT" "C/PyTorch"
 for B in $BATCHES; do
 	k=0
 	for isa in $ISAS; do
-		awk -v b="$B" -v isa="$isa" -v c="${RESULT[c$B,$k]}" -v o="${RESULT[ort$B]}" \
-			-v t="${RESULT[torch$B]}" -v co="${RESULT[c_ort$B,$k]}" -v ct="${RESULT[c_torch$B,$k]}" \
-			'BEGIN { printf "%-7s %-8s %12.1f %12.1f %12.1f %8.2f %10.3f\n", b, isa, c, o, t, co, ct }'
-		k=$((k + 1))
+		for prec in $PRECISIONS; do
+			awk -v b="$B" -v isa="$isa/$prec" -v c="${RESULT[c$B,$k]}" -v o="${RESULT[ort$B]}" \
+				-v t="${RESULT[torch$B]}" -v co="${RESULT[c_ort$B,$k]}" -v ct="${RESULT[c_torch$B,$k]}" \
+				'BEGIN { printf "%-7s %-12s %12.1f %12.1f %12.1f %8.2f %10.3f\n", b, isa, c, o, t, co, ct }'
+			k=$((k + 1))
+		done
 	done
 done
 openblas_line "$corename"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# other models' benchmarks, when present
-if [ -x "$ROOT/test/bench/bench_resnet.sh" ]; then
+# other models' benchmarks, when present (MMSA_BENCH_RESNET=0 skips ResNet-50's)
+if [ "${MMSA_BENCH_RESNET:-1}" != 0 ] && [ -x "$ROOT/test/bench/bench_resnet.sh" ]; then
 	echo
 	"$ROOT/test/bench/bench_resnet.sh"
 fi
 
 # int8 ResNet-50 against ONNX Runtime fp32 and PyTorch int8 (MMSA_BENCH_INT8=0 skips it)
-if [ "${MMSA_BENCH_INT8:-1}" != 0 ] && [ -x "$ROOT/test/bench/bench_int8.sh" ]; then
+if [ "${MMSA_BENCH_RESNET:-1}" != 0 ] && [ "${MMSA_BENCH_INT8:-1}" != 0 ] &&
+	[ -x "$ROOT/test/bench/bench_int8.sh" ]; then
 	echo
 	"$ROOT/test/bench/bench_int8.sh"
 fi

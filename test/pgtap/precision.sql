@@ -1,14 +1,15 @@
--- pgTAP: mmsa.precision, the arithmetic of the image encoder (fp32 or
--- int8): the setting, its scope, the int8 kernels shown from SQL, the
--- answers at int8 against `mmsa predict --precision int8`, and the int8
--- weights that are refused (missing: 58P01 with a hint; corrupt or cut
--- short: XX001).
+-- pgTAP: mmsa.precision, the arithmetic of the encoders (fp32 or int8):
+-- the setting, its scope, the int8 kernels shown from SQL, the answers at
+-- int8 against `mmsa predict --precision int8`, the text and image
+-- embeddings at int8 against fp32, and the int8 weights that are refused
+-- (missing: 58P01 with a hint; corrupt or cut short: XX001), of either
+-- encoder.
 --
 -- Needs the fixtures of test/reference/sql_fixtures.py (fixture_posts,
 -- mvsa_predict, mvsa_predict_int8, fixture_settings) and a trained model,
 -- as test/pgtap/sentiment_functions.sql does.
 BEGIN;
-SELECT plan(21);
+SELECT plan(28);
 
 CREATE EXTENSION IF NOT EXISTS mmsa;
 
@@ -66,7 +67,17 @@ SELECT cmp_ok((SELECT max(greatest(abs(s.p_negative - r.p_negative), abs(s.p_neu
 CREATE TEMP TABLE int8_embedding AS
 SELECT mmsa_image_embedding(pg_read_binary_file(image_path)) AS e
 FROM fixture_posts WHERE image_path IS NOT NULL ORDER BY id LIMIT 1;
+CREATE TEMP TABLE int8_text AS
+SELECT id, mmsa_text_embedding(body) AS e FROM fixture_posts;
 SET LOCAL mmsa.precision = fp32;
+SELECT cmp_ok((SELECT min(c) FROM (
+                 SELECT sum(a * b) / sqrt(sum(a * a) * sum(b * b)) AS c
+                 FROM int8_text t JOIN fixture_posts p USING (id),
+                      unnest(t.e, mmsa_text_embedding(p.body)) AS u(a, b)
+                 GROUP BY id) v)::float8, '>', 0.98::float8,
+              'every int8 text embedding points where the fp32 one does (cosine > 0.98)');
+SELECT ok((SELECT bool_or(t.e <> mmsa_text_embedding(p.body)) FROM int8_text t JOIN fixture_posts p USING (id)),
+          'and int8 text embeddings differ from fp32''s (the int8 BERT ran)');
 SELECT cmp_ok((SELECT sum(a * b) / sqrt(sum(a * a) * sum(b * b))
                FROM (SELECT unnest(e) AS a, unnest(mmsa_image_embedding(pg_read_binary_file(image_path))) AS b
                      FROM int8_embedding, (SELECT image_path FROM fixture_posts WHERE image_path IS NOT NULL
@@ -107,6 +118,25 @@ SELECT throws_ok($$SELECT mmsa_image_embedding(pg_temp.first_image())$$, 'XX001'
 SET LOCAL mmsa.precision = fp32;
 SELECT is(array_length(mmsa_image_embedding(pg_temp.first_image()), 1), 2048,
           'the same model directory still serves fp32');
+
+-- the text encoder's: the tiny model of the fixtures has none
+SELECT model_dir AS tiny_dir FROM fixture_settings \gset
+SET LOCAL mmsa.precision = int8;
+SET LOCAL mmsa.model_dir = :'tiny_dir';
+SELECT throws_ok($$SELECT mmsa_text_embedding('a post')$$, '58P01', NULL,
+                 'int8 without the text encoder''s int8 weights is 58P01');
+SELECT matches(pg_temp.hint_of($$SELECT mmsa_text_embedding('a post')$$),
+               'mmsa pack --model .*/text.*mmsa\.precision = ''fp32''',
+               'its hint says how to make them (mmsa pack) or to go back to fp32');
+SET LOCAL mmsa.model_dir = :'corrupt_int8_dir';
+SELECT throws_ok($$SELECT mmsa_text_embedding('a post')$$, 'XX001', NULL,
+                 'text int8 weights with a changed byte are refused (XX001)');
+SET LOCAL mmsa.model_dir = :'truncated_int8_dir';
+SELECT throws_ok($$SELECT mmsa_text_embedding('a post')$$, 'XX001', NULL,
+                 'text int8 weights cut short are refused (XX001)');
+SET LOCAL mmsa.precision = fp32;
+SELECT ok(array_length(mmsa_text_embedding('a post'), 1) > 0,
+          'the same text model still serves fp32');
 
 -- ---- a session's setting is its own ----------------------------------------------
 SET LOCAL mmsa.model_dir = :'model_dir';

@@ -11,7 +11,8 @@ Writes into OUT:
   wrong-shape/text/      config.json that disagrees with one tensor's shape
   model/image            a link to the converted ImageNet ResNet-50
                          (weights/image, fetched by the build)
-  no-int8/image, corrupt-int8/image, truncated-int8/image
+  no-int8/image, corrupt-int8/image, truncated-int8/image,
+  corrupt-int8/text, truncated-int8/text
                          that ResNet-50 without its int8 weights, with a
                          byte of them changed, and with them cut short
   images/                the decoder's good and hostile test files
@@ -138,6 +139,22 @@ def main():
     int8[len(int8) // 2] ^= 0x01
     with open(os.path.join(args.out, "corrupt-int8", "image", "model.int8.packed"), "wb") as f:
         f.write(int8)
+    # and text directories (the tiny model) whose int8 weights are corrupt or
+    # truncated; the tiny model itself ("model") has none: missing
+    for name in ("corrupt-int8", "truncated-int8"):
+        d = text_dir(name)
+        for f in ("config.json", "model.safetensors"):
+            shutil.copyfile(os.path.join(good, f), os.path.join(d, f))
+        subprocess.run([args.cli, "pack", "--model", d], check=True, stdout=subprocess.DEVNULL)
+        path = os.path.join(d, "model.int8.packed")
+        with open(path, "rb") as f:
+            tint8 = bytearray(f.read())
+        if name == "corrupt-int8":
+            tint8[len(tint8) - 100] ^= 0x40
+        else:
+            tint8 = tint8[: len(tint8) - 1024]
+        with open(path, "wb") as f:
+            f.write(tint8)
     images = os.path.join(args.out, "images")
     subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                  "make_test_images.py"), images],

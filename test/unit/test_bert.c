@@ -3,8 +3,11 @@
  *	  The layer functions (layers.c) against direct double-precision loops,
  *	  and the BERT model object (bert.c) on a tiny random checkpoint written
  *	  here: buffer reuse across batch shapes, padding independence, input
- *	  validation, cancellation and a checkpoint without pooler.  The
- *	  comparison with PyTorch is test/t/bert_reference.t.
+ *	  validation, cancellation and a checkpoint without pooler; and its int8
+ *	  form (bert_int8.c): the sidecar written, mapped and refused when
+ *	  missing, truncated or corrupt, the int8 forward pass against fp32
+ *	  within a stated bound, the same bit for bit on every kernel path.
+ *	  The comparison with PyTorch is test/t/bert_reference.t.
  */
 #include <float.h>
 #include <math.h>
@@ -18,7 +21,9 @@
 #include <cblas.h>
 
 #include "bert.h"
+#include "cpu.h"
 #include "layers.h"
+#include "qgemm_isa.h"
 #include "safetensors.h"
 #include "tap.h"
 
@@ -559,6 +564,122 @@ test_model(void)
 	bert_model_free(NULL);
 }
 
+/*
+ * int8 (bert_int8.c) on the tiny checkpoint: the sidecar's errors, then the
+ * forward pass against fp32.  The bound: hidden states are LayerNorm
+ * outputs (about unit scale); with 7-bit activations per token and 8-bit
+ * weights per row over two layers, the tiny random model (weights of
+ * scale 0.5, no training: far less smooth than a trained one) stays within
+ * 0.5 of fp32 on every value and its mean error below 0.07 (measured
+ * 2026-12-07: max 0.28, mean 0.048; pooled max 0.32).  A product that lost
+ * its bias or residual would be off by more.
+ */
+static void
+test_int8(void)
+{
+	char		dir[512],
+				path[600];
+	bert_model *m = NULL,
+			   *u = NULL;
+	mmsa_error	err;
+	int			B = 3,
+				T = 7;
+	int32_t		ids[3 * 7],
+				mask[3 * 7];
+	float		f32[3 * 7 * C],
+				q8[3 * 7 * C],
+				again[3 * 7 * C],
+				pf[3 * C],
+				pq[3 * C];
+	double		mean = 0;
+	FILE	   *fp;
+
+	snprintf(dir, sizeof(dir), "%s/with_pooler", tmpdir);
+	for (int i = 0; i < B * T; i++)
+	{
+		ids[i] = (i * 17 + 5) % V;
+		mask[i] = i % T < T - i / T;
+	}
+	if (!ok(bert_model_load(dir, &m, &err) == MMSA_OK, "int8: model loads"))
+		return;
+	ok(bert_model_set_precision(m, MMSA_PRECISION_INT8, &err) == MMSA_ERR_IO &&
+	   strstr(err.message, "mmsa pack") != NULL && m->precision == MMSA_PRECISION_FP32,
+	   "int8 without model.int8.packed: MMSA_ERR_IO, the hint names mmsa pack, still fp32: %s",
+	   err.message);
+	ok(bert_model_write_int8(dir, &err) == MMSA_OK, "bert_model_write_int8");
+	ok(bert_forward(m, ids, mask, B, T, f32, pf, &err) == MMSA_OK &&
+	   bert_model_set_precision(m, MMSA_PRECISION_INT8, &err) == MMSA_OK &&
+	   bert_forward(m, ids, mask, B, T, q8, pq, &err) == MMSA_OK,
+	   "fp32 then int8 forward passes");
+	for (long i = 0; i < (long) B * T * C; i++)
+		mean += fabs((double) q8[i] - f32[i]) / ((double) B * T * C);
+	ok(max_abs_diff(q8, f32, (long) B * T * C) < 0.5 && mean < 0.07,
+	   "int8 hidden states within 0.5 of fp32, mean error < 0.07 (max %.4f, mean %.4f)",
+	   max_abs_diff(q8, f32, (long) B * T * C), mean);
+	ok(max_abs_diff(pq, pf, B * C) < 0.5, "int8 pooled within 0.5 of fp32 (max %.4f)",
+	   max_abs_diff(pq, pf, B * C));
+	ok(max_abs_diff(q8, f32, (long) B * T * C) > 0, "and int8 is not fp32");
+
+	/* every kernel path gives the same floats: the sums are exact */
+	mmsa_isa_use_qgemm(&qgemm_kernels_generic);
+	ok(bert_forward(m, ids, mask, B, T, again, NULL, &err) == MMSA_OK &&
+	   memcmp(again, q8, sizeof(again)) == 0, "int8: the portable integer loops give the same bits");
+	mmsa_isa_use_qgemm(NULL);
+
+	/* one thread and two */
+	{
+		int			saved = openblas_get_num_threads();
+
+		openblas_set_num_threads(1);
+		ok(bert_forward(m, ids, mask, B, T, again, NULL, &err) == MMSA_OK,
+		   "int8 on one thread");
+		tap_close_within(again, q8, (long) B * T * C, 1e-5, "int8, one thread vs two");
+		openblas_set_num_threads(saved);
+	}
+
+	/* the mapped OpenBLAS model runs int8 on the same weights */
+	ok(bert_model_load_flags(dir, BERT_LOAD_UNPACKED, &u, &err) == MMSA_OK &&
+	   bert_model_set_precision(u, MMSA_PRECISION_INT8, &err) == MMSA_OK &&
+	   bert_forward(u, ids, mask, B, T, again, NULL, &err) == MMSA_OK,
+	   "BERT_LOAD_UNPACKED model at int8");
+	tap_close_within(again, q8, (long) B * T * C, 1e-5, "int8, unpacked model vs packed");
+	bert_model_free(u);
+	u = NULL;
+
+	ok(bert_model_set_precision(m, MMSA_PRECISION_FP32, &err) == MMSA_OK &&
+	   bert_forward(m, ids, mask, B, T, again, NULL, &err) == MMSA_OK &&
+	   memcmp(again, f32, sizeof(again)) == 0, "back to fp32: the fp32 output, bit for bit");
+	bert_model_free(m);
+	m = NULL;
+
+	/* a corrupt sidecar (one weight byte changed) and a truncated one are refused */
+	snprintf(path, sizeof(path), "%s/%s", dir, BERT_INT8_FILE);
+	fp = fopen(path, "r+b");
+	if (fp != NULL)
+	{
+		long		size;
+		int			c;
+
+		fseek(fp, 0, SEEK_END);
+		size = ftell(fp);
+		fseek(fp, size - 100, SEEK_SET);
+		c = fgetc(fp);
+		fseek(fp, size - 100, SEEK_SET);
+		fputc(c ^ 0x40, fp);
+		fclose(fp);
+	}
+	ok(bert_model_load(dir, &m, &err) == MMSA_OK &&
+	   bert_model_set_precision(m, MMSA_PRECISION_INT8, &err) == MMSA_ERR_FORMAT &&
+	   strstr(err.message, "corrupt") != NULL && m->precision == MMSA_PRECISION_FP32,
+	   "a changed byte: MMSA_ERR_FORMAT, still fp32: %s", err.message);
+	bert_model_free(m);
+	m = NULL;
+	ok(truncate(path, 4096) == 0 && bert_model_load(dir, &m, &err) == MMSA_OK &&
+	   bert_model_set_precision(m, MMSA_PRECISION_INT8, &err) == MMSA_ERR_FORMAT,
+	   "a truncated sidecar: MMSA_ERR_FORMAT: %s", err.message);
+	bert_model_free(m);
+}
+
 int
 main(void)
 {
@@ -574,6 +695,7 @@ main(void)
 	test_attention();
 	test_embeddings();
 	test_model();
+	test_int8();
 	{
 		char		cmd[600];
 
