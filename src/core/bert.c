@@ -655,8 +655,10 @@ free_buffers(bert_model *m)
 	free(m->cls);
 	free(m->stats);
 	free(m->gemm_work);
+	free(m->qcols_block);
 	m->x = m->q = m->k = m->v = m->ctx = m->proj = m->ffn = NULL;
-	m->addmask = m->att = m->cls = m->stats = m->gemm_work = NULL;
+	m->addmask = m->att = m->cls = m->stats = m->gemm_work = m->qcols_block = NULL;
+	memset(&m->qcols, 0, sizeof(m->qcols));
 	m->gemm_work_floats = 0;
 	m->max_rows = 0;
 	m->max_T = 0;
@@ -740,8 +742,15 @@ ensure_buffers(bert_model *m, int B, int T, int att_slots, mmsa_error *err)
 	m->cls = malloc(rows * C * sizeof(float));
 	m->stats = malloc(2 * cap * sizeof(float));
 	m->gemm_work = aligned_alloc(64, att_slots * work * sizeof(float));
+	m->qcols_block = aligned_alloc(64, 3 * round_floats(qgemm_cols_len(cap)) * sizeof(float));
+	if (m->qcols_block != NULL)
+	{
+		m->qcols.s = m->qcols_block;
+		m->qcols.inv = m->qcols.s + round_floats(qgemm_cols_len(cap));
+		m->qcols.z = (int32_t *) (m->qcols.inv + round_floats(qgemm_cols_len(cap)));
+	}
 	if (!m->x || !m->q || !m->ctx || !m->proj || !m->ffn ||
-		!m->addmask || !m->att || !m->cls || !m->stats || !m->gemm_work)
+		!m->addmask || !m->att || !m->cls || !m->stats || !m->gemm_work || !m->qcols_block)
 	{
 		free_buffers(m);
 		return mmsa_set_error(err, MMSA_ERR_NOMEM,
@@ -819,6 +828,7 @@ typedef enum bert_job_kind
 	JOB_FFN_OUT,				/* x = LN2(proj + x), split by rows */
 	/* the packed path, on feature-major (C, N) activations */
 	JOB_GEMM,					/* c = act(ap x bm + ep), split by gemm.c */
+	JOB_QCOLS,					/* per-token int8 parameters of bm, by columns */
 	JOB_QGEMM,					/* the same at int8 (qa), split by qgemm.c */
 	JOB_ATTENTION_T,			/* ctx from q, k, v; split by (row, head) */
 	JOB_LAYERNORM_T				/* x = LN(proj) per column, split by columns */
@@ -1115,6 +1125,14 @@ bert_job_run(void *arg, int i, int nthreads)
 									 j->c + (size_t) r * j->ld + n0, n1 - n0);
 				break;
 			}
+		case JOB_QCOLS:
+			/* columns in blocks of 16: no cache line written by two threads */
+			share((j->N + 15) / 16, i, nthreads, &r0, &r1);
+			r0 *= 16;
+			r1 = r1 * 16 < j->N ? r1 * 16 : j->N;
+			if (r0 < r1)
+				qgemm_column_params(j->bm, j->ld, j->K, (int) r0, (int) r1, j->N, &m->qcols);
+			break;
 		case JOB_QGEMM:
 			{
 				int			m0,
@@ -1247,9 +1265,13 @@ run_qgemm(bert_model *m, float *c, const bert_qmatrix *qa, const float *bm, int 
 		  int K, int N, size_t ld, const float *bias, const float *residual,
 		  int gelu)
 {
-	bert_job	j = {.kind = JOB_QGEMM, .m = m, .N = N, .ld = ld, .c = c,
-		.qa = qa, .bm = bm, .M = M, .K = K, .gelu = gelu};
+	bert_job	j = {.kind = JOB_QCOLS, .m = m, .N = N, .ld = ld, .bm = bm, .K = K};
 
+	/* each token's scale and zero point, then the product */
+	run_job(m, &j, (long) K * N / 4);
+	j = (bert_job) {.kind = JOB_QGEMM, .m = m, .N = N, .ld = ld, .c = c,
+		.qa = qa, .bm = bm, .M = M, .K = K, .gelu = gelu};
+	j.qep.cols = &m->qcols;
 	j.qep.scale = qa->scale;
 	j.qep.row_sum = qa->row_sum;
 	j.qep.bias = bias;

@@ -47,6 +47,7 @@
 #include "mmsa_error.h"
 #include "packfile.h"
 #include "precision.h"
+#include "qgemm.h"
 #include "safetensors.h"
 #include "threadpool.h"
 
@@ -197,6 +198,8 @@ typedef struct bert_model
 	float	   *stats;			/* (2,B*T) LayerNorm means and 1/stddevs */
 	float	   *gemm_work;		/* (att_slots, gemm_work_floats) */
 	size_t		gemm_work_floats;
+	float	   *qcols_block;	/* int8: the activations' per-token scales, */
+	qgemm_cols	qcols;			/* inverses and zero points, in it */
 } bert_model;
 
 /*

@@ -91,40 +91,48 @@ qgemm_row_sums(int32_t *rowsum, const int8_t *Aq, int M, int K, size_t lda)
 
 /*
  * The range of each column is taken a row at a time, so that the inner loop
- * runs along the contiguous columns (and vectorizes); lo and hi start at 0.
+ * runs along the contiguous columns (and vectorizes to minps/maxps); lo and
+ * hi start at 0, and live in inv and s meanwhile.
  */
 void
-qgemm_column_params(const float *B, size_t ldb, int K, int n,
-					float *s, float *inv, float *z)
+qgemm_column_params(const float *B, size_t ldb, int K, int n0, int n1, int n,
+					const qgemm_cols *cols)
 {
-	float	   *lo = inv,			/* inv and z hold lo and hi meanwhile */
-			   *hi = z;
+	float	   *lo = cols->inv + n0,
+			   *hi = cols->s + n0;
+	int			w = n1 - n0;
 
-	for (int x = 0; x < n; x++)
+	for (int x = 0; x < w; x++)
 		lo[x] = hi[x] = 0.0f;
 	for (int k = 0; k < K; k++)
 	{
-		const float *b = B + (size_t) k * ldb;
+		const float *b = B + (size_t) k * ldb + n0;
 
-		for (int x = 0; x < n; x++)
+		for (int x = 0; x < w; x++)
 		{
 			lo[x] = b[x] < lo[x] ? b[x] : lo[x];
 			hi[x] = b[x] > hi[x] ? b[x] : hi[x];
 		}
 	}
-	for (int x = 0; x < n; x++)
+	for (int x = n0; x < n1; x++)
 	{
-		float		sc = (hi[x] - lo[x]) / (float) QGEMM_ACT_MAX,
+		float		sc = (cols->s[x] - cols->inv[x]) / (float) QGEMM_ACT_MAX,
 					zp;
 
 		if (!(sc > 0.0f) || !isfinite(sc))
 			sc = 1.0f;
-		zp = nearbyintf(-lo[x] * (1.0f / sc));
+		zp = nearbyintf(-cols->inv[x] * (1.0f / sc));
 		zp = zp < 0.0f ? 0.0f : zp > (float) QGEMM_ACT_MAX ? (float) QGEMM_ACT_MAX : zp;
-		s[x] = sc;
-		inv[x] = 1.0f / sc;
-		z[x] = zp;
+		cols->s[x] = sc;
+		cols->inv[x] = 1.0f / sc;
+		cols->z[x] = (int32_t) zp;
 	}
+	if (n1 == n)
+		for (int x = n; x < qgemm_cols_len(n); x++)
+		{
+			cols->s[x] = cols->inv[x] = 0.0f;
+			cols->z[x] = 0;
+		}
 }
 
 int
@@ -139,9 +147,8 @@ qgemm_block_cols(int K)
 }
 
 /*
- * The packed block, then four rows of floats for the gathered sources,
- * then the per-column activation parameters of the block (scale, inverse,
- * zero point as int32; qgemm.h).  A block holds at most QGEMM_BLOCK_BYTES,
+ * The packed block, then four rows of floats for the gathered sources.  A
+ * block holds at most QGEMM_BLOCK_BYTES,
  * or one panel where a panel is larger: the bound for every product over
  * K or less.
  */
@@ -156,7 +163,7 @@ block_bytes(int K)
 size_t
 qgemm_work_bytes(int K)
 {
-	return block_bytes(K) + (4 + 3) * sizeof(float) * QGEMM_NC;
+	return block_bytes(K) + 4 * sizeof(float) * QGEMM_NC;
 }
 
 /*
@@ -209,30 +216,15 @@ qgemm_range(float *C, size_t ldc, const int8_t *Ap,
 				ncmax = qgemm_block_cols(K);
 	uint8_t    *bp = work;
 	float	   *rowbuf = (float *) ((char *) work + block_bytes(K));
-	float	   *col_scale = rowbuf + 4 * QGEMM_NC,
-			   *col_inv = col_scale + QGEMM_NC;
-	int32_t    *col_zero = (int32_t *) (col_inv + QGEMM_NC);
+	const qgemm_cols *cols = row_inv ? NULL : ep->cols;
 
 	for (int nb = n0; nb < n1; nb += ncmax)
 	{
 		int			nc = n1 - nb < ncmax ? n1 - nb : ncmax;
 		int			npanels = (nc + QGEMM_NR - 1) / QGEMM_NR;
 
-		if (row_inv == NULL)
-		{
-			/* per-column activations: this block's parameters, zeros past nc */
-			float	   *zf = (float *) col_zero;
-
-			qgemm_column_params(B + nb, ldb, K, nc, col_scale, col_inv, zf);
-			for (int x = 0; x < npanels * QGEMM_NR; x++)
-			{
-				if (x >= nc)
-					col_scale[x] = col_inv[x] = zf[x] = 0.0f;
-				col_zero[x] = (int32_t) zf[x];
-			}
-		}
 		pack_block(kern, bp, B, ldb, src, rowbuf, row_inv,
-				   row_inv ? NULL : col_inv, row_inv ? NULL : col_zero, K, nb, nc);
+				   cols ? cols->inv + nb : NULL, cols ? cols->z + nb : NULL, K, nb, nc);
 		for (int m = m0; m < m1; m += QGEMM_MR)
 		{
 			qtile_store s = {
@@ -245,8 +237,8 @@ qgemm_range(float *C, size_t ldc, const int8_t *Ap,
 				.residual = ep->residual ? ep->residual + (size_t) m * ep->ldr + nb : NULL,
 				.ldr = ep->ldr,
 				.relu = ep->relu,
-				.col_scale = row_inv ? NULL : col_scale,
-				.col_zero = row_inv ? NULL : col_zero,
+				.col_scale = cols ? cols->s + nb : NULL,
+				.col_zero = cols ? cols->z + nb : NULL,
 				.row_sum = row_inv ? NULL : ep->row_sum + m,
 			};
 

@@ -31,7 +31,8 @@
  * Dynamic per-column activations (row_inv NULL in qgemm_range), the
  * standard choice for transformers' linear layers, whose inputs change from
  * one token to the next: each column n of B (a token) gets its own scale
- * and zero point from its own range, made as the block is packed:
+ * and zero point from its own range, made by qgemm_column_params over the
+ * whole of B before the product (one pass along B's contiguous rows):
  *   lo = min(0, min_k B[k][n]), hi = max(0, max_k B[k][n]),
  *   s[n] = (hi - lo) / QGEMM_ACT_MAX (1 when hi == lo, or not finite),
  *   z[n] = round(-lo * (1 / s[n])) in [0, QGEMM_ACT_MAX],
@@ -88,12 +89,32 @@ uint8_t		qgemm_quantize_act(float x, float inv_scale);
 void		qgemm_row_sums(int32_t *rowsum, const int8_t *Aq, int M, int K, size_t lda);
 
 /*
- * The per-column activation parameters of the header for columns [0, n)
- * of B (K, n) (leading dimension ldb): s (scale), inv (1 / s) and z (the
- * zero point) per column.
+ * Per-column activation parameters (see above) of columns [0, n) of a
+ * product: s (scale), inv (1 / s) and z (zero point) per column, each array
+ * of qgemm_cols_len(n) entries, those past n zero.
  */
-void		qgemm_column_params(const float *B, size_t ldb, int K, int n,
-								float *s, float *inv, float *z);
+typedef struct qgemm_cols
+{
+	float	   *s;
+	float	   *inv;
+	int32_t    *z;
+} qgemm_cols;
+
+/* Entries of each qgemm_cols array for n columns (a whole number of panels). */
+static inline int
+qgemm_cols_len(int n)
+{
+	return (n + QGEMM_NR - 1) / QGEMM_NR * QGEMM_NR;
+}
+
+/*
+ * The parameters of columns [n0, n1) of B (K, n) (leading dimension ldb)
+ * into cols (entries n0 .. n1 - 1; with n1 = n, also the zeros past n).
+ * Threads may fill disjoint ranges of one qgemm_cols, before the product;
+ * ranges that start and end on multiples of QGEMM_NR share no cache line.
+ */
+void		qgemm_column_params(const float *B, size_t ldb, int K, int n0, int n1,
+								int n, const qgemm_cols *cols);
 
 /* What is done to each int32 sum before it is stored. */
 typedef struct qgemm_epilogue
@@ -103,8 +124,9 @@ typedef struct qgemm_epilogue
 	const float *residual;		/* (M, N) with leading dimension ldr, or NULL */
 	size_t		ldr;
 	int			relu;			/* max(v, 0) after the additions */
-	const int32_t *row_sum;		/* (M): rows of Aq summed, for per-column
-								 * activations (row_inv NULL), else unused */
+	/* per-column activations (row_inv NULL), else unused: */
+	const int32_t *row_sum;		/* (M): rows of Aq summed */
+	const qgemm_cols *cols;		/* of every column of B, qgemm_column_params */
 } qgemm_epilogue;
 
 /*
@@ -128,7 +150,7 @@ size_t		qgemm_work_bytes(int K);
  * packed from Aq (M, K), and B (K, N) dense (leading dimension ldb) or,
  * when B is NULL, given by src; row_inv (K) the reciprocals of the rows'
  * activation scales, or NULL for per-column activations (see above: B
- * dense, ep->row_sum set).  m0 must be a multiple of QGEMM_MR.  work:
+ * dense; ep->row_sum set, and ep->cols made for this B).  m0 must be a multiple of QGEMM_MR.  work:
  * qgemm_work_bytes(K) bytes, 64-byte aligned.
  */
 void		qgemm_range(float *C, size_t ldc, const int8_t *Ap,

@@ -62,7 +62,8 @@ typedef struct qgemm_kernels
 	 * col_inv[x] and zero point col_zero[x] (both readable up to the end
 	 * of the last panel), and interleaves them into one four-byte group
 	 * per column: column x goes to dst + (x / NR) * panel_stride + (x % NR)
-	 * * 4, columns from nc to the end of the last panel zero.
+	 * * 4, columns from nc to the end of the last panel zero (or, per
+	 * column, their zero points: they are never stored).
 	 */
 	void		(*pack_quad) (uint8_t *dst, size_t panel_stride, const float *const r[4],
 							  int nc, const float inv[4], const float *col_inv,

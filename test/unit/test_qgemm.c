@@ -35,6 +35,7 @@ typedef struct qpath
 } qpath;
 
 static uint64_t rng = 88172645463325252ULL;
+static int	params_bad = 0;		/* qgemm_column_params != the formulas */
 
 static uint32_t
 next_u32(void)
@@ -206,8 +207,11 @@ run_case_cols(const qpath *p, int M, int K, int N, int gathered, int flags, int 
 			   *cinv = malloc(sizeof(float) * N);
 	int32_t    *cz = malloc(sizeof(int32_t) * N),
 			   *rowsum = malloc(sizeof(int32_t) * M);
+	qgemm_cols	cols = {malloc(sizeof(float) * qgemm_cols_len(N)),
+		malloc(sizeof(float) * qgemm_cols_len(N)),
+	malloc(sizeof(int32_t) * qgemm_cols_len(N))};
 	qgemm_epilogue ep = {scale, (flags & 1) ? bias : NULL, (flags & 2) ? res : NULL,
-	(size_t) N, (flags & 4) != 0, rowsum};
+	(size_t) N, (flags & 4) != 0, rowsum, &cols};
 	strided		st = {B, ldb};
 	qgemm_b_rows src = {strided_rows, &st};
 	int			same;
@@ -239,6 +243,24 @@ run_case_cols(const qpath *p, int M, int K, int N, int gathered, int flags, int 
 	qgemm_pack_a(Ap, Aq, M, K, K);
 	qgemm_row_sums(rowsum, Aq, M, K, K);
 	column_params_ref(B, ldb, gathered ? 2 : 1, K, N, cs, cinv, cz);
+	if (percol)
+	{
+		/* made in two ranges, as two threads would; equal to the formulas */
+		int			half = N / 2 / QGEMM_NR * QGEMM_NR;
+
+		qgemm_column_params(B, ldb, K, 0, half, N, &cols);
+		qgemm_column_params(B, ldb, K, half, N, N, &cols);
+		for (int n = 0; n < qgemm_cols_len(N); n++)
+			if (n < N ? cols.s[n] != cs[n] || cols.inv[n] != cinv[n] || cols.z[n] != cz[n]
+				: cols.s[n] != 0.0f || cols.inv[n] != 0.0f || cols.z[n] != 0)
+			{
+				diag("qgemm_column_params column %d: s %g/%g inv %g/%g z %d/%d", n,
+					 cols.s[n], n < N ? cs[n] : 0, cols.inv[n], n < N ? cinv[n] : 0,
+					 cols.z[n], n < N ? cz[n] : 0);
+				params_bad++;
+				break;
+			}
+	}
 	reference(R, Aq, B, ldb, gathered ? 2 : 1, percol ? NULL : inv, cinv, cs, cz, M, K, N, &ep);
 	memset(C, 0xFF, sizeof(float) * (size_t) M * N);
 	mmsa_isa_use_qgemm(p->k);
@@ -269,6 +291,9 @@ run_case_cols(const qpath *p, int M, int K, int N, int gathered, int flags, int 
 	free(cinv);
 	free(cz);
 	free(rowsum);
+	free(cols.s);
+	free(cols.inv);
+	free(cols.z);
 	free(Aq);
 	free(Ap);
 	free(B);
@@ -445,6 +470,9 @@ main(void)
 			ok(bad == 0, "%d products with per-column activations (scale and zero point per token; "
 			   "zero, positive and negative columns) equal the direct integer loop bit for bit "
 			   "(%d differ)", cases, bad);
+			ok(params_bad == 0, "qgemm_column_params, in two ranges, gives the formulas' scales and "
+			   "zero points exactly, zeros past the last column (%d differ)", params_bad);
+			params_bad = 0;
 			ok(run_case_cols(p, 6, 3072, 20, 0, 1, 1, 2, 1),
 			   "per-column extremes (activations 127 - z, K 3072): exact");
 		}
