@@ -11,10 +11,13 @@
 # all link the same objects.
 
 EXTENSION = mmsa
-EXTVERSION = 0.1.0
+EXTVERSION = 0.2.0
 
 MODULE_big = mmsa
-DATA = sql/$(EXTENSION)--$(EXTVERSION).sql
+# The first version's script and an upgrade script per later version:
+# CREATE EXTENSION runs them in turn, ALTER EXTENSION ... UPDATE the ones
+# a database lacks.
+DATA = $(sort $(wildcard sql/$(EXTENSION)--*.sql))
 
 # The kernels of each instruction set (src/core/isa/*_<path>.c) are
 # compiled with their own target flags and chosen at run time from CPUID
@@ -51,7 +54,7 @@ REGRESS_OPTS = --inputdir=. --outputdir=build/regress
 # the build for the machine that builds it.
 OPTFLAGS ?=
 PG_CFLAGS += -O3 $(OPTFLAGS) -Wall -Wno-unused-function
-PG_CPPFLAGS += -Isrc/core -Isrc/core/isa
+PG_CPPFLAGS += -Isrc/core -Isrc/core/isa -DMMSA_LIBRARY_VERSION='"$(EXTVERSION)"'
 MMSA_LIBS = -lopenblas -ljansson -lutf8proc -ljpeg -lpng -lz -lm -lpthread
 SHLIB_LINK += $(MMSA_LIBS)
 
@@ -78,7 +81,22 @@ CLI = build/mmsa
 UNIT_SRCS = $(sort $(wildcard test/unit/test_*.c))
 UNIT_TESTS = $(patsubst test/unit/%.c,build/unit/%,$(UNIT_SRCS))
 
+# The AVX-512 kernels built a second time against SIMDe (see below) are for
+# the tests only, and SIMDe (libsimde-dev) is a test-only package: they are
+# built where its headers are found (MMSA_SIMDE=yes), else left out
+# (MMSA_SIMDE=no: no build/mmsa-simde, unit tests without the emulated
+# path).  Either can be given on the command line; test/run-tests.sh gives
+# MMSA_SIMDE=yes, so that a missing SIMDe fails its build.
+hash := \#
 ifeq ($(ARCH),x86_64)
+ifndef MMSA_SIMDE
+MMSA_SIMDE := $(shell printf '$(hash)if !__has_include(<simde/x86/avx512.h>)\n$(hash)error\n$(hash)endif\n' | \
+	$(CC) -E -x c - >/dev/null 2>&1 && echo yes || echo no)
+endif
+else
+override MMSA_SIMDE := no
+endif
+ifeq ($(MMSA_SIMDE),yes)
 SIMDE_CLI = build/mmsa-simde
 endif
 
@@ -128,6 +146,13 @@ endif
 		weights/image/model.packed weights/image/labels.txt weights/image/calibration.json \
 		weights/image/model.int8.packed '$(MODEL_INSTALL_DIR)/image/'
 
+# `make uninstall` removes them too (PGXS removes the rest of `make install`).
+uninstall: uninstall-model-files
+
+.PHONY: uninstall-model-files
+uninstall-model-files:
+	rm -rf '$(MODEL_INSTALL_DIR)'
+
 build/libmmsacore.a: $(CORE_OBJS)
 	@mkdir -p build
 	rm -f $@
@@ -149,7 +174,7 @@ $(CLI): $(CLI_SRCS) $(wildcard src/cli/*.h) build/libmmsacore.a
 # as GCC vector arithmetic, fused only where the optimizer contracts it: at
 # -O1 the emulated kernels then no longer match the hardware's.
 SIMDE_FLAGS =
-ifeq ($(ARCH),x86_64)
+ifeq ($(MMSA_SIMDE),yes)
 SIMDE_OBJS = build/simde/gemm_avx512_simde.o build/simde/conv_avx512_simde.o \
 	build/simde/qgemm_avx512vnni_simde.o build/simde/qgemm_avxvnni_simde.o
 UNIT_CPPFLAGS = -DMMSA_HAVE_SIMDE

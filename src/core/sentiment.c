@@ -51,6 +51,39 @@ read_model_json(const char *dir, fusion_kind *default_kind, mmsa_error *err)
 	return status;
 }
 
+mmsa_status
+sentiment_model_describe(const char *dir, char *fusion, size_t n, double *default_acc,
+						 char **val_json, mmsa_error *err)
+{
+	char		path[4096];
+	json_error_t jerr;
+	json_t	   *root,
+			   *acc,
+			   *a;
+	const char *name;
+	mmsa_status status;
+
+	fusion[0] = '\0';
+	*default_acc = -1;
+	*val_json = NULL;
+	if ((status = join(path, sizeof(path), dir, "model.json", err)) != MMSA_OK)
+		return status;
+	root = json_load_file(path, 0, &jerr);
+	if (root == NULL)
+		return mmsa_set_error(err, jerr.line < 0 ? MMSA_ERR_IO : MMSA_ERR_FORMAT,
+							  "%s: %s", path, jerr.text);
+	name = json_string_value(json_object_get(root, "default_fusion"));
+	acc = json_object_get(root, "val_accuracy");
+	if (name != NULL)
+		snprintf(fusion, n, "%s", name);
+	if (name != NULL && json_is_object(acc) && json_is_number(a = json_object_get(acc, name)))
+		*default_acc = json_number_value(a);
+	if (json_is_object(acc))
+		*val_json = json_dumps(acc, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15));
+	json_decref(root);
+	return MMSA_OK;
+}
+
 /* Sizes and work buffers that follow from the text encoder m->text. */
 static mmsa_status
 init_text_buffers(sentiment_model *m, mmsa_error *err)

@@ -70,6 +70,17 @@ typedef struct sentiment_image
  * Loads a model directory (layout above).  Every head file must be there.
  * flags: SENTIMENT_LOAD_IMAGE or 0.
  */
+/*
+ * What dir/model.json says of the model, without loading it: the default
+ * model's name (fusion, n bytes; "" when absent), its val accuracy
+ * (*default_acc, or -1) and every head's as compact JSON with sorted keys
+ * (*val_json, malloc'd; NULL when absent).  MMSA_ERR_IO without a
+ * model.json, MMSA_ERR_FORMAT when it is not JSON.
+ */
+mmsa_status sentiment_model_describe(const char *dir, char *fusion, size_t n,
+									 double *default_acc, char **val_json,
+									 mmsa_error *err);
+
 mmsa_status sentiment_model_load(const char *dir, int flags,
 								 sentiment_model **out, mmsa_error *err);
 

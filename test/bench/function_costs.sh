@@ -1,0 +1,105 @@
+#!/bin/bash
+# function_costs.sh
+#   Measures the planner COST of each mmsa inference function: its time per
+#   call over real MVSA-Single posts, in units of the time of one call of a
+#   cheap built-in operator (int4 + int4, which PostgreSQL costs at 1, i.e.
+#   one cpu_operator_cost), in one backend with mmsa.threads = 1 and no
+#   parallel workers.  sql/mmsa--0.1.0--0.2.0.sql sets COST from these
+#   figures (rounded); the README says what they give the planner.
+#
+#   The operator's time: SELECT count(i + 1) minus SELECT count(i) over
+#   generate_series(1, 4000000), divided by 4,000,000 (median of 5).  Each
+#   function: a warm-up over 5 posts (the model loads), then the median of
+#   3 timed passes over N posts of
+#     SELECT count(f(...)) FROM posts
+#   minus the same pass without the call, divided by N.
+#
+#   Starts its own throwaway cluster with the installed extension and the
+#   default mmsa.model_dir (make && make install first).
+#   usage: test/bench/function_costs.sh
+#   Environment: MMSA_COST_POSTS (40), MMSA_DATA.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+DATA="${MMSA_DATA:-$(cd "$ROOT/.." && pwd)/shared/data}"
+CSV="$DATA/mvsa-single/posts.csv"
+IMAGES="$DATA/mvsa-single/images"
+N=${MMSA_COST_POSTS:-40}
+me=$(basename "$0")
+die() { echo "$me: $*" >&2; exit 1; }
+[[ "$N" =~ ^[1-9][0-9]*$ ]] || die "MMSA_COST_POSTS is not a positive integer"
+[ -f "$CSV" ] || die "$CSV not found (set MMSA_DATA)"
+
+echo "== planner costs of the mmsa functions, one backend, mmsa.threads = 1"
+echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+echo "CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) cores;" \
+	"SIMD flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' |
+		grep -x -E 'avx2|fma|avx512f|avx512bw|avx512vl|avx512_vnni|avx_vnni' | tr '\n' ' ')"
+
+TMP=$(mktemp -d /tmp/mmsa-costs.XXXXXX)
+chmod 755 "$TMP"
+PGDIR="$TMP/pg"
+cleanup() {
+	"$ROOT/test/pg-cluster.sh" stop "$PGDIR" >/dev/null 2>&1 || true
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+eval "$("$ROOT/test/pg-cluster.sh" start "$PGDIR")"
+export PGHOST PGPORT PGUSER PGDATABASE
+q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+
+q -c 'CREATE EXTENSION mmsa' || die "CREATE EXTENSION mmsa failed: make && make install first"
+q -c "CREATE TABLE posts_csv (ord bigserial, id bigint, split text, label text, text text)"
+q -c "COPY posts_csv (id, split, label, text) FROM STDIN WITH (FORMAT csv, HEADER true)" <"$CSV"
+q -v n="$N" -v images="$IMAGES" <<'SQL'
+CREATE TABLE posts (id bigint PRIMARY KEY, body text, image bytea);
+INSERT INTO posts
+	SELECT id, text, pg_read_binary_file(:'images' || '/' || id || '.jpg')
+	FROM posts_csv WHERE split = 'train' ORDER BY ord LIMIT :n;
+ANALYZE posts;
+SQL
+
+# seconds of one query, run in a session with the settings below
+time_query() {
+	q <<SQL
+SET max_parallel_workers_per_gather = 0;
+SET mmsa.threads = 1;
+SET jit = off;
+CREATE TEMP TABLE t (v float8);
+DO \$\$
+DECLARE t0 timestamptz; n bigint;
+BEGIN
+	PERFORM count(mmsa_sentiment(body, image)) FROM posts WHERE id IN (SELECT id FROM posts ORDER BY id LIMIT 5);
+	PERFORM count(mmsa_text_embedding(body)) FROM posts WHERE id IN (SELECT id FROM posts ORDER BY id LIMIT 5);
+	FOR r IN 1..$2 LOOP
+		t0 := clock_timestamp();
+		EXECUTE \$q\$ $1 \$q\$ INTO n;
+		INSERT INTO t VALUES (extract(epoch FROM clock_timestamp() - t0));
+	END LOOP;
+END \$\$;
+SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY v) FROM t;
+SQL
+}
+
+gs="generate_series(1, 4000000) i"
+op_with=$(time_query "SELECT count(i + 1) FROM $gs" 5)
+op_without=$(time_query "SELECT count(i) FROM $gs" 5)
+op=$(awk -v a="$op_with" -v b="$op_without" 'BEGIN { print (a - b) / 4000000 }')
+base=$(time_query "SELECT count(body) + count(image) FROM posts" 3)
+echo "int4 + int4: $(awk -v o="$op" 'BEGIN { printf "%.2f", o * 1e9 }') ns a call (one cpu_operator_cost)"
+echo "posts: the first $N rows of the train split (file order)"
+printf '%-44s %12s %12s\n' function "ms a call" "COST"
+for f in "mmsa_tokenize(body)" "mmsa_wordpieces(body)" "mmsa_text_embedding(body)" \
+	"mmsa_image_embedding(image)" "mmsa_image_classes(image, 5)" \
+	"mmsa_sentiment(body, image)" "mmsa_sentiment(body, image, 'bert')" \
+	"mmsa_scores(body, image)" "mmsa_distribution(body, image)"; do
+	case "$f" in
+		mmsa_image_classes*) sql="SELECT count(*) FROM posts, $f" ;;
+		mmsa_distribution*) sql="SELECT count(*) FROM (SELECT $f FROM posts) d" ;;
+		*) sql="SELECT count($f) FROM posts" ;;
+	esac
+	t=$(time_query "$sql" 3)
+	awk -v f="$f" -v t="$t" -v b="$base" -v n="$N" -v o="$op" 'BEGIN {
+		c = (t - b) / n
+		printf "%-44s %12.3f %12.0f\n", f, c * 1000, c / o }'
+done
