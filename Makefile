@@ -204,6 +204,13 @@ build/mmsa-simde: $(CLI_SRCS) $(wildcard src/cli/*.h) build/libmmsacore.a $(SIMD
 	$(CC) $(CFLAGS) -Isrc/core -Isrc/cli -DMMSA_INSTALLED_MODEL_DIR='"$(datadir)/mmsa"' \
 		-o $@ $(CLI_SRCS) $(SIMDE_OBJS) build/libmmsacore.a $(MMSA_LIBS)
 
+# The choice of MMSA_SIMDE, in a file rewritten when it changes, so that
+# changing it relinks the unit tests.  Written as the Makefile is read: a
+# rule would not do, as PGXS's .SECONDARY skips missing prerequisites.
+SIMDE_CHOICE := $(shell mkdir -p build && { echo $(MMSA_SIMDE) | cmp -s - build/simde.choice || \
+	echo $(MMSA_SIMDE) > build/simde.choice; } && echo build/simde.choice)
+$(UNIT_TESTS): $(SIMDE_CHOICE)
+
 build/unit/%: test/unit/%.c test/unit/tap.h build/libmmsacore.a $(SIMDE_OBJS)
 	@mkdir -p build/unit
 	$(CC) $(CFLAGS) $(UNIT_CPPFLAGS) -Isrc/core -Isrc/core/isa -Itest/unit -o $@ $< \
