@@ -26,17 +26,21 @@ COMMENT ON FUNCTION mmsa_info() IS
 
 -- ---- planner costs --------------------------------------------------------
 -- COST is the time of one call in units of one cpu_operator_cost (the
--- time of int4 + int4), measured by test/bench/function_costs.sh on real
--- MVSA-Single posts, one backend, mmsa.threads = 1, and rounded (README:
--- "Parallel plans").  Without them every call cost 1, as cheap as an
--- addition: the planner neither planned these calls in parallel workers
--- nor ran a cheap filter before them.
-ALTER FUNCTION mmsa_tokenize(text) COST 100;
-ALTER FUNCTION mmsa_wordpieces(text) COST 100;
-ALTER FUNCTION mmsa_text_embedding(text) COST 10000;
-ALTER FUNCTION mmsa_image_embedding(bytea) COST 1000000;
-ALTER FUNCTION mmsa_image_classes(bytea, int) COST 1000000;
-ALTER FUNCTION mmsa_sentiment(text, bytea) COST 1000000;
-ALTER FUNCTION mmsa_sentiment(text, bytea, text) COST 1000000;
-ALTER FUNCTION mmsa_scores(text, bytea, text) COST 1000000;
-ALTER FUNCTION mmsa_distribution_post_accum(bigint[], text, bytea) COST 1000000;
+-- time of int4 + int4), as test/bench/function_costs.sh measured it on 40
+-- MVSA-Single train posts, one backend, mmsa.threads = 1 (2026-12-07, AMD
+-- EPYC, AVX2 path, fp32: int4 + int4 10 ns; mmsa_tokenize 8 us,
+-- mmsa_text_embedding 3.1 ms, mmsa_image_embedding 78 ms,
+-- mmsa_image_classes 93 ms, mmsa_sentiment with an image 99 ms, without
+-- one 3.6 ms), rounded to one significant figure.  Without them every call
+-- cost 1, as cheap as an addition: the planner neither ran these calls in
+-- parallel workers nor evaluated a cheap filter before them.  A post's
+-- functions are costed with its image: most posts have one.
+ALTER FUNCTION mmsa_tokenize(text) COST 500;
+ALTER FUNCTION mmsa_wordpieces(text) COST 500;
+ALTER FUNCTION mmsa_text_embedding(text) COST 300000;
+ALTER FUNCTION mmsa_image_embedding(bytea) COST 8000000;
+ALTER FUNCTION mmsa_image_classes(bytea, int) COST 9000000;
+ALTER FUNCTION mmsa_sentiment(text, bytea) COST 10000000;
+ALTER FUNCTION mmsa_sentiment(text, bytea, text) COST 10000000;
+ALTER FUNCTION mmsa_scores(text, bytea, text) COST 10000000;
+ALTER FUNCTION mmsa_distribution_post_accum(bigint[], text, bytea) COST 10000000;
