@@ -93,4 +93,9 @@ FROM posts ORDER BY id;
 
 -- The instruction-set path the kernels ran on, and what the CPU has.
 SELECT mmsa_isa() AS path, mmsa_cpu_flags() AS cpu_flags;
+
+-- What this server runs: versions, the default head and its val accuracy,
+-- the precision (mmsa.precision: fp32, or int8 on both encoders), threads.
+SELECT version, default_model, round(default_val_accuracy::numeric, 4) AS val_accuracy,
+       inference_precision, isa, int8_kernels, threads FROM mmsa_info();
 SQL
