@@ -1019,6 +1019,18 @@ share(long n, int i, int nthreads, long *begin, long *end)
 	*end = n * (i + 1) / nthreads;
 }
 
+/*
+ * share for the columns of feature-major activations: in blocks of 16, so
+ * that no cache line is written by two threads.
+ */
+static void
+share_columns(long n, int i, int nthreads, long *begin, long *end)
+{
+	share((n + 15) / 16, i, nthreads, begin, end);
+	*begin *= 16;
+	*end = *end * 16 < n ? *end * 16 : n;
+}
+
 static void
 bert_job_run(void *arg, int i, int nthreads)
 {
@@ -1107,18 +1119,26 @@ bert_job_run(void *arg, int i, int nthreads)
 				break;
 			}
 		case JOB_GEMM:
+		case JOB_QGEMM:
 			{
 				int			m0,
 							m1,
 							n0,
 							n1;
+				float	   *work = m->gemm_work + (size_t) i * m->gemm_work_floats;
 
-				gemm_thread_share(j->M, j->N, i, nthreads, &m0, &m1, &n0, &n1);
+				if (j->kind == JOB_QGEMM)
+					qgemm_thread_share(j->M, j->N, i, nthreads, &m0, &m1, &n0, &n1);
+				else
+					gemm_thread_share(j->M, j->N, i, nthreads, &m0, &m1, &n0, &n1);
 				if (m0 >= m1 || n0 >= n1)
 					break;
-				gemm_packed_range(j->c, j->ld, j->ap, j->bm, j->ld, j->M, j->K,
-								  m0, m1, n0, n1, &j->ep,
-								  m->gemm_work + (size_t) i * m->gemm_work_floats);
+				if (j->kind == JOB_QGEMM)
+					qgemm_range(j->c, j->ld, j->qa->weight, j->bm, j->ld, NULL, NULL, j->M, j->K,
+								m0, m1, n0, n1, &j->qep, work);
+				else
+					gemm_packed_range(j->c, j->ld, j->ap, j->bm, j->ld, j->M, j->K,
+									  m0, m1, n0, n1, &j->ep, work);
 				if (j->gelu)
 					for (int r = m0; r < m1; r++)
 						gelu_forward(j->c + (size_t) r * j->ld + n0,
@@ -1126,32 +1146,10 @@ bert_job_run(void *arg, int i, int nthreads)
 				break;
 			}
 		case JOB_QCOLS:
-			/* columns in blocks of 16: no cache line written by two threads */
-			share((j->N + 15) / 16, i, nthreads, &r0, &r1);
-			r0 *= 16;
-			r1 = r1 * 16 < j->N ? r1 * 16 : j->N;
+			share_columns(j->N, i, nthreads, &r0, &r1);
 			if (r0 < r1)
 				qgemm_column_params(j->bm, j->ld, j->K, (int) r0, (int) r1, j->N, &m->qcols);
 			break;
-		case JOB_QGEMM:
-			{
-				int			m0,
-							m1,
-							n0,
-							n1;
-
-				qgemm_thread_share(j->M, j->N, i, nthreads, &m0, &m1, &n0, &n1);
-				if (m0 >= m1 || n0 >= n1)
-					break;
-				qgemm_range(j->c, j->ld, j->qa->weight, j->bm, j->ld, NULL, NULL, j->M, j->K,
-							m0, m1, n0, n1, &j->qep,
-							m->gemm_work + (size_t) i * m->gemm_work_floats);
-				if (j->gelu)
-					for (int r = m0; r < m1; r++)
-						gelu_forward(j->c + (size_t) r * j->ld + n0,
-									 j->c + (size_t) r * j->ld + n0, n1 - n0);
-				break;
-			}
 		case JOB_ATTENTION_T:
 			{
 				size_t		ld = j->ld;
@@ -1184,12 +1182,7 @@ bert_job_run(void *arg, int i, int nthreads)
 			}
 		case JOB_LAYERNORM_T:
 			{
-				long		N = (long) j->B * j->T;
-
-				/* columns in blocks of 16: no cache line written by two threads */
-				share((N + 15) / 16, i, nthreads, &r0, &r1);
-				r0 *= 16;
-				r1 = r1 * 16 < N ? r1 * 16 : N;
+				share_columns((long) j->B * j->T, i, nthreads, &r0, &r1);
 				if (r0 >= r1)
 					break;
 				layernorm_cols(m->x, m->proj, j->ln_w, j->ln_b, m->stats, m->stats + j->ld,
