@@ -21,48 +21,18 @@
 #   MMSA_BULK_WORKERS (2), MMSA_DATA.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-DATA="${MMSA_DATA:-$(cd "$ROOT/.." && pwd)/shared/data}"
-CSV="$DATA/mvsa-single/posts.csv"
-IMAGES="$DATA/mvsa-single/images"
+. "$(dirname "$0")/sql_bench_lib.sh"
 N=${MMSA_BULK_POSTS:-200}
 ROUNDS=${MMSA_BULK_ROUNDS:-3}
 W=${MMSA_BULK_WORKERS:-2}
-me=$(basename "$0")
-die() { echo "$me: $*" >&2; exit 1; }
 for v in "$N" "$ROUNDS" "$W"; do
 	[[ "$v" =~ ^[1-9][0-9]*$ ]] || die "not a positive integer: '$v'"
 done
-[ -f "$CSV" ] || die "$CSV not found (set MMSA_DATA)"
 
 echo "== labelling a table: serial, parallel, UPDATE, CREATE TABLE AS"
-echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-echo "CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) cores;" \
-	"SIMD flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' |
-		grep -x -E 'avx2|fma|avx512f|avx512bw|avx512vl|avx512_vnni|avx_vnni' | tr '\n' ' ')"
-
-TMP=$(mktemp -d /tmp/mmsa-bulk.XXXXXX)
-chmod 755 "$TMP"
-PGDIR="$TMP/pg"
-cleanup() {
-	"$ROOT/test/pg-cluster.sh" stop "$PGDIR" >/dev/null 2>&1 || true
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-eval "$("$ROOT/test/pg-cluster.sh" start "$PGDIR")"
-export PGHOST PGPORT PGUSER PGDATABASE
-q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-
-q -c 'CREATE EXTENSION mmsa' || die "CREATE EXTENSION mmsa failed: make && make install first"
-q -c "CREATE TABLE posts_csv (ord bigserial, id bigint, split text, label text, text text)"
-q -c "COPY posts_csv (id, split, label, text) FROM STDIN WITH (FORMAT csv, HEADER true)" <"$CSV"
-q -v n="$N" -v images="$IMAGES" <<'SQL'
-CREATE TABLE posts (id bigint PRIMARY KEY, body text, image bytea, sentiment mmsa_label);
-INSERT INTO posts (id, body, image)
-	SELECT id, text, pg_read_binary_file(:'images' || '/' || id || '.jpg')
-	FROM posts_csv WHERE split = 'train' ORDER BY ord LIMIT :n;
-VACUUM ANALYZE posts;
-SQL
+bench_host
+bench_cluster_start
+bench_load_posts "$N" "sentiment mmsa_label"
 echo "posts: the first $N rows of the train split; heap $(q -c "SELECT pg_size_pretty(pg_relation_size('posts'))"), with TOAST $(q -c "SELECT pg_size_pretty(pg_total_relation_size('posts'))")"
 echo "mmsa: $(q -c "SELECT format('%s, path %s, precision %s', version, isa, inference_precision) FROM mmsa_info()")"
 

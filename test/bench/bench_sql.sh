@@ -38,17 +38,11 @@
 #   2 cores.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-DATA="${MMSA_DATA:-$(cd "$ROOT/.." && pwd)/shared/data}"
-CSV="$DATA/mvsa-single/posts.csv"
-IMAGES="$DATA/mvsa-single/images"
+. "$(dirname "$0")/sql_bench_lib.sh"
 N=${MMSA_BENCH_SQL_POSTS:-500}
 ROUNDS=${MMSA_BENCH_SQL_ROUNDS:-3}
 THREADS=${MMSA_BENCH_SQL_THREADS:-"1 2"}
 WARM=20
-me=$(basename "$0")
-
-die() { echo "$me: $*" >&2; exit 1; }
 for v in "$N" "$ROUNDS" $THREADS; do
 	[[ "$v" =~ ^[1-9][0-9]*$ ]] || die "not a positive integer: '$v' (MMSA_BENCH_SQL_POSTS, _ROUNDS, _THREADS)"
 done
@@ -59,11 +53,7 @@ command -v pg_config >/dev/null || die "pg_config not found (PostgreSQL server d
 
 # --- what this runs on -------------------------------------------------------
 echo "== SQL throughput: mmsa_sentiment(body, image), one backend"
-echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-echo "CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) cores"
-flags=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' |
-	grep -x -E 'avx2|fma|avx512f|avx512bw|avx512vl|avx512_vnni|avx512_bf16|avx_vnni' | tr '\n' ' ' || true)
-echo "SIMD flags: ${flags:-(none of avx2 fma avx512f avx512bw avx512vl avx512_vnni avx512_bf16 avx_vnni)}"
+bench_host
 echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-(unset: auto-detected)};" \
 	"OPENBLAS_L2_SIZE=${OPENBLAS_L2_SIZE:-(unset: auto-detected)}"
 SHARE_MODEL="$(pg_config --sharedir)/mmsa"
@@ -78,43 +68,14 @@ else
 	echo "OpenBLAS kernel: unknown (build/mmsa or the installed model missing)"
 fi
 
-# --- the cluster -------------------------------------------------------------
-TMP=$(mktemp -d /tmp/mmsa-bench-sql.XXXXXX)
-chmod 755 "$TMP"
-PGDIR="$TMP/pg"
-cleanup() {
-	"$ROOT/test/pg-cluster.sh" stop "$PGDIR" >/dev/null 2>&1 || true
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-eval "$("$ROOT/test/pg-cluster.sh" start "$PGDIR")"
-export PGHOST PGPORT PGUSER PGDATABASE
-q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-
+# --- the cluster ---------------------------------------------------------------
+bench_cluster_start
 echo "PostgreSQL: $(q -c 'SELECT version()')"
 
-if ! err=$(q -c 'CREATE EXTENSION mmsa' 2>&1); then
-	echo "$err" >&2
-	die "CREATE EXTENSION mmsa failed: build and install the extension first" \
-		"(cd $ROOT && make && make install, as root)"
-fi
-
 # --- the posts ---------------------------------------------------------------
-q -c "CREATE TABLE posts_csv (ord bigserial, id bigint, split text, label text, text text)"
-q -c "COPY posts_csv (id, split, label, text) FROM STDIN WITH (FORMAT csv, HEADER true)" <"$CSV"
-q -v n="$N" -v images="$IMAGES" <<'SQL'
-CREATE TABLE posts (id bigint PRIMARY KEY, body text, image bytea);
-INSERT INTO posts
-	SELECT id, text, pg_read_binary_file(:'images' || '/' || id || '.jpg')
-	FROM posts_csv WHERE split = 'train' ORDER BY ord LIMIT :n;
-ANALYZE posts;
-SQL
+bench_load_posts "$N"
 loaded=$(q -c "SELECT count(*) || ' ' || round(avg(length(body))) || ' ' || round(sum(length(image)) / 1048576.0, 1) FROM posts")
 read -r count avg_chars image_mb <<<"$loaded"
-[ "$count" -eq "$N" ] || die "only $count train posts in $CSV, asked for $N"
 echo "posts: the first $N rows of the train split of $CSV (file order):" \
 	"mean text $avg_chars characters, images $image_mb MiB in all"
 
@@ -136,7 +97,7 @@ if [ "$has_isa_fn" = t ] && [ "$has_isa_guc" = t ]; then
 		cpu_flags=$(q -c 'SELECT mmsa_cpu_flags()::text')
 		src="mmsa_cpu_flags(): $cpu_flags"
 	else
-		cpu_flags=$flags
+		cpu_flags=$BENCH_FLAGS
 		src="/proc/cpuinfo (no mmsa_cpu_flags() on the server)"
 	fi
 	ISAS="avx2"
@@ -179,7 +140,7 @@ for isa in $ISAS; do
 	done
 done
 K=${#configs[@]}
-SCRIPT="$TMP/bench.sql"
+SCRIPT="$BENCH_TMP/bench.sql"
 {
 	echo "LOAD 'mmsa';"
 	echo "SET max_parallel_workers_per_gather = 0;"
@@ -201,7 +162,7 @@ SCRIPT="$TMP/bench.sql"
 
 echo "timing: $ROUNDS rounds x $K configurations (paths: $ISAS; precisions: $PRECISIONS; mmsa.threads: $THREADS)," \
 	"each a warm-up over $WARM posts then count(mmsa_sentiment(body, image)) over $N posts"
-ROWS="$TMP/rows"
+ROWS="$BENCH_TMP/rows"
 q -f "$SCRIPT" | while read -r tag rest; do
 	[ "$tag" = row ] || { echo "$tag $rest"; continue; }
 	echo "$rest" >>"$ROWS"

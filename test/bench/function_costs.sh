@@ -21,44 +21,14 @@
 #   Environment: MMSA_COST_POSTS (40), MMSA_DATA.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-DATA="${MMSA_DATA:-$(cd "$ROOT/.." && pwd)/shared/data}"
-CSV="$DATA/mvsa-single/posts.csv"
-IMAGES="$DATA/mvsa-single/images"
+. "$(dirname "$0")/sql_bench_lib.sh"
 N=${MMSA_COST_POSTS:-40}
-me=$(basename "$0")
-die() { echo "$me: $*" >&2; exit 1; }
 [[ "$N" =~ ^[1-9][0-9]*$ ]] || die "MMSA_COST_POSTS is not a positive integer"
-[ -f "$CSV" ] || die "$CSV not found (set MMSA_DATA)"
 
 echo "== planner costs of the mmsa functions, one backend, mmsa.threads = 1"
-echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-echo "CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) cores;" \
-	"SIMD flags: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' |
-		grep -x -E 'avx2|fma|avx512f|avx512bw|avx512vl|avx512_vnni|avx_vnni' | tr '\n' ' ')"
-
-TMP=$(mktemp -d /tmp/mmsa-costs.XXXXXX)
-chmod 755 "$TMP"
-PGDIR="$TMP/pg"
-cleanup() {
-	"$ROOT/test/pg-cluster.sh" stop "$PGDIR" >/dev/null 2>&1 || true
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-eval "$("$ROOT/test/pg-cluster.sh" start "$PGDIR")"
-export PGHOST PGPORT PGUSER PGDATABASE
-q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
-
-q -c 'CREATE EXTENSION mmsa' || die "CREATE EXTENSION mmsa failed: make && make install first"
-q -c "CREATE TABLE posts_csv (ord bigserial, id bigint, split text, label text, text text)"
-q -c "COPY posts_csv (id, split, label, text) FROM STDIN WITH (FORMAT csv, HEADER true)" <"$CSV"
-q -v n="$N" -v images="$IMAGES" <<'SQL'
-CREATE TABLE posts (id bigint PRIMARY KEY, body text, image bytea);
-INSERT INTO posts
-	SELECT id, text, pg_read_binary_file(:'images' || '/' || id || '.jpg')
-	FROM posts_csv WHERE split = 'train' ORDER BY ord LIMIT :n;
-ANALYZE posts;
-SQL
+bench_host
+bench_cluster_start
+bench_load_posts "$N"
 
 # seconds of one query, run in a session with the settings below
 time_query() {
