@@ -24,6 +24,32 @@ CREATE FUNCTION mmsa_info(
 COMMENT ON FUNCTION mmsa_info() IS
 'What this server runs: the installed and the library version, mmsa.model_dir, the identity of the text and image encoders'' weights (size:hash of model.safetensors, as the sidecars record it), the default model and the val accuracy of every head (model.json), mmsa.precision, the instruction-set path and int8 kernels in use, and mmsa.threads; NULL where a model file is missing';
 
+-- ---- functions that early 0.1.0 builds lacked --------------------------------
+-- mmsa_isa() and mmsa_cpu_flags() (2026-12-06) and mmsa_int8_kernels()
+-- (2026-12-07) joined mmsa--0.1.0.sql after databases were first made with
+-- it: made here again, so that every 0.1.0 database has them after the update.
+
+CREATE OR REPLACE FUNCTION mmsa_isa() RETURNS text
+	AS 'MODULE_PATHNAME', 'mmsa_isa_sql'
+	LANGUAGE C STABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION mmsa_isa() IS
+'Instruction-set path of the kernels in this session: avx512, avx-vnni or avx2, the best the CPU has unless mmsa.isa names one (a CPU without AVX2 and FMA is an error, 0A000)';
+
+CREATE OR REPLACE FUNCTION mmsa_int8_kernels() RETURNS text
+	AS 'MODULE_PATHNAME', 'mmsa_int8_kernels_sql'
+	LANGUAGE C STABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION mmsa_int8_kernels() IS
+'The int8 kernels that the instruction-set path runs when mmsa.precision is int8: avx512-vnni, avx-vnni or avx2';
+
+CREATE OR REPLACE FUNCTION mmsa_cpu_flags() RETURNS text
+	AS 'MODULE_PATHNAME', 'mmsa_cpu_flags_sql'
+	LANGUAGE C STABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION mmsa_cpu_flags() IS
+'The CPU''s SIMD flags that decide the paths mmsa.isa accepts, space separated, as /proc/cpuinfo names them (avx avx2 fma avx512f avx512bw avx512vl ...)';
+
 -- ---- planner costs --------------------------------------------------------
 -- COST is the time of one call in units of one cpu_operator_cost (the
 -- time of int4 + int4), as test/bench/function_costs.sh measured it on 40

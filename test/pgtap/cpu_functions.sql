@@ -18,10 +18,7 @@ SET LOCAL mmsa.isa = 'avx2';
 
 CREATE EXTENSION IF NOT EXISTS mmsa;
 
-SELECT CASE WHEN (pg_stat_file(current_setting('mmsa.model_dir') || '/model.json', true)).size IS NOT NULL
-            THEN current_setting('mmsa.model_dir')
-            ELSE (SELECT setting FROM pg_config WHERE name = 'SHAREDIR') || '/mmsa' END AS model_dir
-\gset
+SELECT fixture_trained_model_dir() AS model_dir \gset
 SET LOCAL mmsa.model_dir = :'model_dir';
 
 -- the path auto picks: avx512 where the CPU (and the OS) have AVX-512 F,

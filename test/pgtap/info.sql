@@ -15,10 +15,7 @@ SELECT is((SELECT proparallel FROM pg_proc WHERE oid = 'mmsa_info()'::regprocedu
           'mmsa_info() is PARALLEL SAFE');
 SELECT ok(obj_description('mmsa_info()'::regprocedure, 'pg_proc') IS NOT NULL, 'mmsa_info() is documented');
 
-SELECT CASE WHEN (pg_stat_file(current_setting('mmsa.model_dir') || '/model.json', true)).size IS NOT NULL
-            THEN current_setting('mmsa.model_dir')
-            ELSE (SELECT setting FROM pg_config WHERE name = 'SHAREDIR') || '/mmsa' END AS model_dir
-\gset
+SELECT fixture_trained_model_dir() AS model_dir \gset
 SET LOCAL mmsa.model_dir = :'model_dir';
 
 SELECT is((SELECT version FROM mmsa_info()), (SELECT extversion FROM pg_extension WHERE extname = 'mmsa'),

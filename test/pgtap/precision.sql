@@ -13,10 +13,7 @@ SELECT plan(28);
 
 CREATE EXTENSION IF NOT EXISTS mmsa;
 
-SELECT CASE WHEN (pg_stat_file(current_setting('mmsa.model_dir') || '/model.json', true)).size IS NOT NULL
-            THEN current_setting('mmsa.model_dir')
-            ELSE (SELECT setting FROM pg_config WHERE name = 'SHAREDIR') || '/mmsa' END AS model_dir
-\gset
+SELECT fixture_trained_model_dir() AS model_dir \gset
 SET LOCAL mmsa.model_dir = :'model_dir';
 
 -- ---- the setting ----------------------------------------------------------------

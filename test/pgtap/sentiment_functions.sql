@@ -14,10 +14,7 @@ SELECT plan(58);
 
 CREATE EXTENSION IF NOT EXISTS mmsa;
 
-SELECT CASE WHEN (pg_stat_file(current_setting('mmsa.model_dir') || '/model.json', true)).size IS NOT NULL
-            THEN current_setting('mmsa.model_dir')
-            ELSE (SELECT setting FROM pg_config WHERE name = 'SHAREDIR') || '/mmsa' END AS model_dir
-\gset
+SELECT fixture_trained_model_dir() AS model_dir \gset
 SET LOCAL mmsa.model_dir = :'model_dir';
 SELECT ok((pg_stat_file(:'model_dir' || '/model.json', true)).size IS NOT NULL,
           'a trained model is installed (' || :'model_dir' || '/model.json)');

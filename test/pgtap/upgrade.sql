@@ -7,7 +7,7 @@
 -- Needs the fixtures of test/reference/sql_fixtures.py (fixture_posts) and
 -- a trained model, as test/pgtap/sentiment_functions.sql does.
 BEGIN;
-SELECT plan(19);
+SELECT plan(21);
 
 DROP EXTENSION IF EXISTS mmsa CASCADE;
 SELECT is((SELECT default_version FROM pg_available_extensions WHERE name = 'mmsa'), '0.2.0',
@@ -18,14 +18,16 @@ SELECT ok(EXISTS (SELECT 1 FROM pg_extension_update_paths('mmsa')
 
 CREATE EXTENSION mmsa VERSION '0.1.0';
 SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'mmsa'), '0.1.0', '0.1.0 installed');
+-- as an early 0.1.0 build made it: without the functions added to 0.1.0 later
+ALTER EXTENSION mmsa DROP FUNCTION mmsa_int8_kernels();
+DROP FUNCTION mmsa_int8_kernels();
+ALTER EXTENSION mmsa DROP FUNCTION mmsa_cpu_flags();
+DROP FUNCTION mmsa_cpu_flags();
 SELECT hasnt_function('mmsa_info', '0.1.0 has no mmsa_info()');
 SELECT is((SELECT procost FROM pg_proc WHERE oid = 'mmsa_sentiment(text, bytea)'::regprocedure), 1::real,
           'in 0.1.0, mmsa_sentiment costs 1');
 
-SELECT CASE WHEN (pg_stat_file(current_setting('mmsa.model_dir') || '/model.json', true)).size IS NOT NULL
-            THEN current_setting('mmsa.model_dir')
-            ELSE (SELECT setting FROM pg_config WHERE name = 'SHAREDIR') || '/mmsa' END AS model_dir
-\gset
+SELECT fixture_trained_model_dir() AS model_dir \gset
 SET LOCAL mmsa.model_dir = :'model_dir';
 
 CREATE TABLE upgrade_posts (
@@ -46,6 +48,12 @@ ALTER EXTENSION mmsa UPDATE;
 SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'mmsa'), '0.2.0',
           'ALTER EXTENSION mmsa UPDATE goes to 0.2.0');
 SELECT has_function('mmsa_info', 'after it, mmsa_info() exists');
+SELECT is((SELECT count(*)::int FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid
+           WHERE d.classid = 'pg_proc'::regclass AND d.deptype = 'e'
+             AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'mmsa')
+             AND p.proname IN ('mmsa_int8_kernels', 'mmsa_cpu_flags', 'mmsa_isa')), 3,
+          'a 0.1.0 database made before mmsa_cpu_flags() and mmsa_int8_kernels() has them after it');
+SELECT is(mmsa_int8_kernels(), (SELECT int8_kernels FROM mmsa_info()), 'and they work');
 SELECT is((SELECT version FROM mmsa_info()), '0.2.0', 'mmsa_info() reports the installed version');
 SELECT is((SELECT library_version FROM mmsa_info()), '0.2.0', 'and the library''s');
 SELECT is((SELECT model_dir FROM mmsa_info()), current_setting('mmsa.model_dir'),

@@ -19,7 +19,8 @@ Writes into OUT:
                          (make_test_images.py, with its manifest.json)
   posts/                 24 MVSA-Single val posts (posts.csv and <id>.jpg) and
                          one more whose image file is missing
-  fixtures.sql           tables fixture_posts (id, body, image_path) and
+  fixtures.sql           the function fixture_trained_model_dir(), tables
+                         fixture_posts (id, body, image_path) and
                          mvsa_predict and mvsa_predict_int8 (what `mmsa
                          predict` prints for them with the installed default
                          model, when there is one, at fp32 and at int8),
@@ -248,6 +249,13 @@ def main():
             for name, entry in sorted(json.load(mf).items()):
                 f.write("INSERT INTO fixture_images VALUES (%s, %s);\n" % (
                     sql_literal(name), sql_literal(entry["expect"])))
+        # the trained model the suites that need one use: mmsa.model_dir's when
+        # it holds a model.json, else the installed one (<sharedir>/mmsa)
+        f.write("CREATE FUNCTION fixture_trained_model_dir() RETURNS text LANGUAGE sql STABLE AS $$\n"
+                "SELECT CASE WHEN (pg_stat_file(current_setting('mmsa.model_dir') || '/model.json', true)).size\n"
+                "                 IS NOT NULL THEN current_setting('mmsa.model_dir')\n"
+                "            ELSE (SELECT setting FROM pg_config WHERE name = 'SHAREDIR') || '/mmsa' END\n"
+                "$$;\n")
         f.write("CREATE TABLE fixture_settings (max_length int, hidden_size int, model_dir text, "
                 "missing_weights_dir text, truncated_dir text, wrong_shape_dir text, "
                 "images_dir text, skimage_dir text, no_int8_dir text, corrupt_int8_dir text, "
