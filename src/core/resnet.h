@@ -100,8 +100,6 @@ typedef struct resnet_block
  * over the forward passes while resnet_model.profile points at one: for
  * the benchmark (mmsa bench resnet --profile), off (NULL) otherwise.
  */
-#define RESNET_CONVS 53
-
 typedef struct resnet_profile
 {
 	long		forwards;		/* chunks run while profiling */
