@@ -211,7 +211,7 @@ _PG_init(void)
 							 "quantized per token) and ResNet-50's 1x1 convolutions "
 							 "(image/model.int8.packed, from image/calibration.json) on int8 "
 							 "weights and activations, both written by `mmsa pack`; its labels "
-							 "differ from fp32's on a few posts in a hundred (README: Precision). "
+							 "differ from fp32's on 1.4% of the MVSA-Single posts (README: Precision). "
 							 "IMMUTABLE functions give the results of the session's precision: "
 							 "index and query with one.",
 							 &mmsa_precision_setting,
