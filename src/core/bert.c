@@ -698,6 +698,7 @@ ensure_buffers(bert_model *m, int B, int T, int att_slots, mmsa_error *err)
 	size_t		hs = C / m->config.num_attention_heads;
 	size_t		apack,
 				work,
+				qwork,
 				cap;
 
 	if (rows <= m->max_rows && T <= m->max_T && att_slots <= m->att_slots)
@@ -722,8 +723,9 @@ ensure_buffers(bert_model *m, int B, int T, int att_slots, mmsa_error *err)
 		work = gemm_bpack_floats(T);
 	work = round_floats(work) + round_floats(apack) + 2 * round_floats(T);
 	/* or qgemm.c's, for the int8 products */
-	if (round_floats((qgemm_work_bytes(IC > C ? IC : C) + 3) / 4) > work)
-		work = round_floats((qgemm_work_bytes(IC > C ? IC : C) + 3) / 4);
+	qwork = round_floats((qgemm_work_bytes(IC > C ? IC : C) + 3) / 4);
+	if (qwork > work)
+		work = qwork;
 
 	/* room for rows tokens, or for feature_ld(rows) columns */
 	cap = feature_ld(rows);
@@ -1273,6 +1275,46 @@ run_qgemm(bert_model *m, float *c, const bert_qmatrix *qa, const float *bm, int 
 	run_job(m, &j, (long) M * N);
 }
 
+/* The four dense products of an encoder layer. */
+typedef enum bert_product
+{
+	PRODUCT_QKV,				/* query, key and value, stacked */
+	PRODUCT_ATTN_OUT,
+	PRODUCT_INTER,
+	PRODUCT_OUT
+} bert_product;
+
+/*
+ * Product p of layer l at the model's precision: run_gemm on the packed
+ * weights, or run_qgemm on the int8 ones.
+ */
+static void
+run_product(bert_model *m, int l, bert_product p, float *c, const float *bm, int M,
+			int K, int N, size_t ld, const float *bias, const float *residual, int gelu)
+{
+	if (m->precision == MMSA_PRECISION_INT8)
+	{
+		const bert_qlayer *q = &m->qlayers[l];
+		const bert_qmatrix *qa[] = {&q->qkv, &q->attn_out, &q->inter, &q->out};
+
+		run_qgemm(m, c, qa[p], bm, M, K, N, ld, bias, residual, gelu);
+	}
+	else
+	{
+		const bert_packed_layer *pk = &m->packed[l];
+		const float *ap[] = {pk->qkv, pk->attn_out, pk->inter, pk->out};
+
+		run_gemm(m, c, ap[p], bm, M, K, N, ld, bias, residual, gelu);
+	}
+}
+
+/* Layer l's query, key and value biases side by side, where its products read them. */
+static const float *
+qkv_bias(const bert_model *m, int l)
+{
+	return m->precision == MMSA_PRECISION_INT8 ? m->qlayers[l].qkv_b : m->packed[l].qkv_b;
+}
+
 static void
 run_layernorm_t(bert_model *m, const float *ln_w, const float *ln_b, int B,
 				int T, size_t ld)
@@ -1336,34 +1378,16 @@ forward_packed(bert_model *m, const int32_t *ids, const int32_t *token_types,
 		if (mmsa_interrupted())
 			return mmsa_set_error(err, MMSA_ERR_CANCELED, "canceled");
 
-		if (m->precision == MMSA_PRECISION_INT8)
-		{
-			/* the same four products on the int8 weights (bert_int8.c) */
-			const bert_qlayer *q = &m->qlayers[l];
+		/* q, k, v (3C, N); attention; x = LN1(Wo ctx + bo + x) */
+		run_product(m, l, PRODUCT_QKV, m->q, m->x, 3 * C, C, N, ld, qkv_bias(m, l), NULL, 0);
+		run_rows(m, JOB_ATTENTION_T, w, B, T, (long) B * NH * T * T);
+		run_product(m, l, PRODUCT_ATTN_OUT, m->proj, m->ctx, C, C, N, ld, w->attn_out_b, m->x, 0);
+		run_layernorm_t(m, w->ln1_w, w->ln1_b, B, T, ld);
 
-			run_qgemm(m, m->q, &q->qkv, m->x, 3 * C, C, N, ld, q->qkv_b, NULL, 0);
-			run_rows(m, JOB_ATTENTION_T, w, B, T, (long) B * NH * T * T);
-			run_qgemm(m, m->proj, &q->attn_out, m->ctx, C, C, N, ld, w->attn_out_b, m->x, 0);
-			run_layernorm_t(m, w->ln1_w, w->ln1_b, B, T, ld);
-			run_qgemm(m, m->ffn, &q->inter, m->x, IC, C, N, ld, w->inter_b, NULL, 1);
-			run_qgemm(m, m->proj, &q->out, m->ffn, C, IC, N, ld, w->out_b, m->x, 0);
-			run_layernorm_t(m, w->ln2_w, w->ln2_b, B, T, ld);
-		}
-		else
-		{
-			const bert_packed_layer *p = &m->packed[l];
-
-			/* q, k, v (3C, N); attention; x = LN1(Wo ctx + bo + x) */
-			run_gemm(m, m->q, p->qkv, m->x, 3 * C, C, N, ld, p->qkv_b, NULL, 0);
-			run_rows(m, JOB_ATTENTION_T, w, B, T, (long) B * NH * T * T);
-			run_gemm(m, m->proj, p->attn_out, m->ctx, C, C, N, ld, w->attn_out_b, m->x, 0);
-			run_layernorm_t(m, w->ln1_w, w->ln1_b, B, T, ld);
-
-			/* x = LN2(Wout gelu(Wi x + bi) + bout + x) */
-			run_gemm(m, m->ffn, p->inter, m->x, IC, C, N, ld, w->inter_b, NULL, 1);
-			run_gemm(m, m->proj, p->out, m->ffn, C, IC, N, ld, w->out_b, m->x, 0);
-			run_layernorm_t(m, w->ln2_w, w->ln2_b, B, T, ld);
-		}
+		/* x = LN2(Wout gelu(Wi x + bi) + bout + x) */
+		run_product(m, l, PRODUCT_INTER, m->ffn, m->x, IC, C, N, ld, w->inter_b, NULL, 1);
+		run_product(m, l, PRODUCT_OUT, m->proj, m->ffn, C, IC, N, ld, w->out_b, m->x, 0);
+		run_layernorm_t(m, w->ln2_w, w->ln2_b, B, T, ld);
 
 		if (all_hidden != NULL)
 			transpose(all_hidden + (size_t) (l + 1) * layer_floats, C, m->x, ld, C, N);

@@ -148,9 +148,8 @@ qgemm_block_cols(int K)
 
 /*
  * The packed block, then four rows of floats for the gathered sources.  A
- * block holds at most QGEMM_BLOCK_BYTES,
- * or one panel where a panel is larger: the bound for every product over
- * K or less.
+ * block holds at most QGEMM_BLOCK_BYTES, or one panel where a panel is
+ * larger: the bound for every product over K or less.
  */
 static size_t
 block_bytes(int K)

@@ -150,8 +150,8 @@ size_t		qgemm_work_bytes(int K);
  * packed from Aq (M, K), and B (K, N) dense (leading dimension ldb) or,
  * when B is NULL, given by src; row_inv (K) the reciprocals of the rows'
  * activation scales, or NULL for per-column activations (see above: B
- * dense; ep->row_sum set, and ep->cols made for this B).  m0 must be a multiple of QGEMM_MR.  work:
- * qgemm_work_bytes(K) bytes, 64-byte aligned.
+ * dense; ep->row_sum set, and ep->cols made for this B).  m0 must be a
+ * multiple of QGEMM_MR.  work: qgemm_work_bytes(K) bytes, 64-byte aligned.
  */
 void		qgemm_range(float *C, size_t ldc, const int8_t *Ap,
 						const float *B, size_t ldb, const qgemm_b_rows *src,
