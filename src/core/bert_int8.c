@@ -189,32 +189,18 @@ open_int8(bert_model *m, mmsa_error *err)
 	const bert_config *c = &m->config;
 	char		path[4096];
 	size_t		words = place_int8(c, NULL, NULL);
-	mmsa_error	perr;
+	int64_t		want[MMSA_PACK_CONFIG];
 	mmsa_status status;
-	const int64_t *cfg;
 
+	/* every entry but the checksum (6) is the layout */
+	int8_config(c, words, 0, want);
 	snprintf(path, sizeof(path), "%s/%s", m->dir, BERT_INT8_FILE);
-	status = mmsa_pack_open(path, MMSA_PACK_KIND_BERT_INT8, &m->source_id, &m->qpack, &perr);
-	if (status == MMSA_ERR_IO)
-		return mmsa_set_error(err, MMSA_ERR_IO,
-							  "the text model has no int8 weights: \"%s\" does not exist "
-							  "(`mmsa pack --model %s` writes it, as make does)", path, m->dir);
+	status = mmsa_pack_open_int8(path, MMSA_PACK_KIND_BERT_INT8, &m->source_id, want,
+								 0xFFFF & ~(1u << 6), 6, "text model", m->dir, "",
+								 &m->qpack, err);
 	if (status != MMSA_OK)
-		return mmsa_set_error(err, MMSA_ERR_FORMAT, "%s; `mmsa pack --model %s` rebuilds it",
-							  perr.message, m->dir);
-	cfg = m->qpack.config;
-	if (m->qpack.data_floats != words || cfg[0] != (int64_t) words ||
-		cfg[1] != c->hidden_size || cfg[2] != c->num_hidden_layers ||
-		cfg[3] != c->intermediate_size || cfg[4] != QGEMM_MR || cfg[5] != QGEMM_ACT_MAX ||
-		cfg[7] != BERT_INT8_LAYOUT)
-		status = mmsa_set_error(err, MMSA_ERR_FORMAT,
-								"\"%s\" has another layout than this version's; `mmsa pack --model %s` "
-								"rebuilds it", path, m->dir);
-	else if ((uint64_t) cfg[6] != mmsa_pack_checksum(m->qpack.data, words))
-		status = mmsa_set_error(err, MMSA_ERR_FORMAT,
-								"\"%s\" is corrupt (its checksum does not match); `mmsa pack --model %s` "
-								"rebuilds it", path, m->dir);
-	else if ((m->qlayers = calloc(c->num_hidden_layers, sizeof(bert_qlayer))) == NULL)
+		return status;
+	if ((m->qlayers = calloc(c->num_hidden_layers, sizeof(bert_qlayer))) == NULL)
 		status = mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
 	if (status == MMSA_OK)
 	{

@@ -295,3 +295,38 @@ mmsa_pack_write_abort(mmsa_pack_writer *w)
 		unlink(w->tmp);
 	}
 }
+
+mmsa_status
+mmsa_pack_open_int8(const char *path, uint32_t kind, const mmsa_pack_identity *id,
+					const int64_t want[MMSA_PACK_CONFIG], unsigned check, int sum_at,
+					const char *what, const char *dir, const char *from,
+					mmsa_pack_map *pm, mmsa_error *err)
+{
+	mmsa_error	perr;
+	mmsa_status status = mmsa_pack_open(path, kind, id, pm, &perr);
+	int			layout_ok;
+
+	if (status == MMSA_ERR_IO)
+		return mmsa_set_error(err, MMSA_ERR_IO,
+							  "the %s has no int8 weights: \"%s\" does not exist "
+							  "(`mmsa pack --model %s` writes it%s, as make does)",
+							  what, path, dir, from);
+	if (status != MMSA_OK)
+		return mmsa_set_error(err, MMSA_ERR_FORMAT, "%s; `mmsa pack --model %s` rebuilds it",
+							  perr.message, dir);
+	layout_ok = pm->data_floats == (size_t) want[0];
+	for (int i = 0; i < MMSA_PACK_CONFIG; i++)
+		if ((check >> i) & 1)
+			layout_ok &= pm->config[i] == want[i];
+	if (!layout_ok)
+		status = mmsa_set_error(err, MMSA_ERR_FORMAT,
+								"\"%s\" has another layout than this version's; `mmsa pack --model %s` "
+								"rebuilds it", path, dir);
+	else if ((uint64_t) pm->config[sum_at] != mmsa_pack_checksum(pm->data, pm->data_floats))
+		status = mmsa_set_error(err, MMSA_ERR_FORMAT,
+								"\"%s\" is corrupt (its checksum does not match); `mmsa pack --model %s` "
+								"rebuilds it", path, dir);
+	if (status != MMSA_OK)
+		mmsa_pack_close(pm);
+	return status;
+}

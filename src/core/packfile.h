@@ -101,6 +101,22 @@ mmsa_status mmsa_pack_open(const char *path, uint32_t kind,
 						   mmsa_error *err);
 void		mmsa_pack_close(mmsa_pack_map *pm);
 
+/*
+ * mmsa_pack_open for an encoder's int8 sidecar (model.int8.packed), with
+ * its errors worded for the user who asked for int8: missing, MMSA_ERR_IO
+ * ("the <what> has no int8 weights", naming `mmsa pack --model <dir>`,
+ * which writes it<from>); malformed or stale, MMSA_ERR_FORMAT; of another
+ * layout (a config entry i in the mask check differing from want[i], or
+ * other than want[0] words of data), or whose data does not match the
+ * checksum in config[sum_at], MMSA_ERR_FORMAT, each with how to rebuild it.
+ * pm is left closed on error.
+ */
+mmsa_status mmsa_pack_open_int8(const char *path, uint32_t kind,
+								const mmsa_pack_identity *id,
+								const int64_t want[MMSA_PACK_CONFIG], unsigned check,
+								int sum_at, const char *what, const char *dir,
+								const char *from, mmsa_pack_map *pm, mmsa_error *err);
+
 /* Streaming writer: to path.tmp, renamed onto path by _end. */
 typedef struct mmsa_pack_writer
 {

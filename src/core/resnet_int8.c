@@ -425,31 +425,19 @@ open_int8(resnet_model *m, mmsa_error *err)
 {
 	char		path[4096];
 	size_t		words = place_int8(m, NULL);
-	mmsa_error	perr;
+	int64_t		want[MMSA_PACK_CONFIG];
+	char		from[64];
 	mmsa_status status;
-	const int64_t *cfg;
 
+	/* the layout: words, convolutions, MR, ACT_MAX, stride placement, version */
+	int8_config(m, words, 0, 0, 0, 0, want);
 	snprintf(path, sizeof(path), "%s/%s", m->dir, RESNET_INT8_FILE);
-	status = mmsa_pack_open(path, MMSA_PACK_KIND_RESNET_INT8, &m->source_id, &m->qpack, &perr);
-	if (status == MMSA_ERR_IO)
-		return mmsa_set_error(err, MMSA_ERR_IO,
-							  "the image model has no int8 weights: \"%s\" does not exist "
-							  "(`mmsa pack --model %s` writes it from %s, as make does)",
-							  path, m->dir, RESNET_CALIB_FILE);
+	snprintf(from, sizeof(from), " from %s", RESNET_CALIB_FILE);
+	status = mmsa_pack_open_int8(path, MMSA_PACK_KIND_RESNET_INT8, &m->source_id, want,
+								 (1u << 0) | (1u << 1) | (1u << 2) | (1u << 3) | (1u << 8) | (1u << 9),
+								 7, "image model", m->dir, from, &m->qpack, err);
 	if (status != MMSA_OK)
-		return mmsa_set_error(err, MMSA_ERR_FORMAT, "%s; `mmsa pack --model %s` rebuilds it",
-							  perr.message, m->dir);
-	cfg = m->qpack.config;
-	if (m->qpack.data_floats != words || cfg[0] != (int64_t) words || cfg[1] != RESNET_CONVS ||
-		cfg[2] != QGEMM_MR || cfg[3] != QGEMM_ACT_MAX || cfg[8] != m->stride_on ||
-		cfg[9] != RESNET_INT8_LAYOUT)
-		status = mmsa_set_error(err, MMSA_ERR_FORMAT,
-								"\"%s\" has another layout than this version's; `mmsa pack --model %s` "
-								"rebuilds it", path, m->dir);
-	else if ((uint64_t) cfg[7] != mmsa_pack_checksum(m->qpack.data, words))
-		status = mmsa_set_error(err, MMSA_ERR_FORMAT,
-								"\"%s\" is corrupt (its checksum does not match); `mmsa pack --model %s` "
-								"rebuilds it", path, m->dir);
+		return status;
 	if (status == MMSA_OK)
 	{
 		char		cn[64],
