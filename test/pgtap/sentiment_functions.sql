@@ -23,16 +23,6 @@ CREATE FUNCTION pg_temp.photo(name text) RETURNS bytea LANGUAGE sql AS
 $$SELECT pg_read_binary_file((SELECT skimage_dir FROM fixture_settings) || '/' || name)$$;
 CREATE FUNCTION pg_temp.test_image(name text) RETURNS bytea LANGUAGE sql AS
 $$SELECT pg_read_binary_file((SELECT images_dir FROM fixture_settings) || '/' || name)$$;
--- the text of an EXPLAIN, one line per row joined by newlines
-CREATE FUNCTION pg_temp.plan_of(query text, do_analyze bool DEFAULT false) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE line text; result text := '';
-BEGIN
-    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF' ||
-        CASE WHEN do_analyze THEN ', ANALYZE, TIMING OFF, SUMMARY OFF' ELSE '' END || ') ' || query LOOP
-        result := result || line || E'\n';
-    END LOOP;
-    RETURN result;
-END $$;
 
 -- ---- the types ---------------------------------------------------------------
 SELECT has_type('mmsa_label', 'type mmsa_label exists');
@@ -176,7 +166,7 @@ CREATE TEMP TABLE by_label AS
 SELECT l, (SELECT array_agg(id ORDER BY id) FROM direct WHERE sentiment = l) AS ids
 FROM unnest(enum_range(NULL::mmsa_label)) l;
 SET LOCAL enable_seqscan = off;
-SELECT matches(pg_temp.plan_of($$SELECT id FROM sf_posts WHERE sentiment = 'positive'$$),
+SELECT matches(fixture_plan($$SELECT id FROM sf_posts WHERE sentiment = 'positive'$$),
                'Index.*sf_posts_sentiment_idx', 'a query on the label uses the index on the generated column');
 SELECT is((SELECT array_agg(ARRAY[l::text, ids::text] ORDER BY l) FROM by_label),
           (SELECT array_agg(ARRAY[l::text, (SELECT array_agg(id ORDER BY id) FROM sf_posts WHERE sentiment = l)::text] ORDER BY l)
@@ -226,14 +216,14 @@ SET LOCAL min_parallel_table_scan_size = 0;
 SET LOCAL parallel_leader_participation = off;
 SELECT set_config(CASE WHEN current_setting('server_version_num')::int >= 160000
                        THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END, 'on', true) IS NULL AS unused \gset
-SELECT matches(pg_temp.plan_of($$SELECT g, mmsa_distribution(l) FROM sf_labels GROUP BY g$$, true),
+SELECT matches(fixture_plan($$SELECT g, mmsa_distribution(l) FROM sf_labels GROUP BY g$$, true),
                'Workers Launched: [1-9].*Partial.*Aggregate',
                'mmsa_distribution(mmsa_label) runs as a parallel partial aggregate with workers');
 SELECT is((SELECT array_agg(ARRAY[g, total, negative, neutral, positive] ORDER BY g)
            FROM (SELECT g, (mmsa_distribution(l)).* FROM sf_labels GROUP BY g) d),
           (SELECT array_agg(ARRAY[g, total, negative, neutral, positive] ORDER BY g) FROM serial),
           'with parallel workers: the same counts per group');
-SELECT matches(pg_temp.plan_of($$SELECT mmsa_distribution(body, image) FROM sf_posts$$, true),
+SELECT matches(fixture_plan($$SELECT mmsa_distribution(body, image) FROM sf_posts$$, true),
                'Workers Launched: [1-9].*Partial.*Aggregate',
                'mmsa_distribution(body, image) runs as a parallel partial aggregate with workers');
 SELECT is((SELECT mmsa_distribution(body, image)::text FROM sf_posts), (SELECT direct FROM serial_posts),

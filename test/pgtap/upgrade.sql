@@ -69,15 +69,7 @@ INSERT INTO upgrade_posts (id, body, image) VALUES (-1, 'What a wonderful happy 
 SELECT is((SELECT sentiment FROM upgrade_posts WHERE id = -1), mmsa_sentiment('What a wonderful happy day, I love it!', NULL),
           'a row inserted after the update gets its generated label');
 SET LOCAL enable_seqscan = off;
-CREATE FUNCTION pg_temp.plan_of(query text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE line text; result text := '';
-BEGIN
-    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || query LOOP
-        result := result || line || E'\n';
-    END LOOP;
-    RETURN result;
-END $$;
-SELECT matches(pg_temp.plan_of($$SELECT id FROM upgrade_posts WHERE sentiment = 'negative'$$),
+SELECT matches(fixture_plan($$SELECT id FROM upgrade_posts WHERE sentiment = 'negative'$$),
                'upgrade_posts_sentiment', 'the index on the stored label is used after the update');
 SELECT results_eq($$SELECT id FROM upgrade_posts WHERE sentiment = 'negative' ORDER BY id$$,
                   $$SELECT id FROM upgrade_posts WHERE sentiment::text = 'negative' ORDER BY id$$,

@@ -19,7 +19,8 @@ Writes into OUT:
                          (make_test_images.py, with its manifest.json)
   posts/                 24 MVSA-Single val posts (posts.csv and <id>.jpg) and
                          one more whose image file is missing
-  fixtures.sql           the function fixture_trained_model_dir(), tables
+  fixtures.sql           the functions fixture_trained_model_dir() and
+                         fixture_plan(query, analyze), tables
                          fixture_posts (id, body, image_path) and
                          mvsa_predict and mvsa_predict_int8 (what `mmsa
                          predict` prints for them with the installed default
@@ -256,6 +257,17 @@ def main():
                 "                 IS NOT NULL THEN current_setting('mmsa.model_dir')\n"
                 "            ELSE (SELECT setting FROM pg_config WHERE name = 'SHAREDIR') || '/mmsa' END\n"
                 "$$;\n")
+        # the text of an EXPLAIN, one line per row joined by newlines
+        f.write("CREATE FUNCTION fixture_plan(query text, do_analyze bool DEFAULT false) RETURNS text\n"
+                "LANGUAGE plpgsql AS $$\n"
+                "DECLARE line text; result text := '';\n"
+                "BEGIN\n"
+                "    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF' ||\n"
+                "        CASE WHEN do_analyze THEN ', ANALYZE, TIMING OFF, SUMMARY OFF' ELSE '' END || ') ' || query LOOP\n"
+                "        result := result || line || E'\\n';\n"
+                "    END LOOP;\n"
+                "    RETURN result;\n"
+                "END $$;\n")
         f.write("CREATE TABLE fixture_settings (max_length int, hidden_size int, model_dir text, "
                 "missing_weights_dir text, truncated_dir text, wrong_shape_dir text, "
                 "images_dir text, skimage_dir text, no_int8_dir text, corrupt_int8_dir text, "
