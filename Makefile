@@ -11,7 +11,7 @@
 # all link the same objects.
 
 EXTENSION = mmsa
-EXTVERSION = 0.2.0
+EXTVERSION = 0.3.0
 
 MODULE_big = mmsa
 # The first version's script and an upgrade script per later version:
@@ -217,6 +217,8 @@ build/unit/%: test/unit/%.c test/unit/tap.h build/libmmsacore.a $(SIMDE_OBJS)
 		$(SIMDE_OBJS) build/libmmsacore.a $(MMSA_LIBS)
 
 $(OBJS): $(wildcard src/core/*.h src/pg/*.h)
+# the library's version (EXTVERSION) is compiled into mmsa_info()
+src/pg/info_functions.o: Makefile
 
 .PHONY: unit test bench deps demo
 unit: $(UNIT_TESTS)

@@ -1,20 +1,20 @@
 -- pgTAP: the upgrade path.  Installs mmsa 0.1.0, makes a table with a
 -- stored generated mmsa_sentiment column and an index on it, then runs
--- ALTER EXTENSION mmsa UPDATE and shows the column, the index, the
--- aggregates and mmsa_info() working after it, and the planner costs the
--- update sets.
+-- ALTER EXTENSION mmsa UPDATE (0.1.0 -> 0.2.0 -> 0.3.0) and shows the
+-- column, the index, the aggregates, mmsa_info() and mmsa_evaluate working
+-- after it, and the planner costs the update sets.
 --
 -- Needs the fixtures of test/reference/sql_fixtures.py (fixture_posts) and
 -- a trained model, as test/pgtap/sentiment_functions.sql does.
 BEGIN;
-SELECT plan(21);
+SELECT plan(22);
 
 DROP EXTENSION IF EXISTS mmsa CASCADE;
-SELECT is((SELECT default_version FROM pg_available_extensions WHERE name = 'mmsa'), '0.2.0',
-          'the default version is 0.2.0');
+SELECT is((SELECT default_version FROM pg_available_extensions WHERE name = 'mmsa'), '0.3.0',
+          'the default version is 0.3.0');
 SELECT ok(EXISTS (SELECT 1 FROM pg_extension_update_paths('mmsa')
-                  WHERE source = '0.1.0' AND target = '0.2.0' AND path = '0.1.0--0.2.0'),
-          'there is an update path from 0.1.0 to 0.2.0');
+                  WHERE source = '0.1.0' AND target = '0.3.0' AND path = '0.1.0--0.2.0--0.3.0'),
+          'there is an update path from 0.1.0 through 0.2.0 to 0.3.0');
 
 CREATE EXTENSION mmsa VERSION '0.1.0';
 SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'mmsa'), '0.1.0', '0.1.0 installed');
@@ -45,17 +45,19 @@ CREATE TEMP TABLE before_update AS
 SELECT (mmsa_distribution(sentiment)).* FROM upgrade_posts;
 
 ALTER EXTENSION mmsa UPDATE;
-SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'mmsa'), '0.2.0',
-          'ALTER EXTENSION mmsa UPDATE goes to 0.2.0');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'mmsa'), '0.3.0',
+          'ALTER EXTENSION mmsa UPDATE goes to 0.3.0');
 SELECT has_function('mmsa_info', 'after it, mmsa_info() exists');
+SELECT is((SELECT (mmsa_evaluate(sentiment, mmsa_sentiment(body, image))).accuracy FROM upgrade_posts), 1::float8,
+          'and mmsa_evaluate: the stored labels score 1.0 against mmsa_sentiment');
 SELECT is((SELECT count(*)::int FROM pg_depend d JOIN pg_proc p ON p.oid = d.objid
            WHERE d.classid = 'pg_proc'::regclass AND d.deptype = 'e'
              AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'mmsa')
              AND p.proname IN ('mmsa_int8_kernels', 'mmsa_cpu_flags', 'mmsa_isa')), 3,
           'a 0.1.0 database made before mmsa_cpu_flags() and mmsa_int8_kernels() has them after it');
 SELECT is(mmsa_int8_kernels(), (SELECT int8_kernels FROM mmsa_info()), 'and they work');
-SELECT is((SELECT version FROM mmsa_info()), '0.2.0', 'mmsa_info() reports the installed version');
-SELECT is((SELECT library_version FROM mmsa_info()), '0.2.0', 'and the library''s');
+SELECT is((SELECT version FROM mmsa_info()), '0.3.0', 'mmsa_info() reports the installed version');
+SELECT is((SELECT library_version FROM mmsa_info()), '0.3.0', 'and the library''s');
 SELECT is((SELECT model_dir FROM mmsa_info()), current_setting('mmsa.model_dir'),
           'mmsa_info() reports mmsa.model_dir');
 SELECT ok((SELECT default_model IS NOT NULL AND default_val_accuracy > 0.3 AND text_model IS NOT NULL

@@ -1,0 +1,60 @@
+-- mmsa 0.2.0 -> 0.3.0: mmsa_evaluate(), the evaluation of labels against
+-- gold labels as an aggregate, and the checks that a sharded setup needs.
+-- CREATE EXTENSION mmsa installs 0.1.0 and then runs the update scripts in
+-- turn; ALTER EXTENSION mmsa UPDATE runs this one on a database that has
+-- 0.2.0.
+\echo Use "ALTER EXTENSION mmsa UPDATE TO '0.3.0'" to load this file. \quit
+
+-- ---- evaluation of labels against gold labels ------------------------------
+
+CREATE TYPE mmsa_evaluation AS (
+	n bigint,
+	accuracy float8,
+	weighted_precision float8,
+	weighted_recall float8,
+	weighted_f1 float8,
+	macro_precision float8,
+	macro_recall float8,
+	macro_f1 float8,
+	precision float8[],
+	recall float8[],
+	f1 float8[],
+	support bigint[],
+	confusion bigint[]
+);
+
+COMMENT ON TYPE mmsa_evaluation IS
+'Result of mmsa_evaluate: the pairs counted, accuracy, precision/recall/F1 weighted by gold support (the paper''s Table 4) and their macro (unweighted) means, per-class precision, recall, F1 and gold support (negative, neutral, positive), and the 3x3 confusion counts (rows gold, columns predicted); the rates are NULL when nothing was counted';
+
+CREATE FUNCTION mmsa_evaluate_accum(state bigint[], gold mmsa_label, predicted mmsa_label) RETURNS bigint[]
+	AS 'MODULE_PATHNAME', 'mmsa_evaluate_accum'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION mmsa_evaluate_accum(bigint[], mmsa_label, mmsa_label) IS
+'Support function of the aggregate mmsa_evaluate: adds one (gold, predicted) pair to the nine confusion counts';
+
+CREATE FUNCTION mmsa_evaluate_combine(state bigint[], other bigint[]) RETURNS bigint[]
+	AS 'MODULE_PATHNAME', 'mmsa_evaluate_combine'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION mmsa_evaluate_combine(bigint[], bigint[]) IS
+'Support function of the aggregate mmsa_evaluate: adds the confusion counts of two partial results (parallel aggregation)';
+
+CREATE FUNCTION mmsa_evaluate_final(state bigint[]) RETURNS mmsa_evaluation
+	AS 'MODULE_PATHNAME', 'mmsa_evaluate_final'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION mmsa_evaluate_final(bigint[]) IS
+'Support function of the aggregate mmsa_evaluate: turns the nine confusion counts into an mmsa_evaluation';
+
+CREATE AGGREGATE mmsa_evaluate(gold mmsa_label, predicted mmsa_label) (
+	SFUNC = mmsa_evaluate_accum,
+	STYPE = bigint[],
+	INITCOND = '{0,0,0,0,0,0,0,0,0}',
+	COMBINEFUNC = mmsa_evaluate_combine,
+	FINALFUNC = mmsa_evaluate_final,
+	PARALLEL = SAFE
+);
+
+COMMENT ON AGGREGATE mmsa_evaluate(mmsa_label, mmsa_label) IS
+'Predicted labels against gold labels, as mmsa eval scores them: accuracy, weighted and macro precision/recall/F1, per-class figures and the confusion counts; pairs with a NULL are not counted';
