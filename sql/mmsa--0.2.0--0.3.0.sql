@@ -58,3 +58,49 @@ CREATE AGGREGATE mmsa_evaluate(gold mmsa_label, predicted mmsa_label) (
 
 COMMENT ON AGGREGATE mmsa_evaluate(mmsa_label, mmsa_label) IS
 'Predicted labels against gold labels, as mmsa eval scores them: accuracy, weighted and macro precision/recall/F1, per-class figures and the confusion counts; pairs with a NULL are not counted';
+
+-- ---- scale-out: model identity across servers ------------------------------
+-- The functions are IMMUTABLE: a sharded table is right only when every
+-- node computes with the same model files and precision.  Each node
+-- reports what decides its results (mmsa_model_identity(), also as a view
+-- that a postgres_fdw foreign table can read); the coordinator compares
+-- its own rows with those read from each shard (mmsa_model_mismatches).
+
+CREATE FUNCTION mmsa_model_identity(OUT item text, OUT identity text)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'mmsa_model_identity'
+	LANGUAGE C STABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION mmsa_model_identity() IS
+'What decides this server''s results: the SHA-256 of every file under mmsa.model_dir (model.json, heads, both encoders'' config, weights, vocabulary and calibration; not the derived *.packed), then mmsa.precision (this session''s) and the version of mmsa.so; compare across servers with mmsa_model_mismatches()';
+
+CREATE VIEW mmsa_model_identity AS
+	SELECT item, identity FROM mmsa_model_identity();
+
+COMMENT ON VIEW mmsa_model_identity IS
+'mmsa_model_identity() as a view, for a postgres_fdw foreign table on another node (read through it, mmsa.precision is that of the foreign server''s connection, the one the coordinator''s inserts and pushed-down queries run in)';
+
+CREATE FUNCTION mmsa_model_mismatches(VARIADIC nodes regclass[])
+	RETURNS TABLE(node text, item text, here text, there text)
+	LANGUAGE plpgsql STABLE PARALLEL RESTRICTED
+	AS $$
+DECLARE
+	n regclass;
+	-- the extension is relocatable: its schema, whatever the search_path
+	ext name := (SELECT e.extnamespace::regnamespace::name FROM pg_extension e WHERE e.extname = 'mmsa');
+BEGIN
+	FOREACH n IN ARRAY nodes LOOP
+		RETURN QUERY EXECUTE format(
+			'SELECT coalesce((SELECT s.srvname::text FROM pg_catalog.pg_foreign_table f'
+			'                   JOIN pg_catalog.pg_foreign_server s ON s.oid = f.ftserver'
+			'                  WHERE f.ftrelid = %s), %L),'
+			'       coalesce(h.item, t.item), h.identity, t.identity'
+			'  FROM %I.mmsa_model_identity() h FULL JOIN %s t ON t.item = h.item'
+			' WHERE h.identity IS DISTINCT FROM t.identity'
+			' ORDER BY 2', n::oid, n::text, ext, n);
+	END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION mmsa_model_mismatches(regclass[]) IS
+'The rows of mmsa_model_identity() that differ between this server and each node given, as a foreign table (postgres_fdw) on that node''s mmsa_model_identity view: node (the foreign server''s name), item, here, there (NULL where one side lacks the item); no rows when every node computes as this one';

@@ -2,12 +2,14 @@
 -- stored generated mmsa_sentiment column and an index on it, then runs
 -- ALTER EXTENSION mmsa UPDATE (0.1.0 -> 0.2.0 -> 0.3.0) and shows the
 -- column, the index, the aggregates, mmsa_info() and mmsa_evaluate working
--- after it, and the planner costs the update sets.
+-- after it, the planner costs the update sets, and that the updated
+-- extension has the objects of a fresh install (CREATE EXTENSION mmsa),
+-- with the same definitions, properties and comments.
 --
 -- Needs the fixtures of test/reference/sql_fixtures.py (fixture_posts) and
 -- a trained model, as test/pgtap/sentiment_functions.sql does.
 BEGIN;
-SELECT plan(22);
+SELECT plan(27);
 
 DROP EXTENSION IF EXISTS mmsa CASCADE;
 SELECT is((SELECT default_version FROM pg_available_extensions WHERE name = 'mmsa'), '0.3.0',
@@ -91,6 +93,53 @@ SELECT cmp_ok((SELECT procost FROM pg_proc WHERE oid = 'mmsa_sentiment(text, byt
 SELECT cmp_ok((SELECT procost FROM pg_proc WHERE oid = 'mmsa_sentiment(text, bytea)'::regprocedure), '>',
               (SELECT procost FROM pg_proc WHERE oid = 'mmsa_text_embedding(text)'::regprocedure),
               'a post costs more than its text alone');
+
+
+-- the updated extension against a fresh install: every member object, with
+-- its definition, properties and comment
+CREATE FUNCTION pg_temp.mmsa_objects() RETURNS TABLE(object text, definition text, comment text)
+LANGUAGE sql STABLE AS $$
+SELECT pg_describe_object(d.classid, d.objid, d.objsubid),
+       CASE d.classid
+           WHEN 'pg_proc'::regclass THEN
+               (SELECT format('%s -> %s; %s %s strict=%s cost=%s rows=%s; %s %s', pg_get_function_arguments(p.oid),
+                              pg_get_function_result(p.oid), p.provolatile, p.proparallel, p.proisstrict,
+                              p.procost, p.prorows, p.prosrc,
+                              (SELECT format('agg %s %s %s %s %s %s', a.aggtransfn, a.aggcombinefn, a.aggfinalfn,
+                                             a.aggtranstype::regtype, a.agginitval, a.aggfinalmodify)
+                                 FROM pg_aggregate a WHERE a.aggfnoid = p.oid))
+                  FROM pg_proc p WHERE p.oid = d.objid)
+           WHEN 'pg_type'::regclass THEN
+               (SELECT format('%s %s %s', t.typtype,
+                              (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) FROM pg_enum e
+                                WHERE e.enumtypid = t.oid),
+                              (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ','
+                                                 ORDER BY a.attnum)
+                                 FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0))
+                  FROM pg_type t WHERE t.oid = d.objid)
+           WHEN 'pg_class'::regclass THEN pg_get_viewdef(d.objid)
+       END,
+       obj_description(d.objid, (SELECT relname FROM pg_class WHERE oid = d.classid))
+  FROM pg_depend d
+ WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+   AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'mmsa')
+$$;
+CREATE TEMP TABLE updated_objects AS SELECT * FROM pg_temp.mmsa_objects();
+SELECT ok((SELECT count(*) FROM updated_objects WHERE object IN
+           ('function mmsa_model_identity()', 'function mmsa_model_mismatches(regclass[])', 'view mmsa_model_identity',
+            'function mmsa_evaluate(mmsa_label,mmsa_label)')) = 4,
+          'after the update the extension has 0.3.0''s mmsa_evaluate, mmsa_model_identity (function and view), mmsa_model_mismatches');
+SELECT is((SELECT count(*)::int FROM updated_objects WHERE definition IS NULL AND object NOT LIKE 'type %[]'), 0,
+          '(each function, type and view has its definition compared below)');
+SET LOCAL client_min_messages = warning;
+DROP EXTENSION mmsa CASCADE;
+RESET client_min_messages;
+CREATE EXTENSION mmsa;
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'mmsa'), '0.3.0', 'a fresh install is 0.3.0');
+SELECT set_eq($$SELECT object FROM updated_objects$$, $$SELECT object FROM pg_temp.mmsa_objects()$$,
+              'the updated extension has the objects of a fresh install, no more, no fewer');
+SELECT set_eq($$SELECT * FROM updated_objects$$, $$SELECT * FROM pg_temp.mmsa_objects()$$,
+              'with the same definitions, volatility, parallel safety, strictness, costs and comments');
 
 SELECT * FROM finish();
 ROLLBACK;
