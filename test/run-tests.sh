@@ -8,7 +8,10 @@
 #      (native, or emulated by SIMDe),
 #   3. pg_regress (sql/*.sql against expected/*.out) and pgTAP (test/pgtap,
 #      run by pg_prove) on a throwaway PostgreSQL cluster that this script
-#      starts on a Unix socket in a temporary folder and stops at the end.
+#      starts on a Unix socket in a temporary folder and stops at the end,
+#   4. the scale-out test (test/scaleout/*.t, run by prove): a coordinator
+#      and two shards over postgres_fdw, three more throwaway clusters that
+#      the test starts in its own temporary folder and always stops.
 # Usage: test/run-tests.sh      (as root, or as a user who may sudo)
 set -euo pipefail
 
@@ -74,6 +77,9 @@ make installcheck PG_REGRESS_DIFF_OPTS=-u || { cat build/regress/regression.diff
 psql -q -X -v ON_ERROR_STOP=1 -c "CREATE DATABASE mmsa_pgtap"
 psql -q -X -v ON_ERROR_STOP=1 -d mmsa_pgtap -c "CREATE EXTENSION pgtap" -f "$MMSA_TMP/fixtures.sql"
 pg_prove -d mmsa_pgtap test/pgtap/*.sql || status=1
+
+echo "== scale-out (a coordinator and two shards, postgres_fdw)"
+prove test/scaleout || status=1
 
 if [ "$status" -eq 0 ]; then
 	echo "mmsa: all test suites passed"
