@@ -1,17 +1,21 @@
 /*
  * cmd_eval.c
- *	  `mmsa eval`: the seven models of a sentiment model directory on a
- *	  labelled split, as a table in the shape of the paper's Table 4.
+ *	  `mmsa eval`: the models of a sentiment model directory on a labelled
+ *	  split, as a table in the shape of the paper's Table 4.
  *
  *	  mmsa eval [--model DIR] --posts CSV --images DIR [--split NAME]
- *	            [--png FILE] [--threads N] [--precision fp32|int8]
+ *	            [--png FILE] [--predictions FILE] [--threads N]
+ *	            [--precision fp32|int8]
  *
  * Every post of --split (default val) that has a label is encoded once
  * (text, and image IMAGES/<id>.jpg) exactly as `mmsa predict` does, and
- * classified by each of the seven heads.  Printed: the table (accuracy,
- * weighted precision, recall and F1, macro F1, macro recall), then each
- * model's per-class figures and confusion matrix.  --png writes the seven
- * confusion matrices as one picture.
+ * classified by each of the seven heads and, when model.json describes
+ * one, the ensemble, each under its decision rule.  Printed: the table
+ * (accuracy, weighted precision, recall and F1, macro F1, macro recall),
+ * then each model's per-class figures and confusion matrix.  --png writes
+ * the confusion matrices as one picture; --predictions writes every post's
+ * gold label and each model's label as CSV (id,gold,<model>,...), which is
+ * what the SQL aggregate mmsa_evaluate is checked against.
  */
 #include <cblas.h>
 #include <stdio.h>
@@ -28,15 +32,20 @@ eval_usage(FILE *out)
 {
 	fprintf(out,
 			"usage: mmsa eval [--model DIR] --posts CSV --images DIR [--split NAME] [--png FILE]\n"
-			"                 [--threads N] [--precision fp32|int8]\n"
-			"Table-4 metrics of the seven models on the labelled posts of --split (default val).\n");
+			"                 [--predictions FILE] [--threads N] [--precision fp32|int8]\n"
+			"Table-4 metrics of the models (the seven heads, and the ensemble where the model has one)\n"
+			"on the labelled posts of --split (default val).\n");
 }
 
 int
 cmd_eval(int argc, char **argv)
 {
 	post_options po = {0};
-	const char *png = NULL;
+	const char *png = NULL,
+			   *predictions = NULL;
+	static const char *const label_names[3] = {"negative", "neutral", "positive"};
+	int64_t    *rows = NULL;
+	int			n_models;
 	sentiment_model *m = NULL;
 	mmsa_posts	posts = {0};
 	post_features pf;
@@ -45,9 +54,9 @@ cmd_eval(int argc, char **argv)
 			   *pred = NULL;
 	int64_t		n = 0,
 				no_image = 0;
-	class_metrics metrics[FUSION_N_KINDS];
-	const char *names[FUSION_N_KINDS];
-	char		default_name[FUSION_N_KINDS][64];
+	class_metrics metrics[SENTIMENT_N_MODELS];
+	const char *names[SENTIMENT_N_MODELS];
+	char		default_name[SENTIMENT_N_MODELS][64];
 	double		t0 = cli_now_ms();
 	int			rc = 1;
 
@@ -66,6 +75,8 @@ cmd_eval(int argc, char **argv)
 			continue;
 		else if (strcmp(a, "--png") == 0 && i + 1 < argc)
 			png = argv[++i];
+		else if (strcmp(a, "--predictions") == 0 && i + 1 < argc)
+			predictions = argv[++i];
 		else
 		{
 			fprintf(stderr, "mmsa eval: unknown or incomplete option \"%s\"\n", a);
@@ -76,9 +87,11 @@ cmd_eval(int argc, char **argv)
 	if ((rc = post_options_open(&po, "eval", &posts, &m, &pf)) != 0)
 		goto done;
 	rc = 1;
+	n_models = m->ensemble_members != 0 ? SENTIMENT_N_MODELS : FUSION_N_KINDS;
 	truth = malloc(sizeof(int) * (posts.n + 1));
-	pred = malloc(sizeof(int) * (posts.n + 1) * FUSION_N_KINDS);
-	if (truth == NULL || pred == NULL)
+	pred = malloc(sizeof(int) * (posts.n + 1) * SENTIMENT_N_MODELS);
+	rows = malloc(sizeof(int64_t) * (posts.n + 1));
+	if (truth == NULL || pred == NULL || rows == NULL)
 	{
 		mmsa_set_error(&err, MMSA_ERR_NOMEM, "out of memory");
 		goto fail;
@@ -90,15 +103,16 @@ cmd_eval(int argc, char **argv)
 		if (post_features_encode(m, po.images, posts.ids[i], posts.texts[i], &pf, &err) != MMSA_OK)
 			goto fail;
 		no_image += !pf.has_image;
-		for (int k = 0; k < FUSION_N_KINDS; k++)
+		for (int k = 0; k < n_models; k++)
 		{
 			float		p[3];
-			fusion_kind kind = pf.has_image ? (fusion_kind) k : FUSION_BERT;
+			int			kind = pf.has_image ? k : FUSION_BERT;
 
 			if (sentiment_classify(m, kind, &pf.text, pf.has_image ? &pf.image : NULL, p, &err) != MMSA_OK)
 				goto fail;
-			pred[k * posts.n + n] = sentiment_argmax(p);
+			pred[k * posts.n + n] = sentiment_decide(m, kind, p);
 		}
+		rows[n] = i;
 		truth[n++] = posts.labels[i];
 		if (n % 100 == 0)
 			fprintf(stderr, "mmsa eval: %lld posts, %.1f s\n", (long long) n, (cli_now_ms() - t0) / 1e3);
@@ -108,22 +122,22 @@ cmd_eval(int argc, char **argv)
 		fprintf(stderr, "mmsa eval: no labelled posts in split \"%s\" of %s\n", po.split, po.posts);
 		goto done;
 	}
-	for (int k = 0; k < FUSION_N_KINDS; k++)
+	for (int k = 0; k < n_models; k++)
 	{
 		if (metrics_compute(truth, pred + (int64_t) k * posts.n, n, &metrics[k], &err) != MMSA_OK)
 			goto fail;
-		snprintf(default_name[k], sizeof(default_name[k]), "%s%s", fusion_kind_name((fusion_kind) k),
-				 (fusion_kind) k == m->default_kind ? " (default)" : "");
+		snprintf(default_name[k], sizeof(default_name[k]), "%s%s", sentiment_kind_name(k),
+				 k == m->default_kind ? " (default)" : "");
 		names[k] = default_name[k];
 	}
 	{
-		char	   *table = metrics_format_table(names, metrics, FUSION_N_KINDS);
+		char	   *table = metrics_format_table(names, metrics, n_models);
 
 		printf("%s: split %s, %lld labelled posts%s\n\n%s\n", po.posts, po.split, (long long) n,
 			   no_image ? " (some without an image: text model used for them)" : "", table ? table : "");
 		free(table);
 	}
-	for (int k = 0; k < FUSION_N_KINDS; k++)
+	for (int k = 0; k < n_models; k++)
 	{
 		char	   *report = metrics_format_report(names[k], &metrics[k]);
 
@@ -131,8 +145,36 @@ cmd_eval(int argc, char **argv)
 		free(report);
 	}
 	if (png != NULL &&
-		metrics_write_confusion_png(png, names, metrics, FUSION_N_KINDS, &err) != MMSA_OK)
+		metrics_write_confusion_png(png, names, metrics, n_models, &err) != MMSA_OK)
 		goto fail;
+	if (predictions != NULL)
+	{
+		FILE	   *f = fopen(predictions, "w");
+		int			bad;
+
+		if (f == NULL)
+		{
+			mmsa_set_error(&err, MMSA_ERR_IO, "could not write %s", predictions);
+			goto fail;
+		}
+		fprintf(f, "id,gold");
+		for (int k = 0; k < n_models; k++)
+			fprintf(f, ",%s", sentiment_kind_name(k));
+		fprintf(f, "\n");
+		for (int64_t j = 0; j < n; j++)
+		{
+			fprintf(f, "%s,%s", posts.ids[rows[j]], label_names[truth[j]]);
+			for (int k = 0; k < n_models; k++)
+				fprintf(f, ",%s", label_names[pred[k * posts.n + j]]);
+			fprintf(f, "\n");
+		}
+		bad = ferror(f);
+		if (fclose(f) != 0 || bad)
+		{
+			mmsa_set_error(&err, MMSA_ERR_IO, "could not write %s", predictions);
+			goto fail;
+		}
+	}
 	rc = 0;
 	goto done;
 
@@ -141,6 +183,7 @@ fail:
 done:
 	free(truth);
 	free(pred);
+	free(rows);
 	post_features_free(&pf);
 	sentiment_model_free(m);
 	posts_free(&posts);

@@ -12,7 +12,8 @@
  *	  id,label,p_negative,p_neutral,p_positive
  *
  * with the model's default fusion, or --fusion (bert, resnet, nativecat,
- * nativecombine, cmac, hstec, ote).  The image of post <id> is
+ * nativecombine, cmac, hstec, ote, ensemble); the label follows the model's
+ * decision rule (sentiment.h).  The image of post <id> is
  * IMAGES/<id>.jpg; a post without an image file is classified by the text
  * model (bert), as mmsa_sentiment does for a NULL image.  Without --model
  * the installed default model is used.
@@ -54,7 +55,7 @@ predict_usage(FILE *out)
 			"usage: mmsa predict [--model DIR] --posts CSV --images DIR [--split NAME] [--fusion NAME]\n"
 			"                    [--threads N] [--precision fp32|int8]\n"
 			"Prints id,label,p_negative,p_neutral,p_positive for each post (IMAGES/<id>.jpg).\n"
-			"--fusion: bert, resnet, nativecat, nativecombine, cmac, hstec or ote (default: the\n"
+			"--fusion: bert, resnet, nativecat, nativecombine, cmac, hstec, ote or ensemble (default: the\n"
 			"model's default fusion).  Without --model: %s\n", MMSA_INSTALLED_MODEL_DIR);
 }
 
@@ -91,22 +92,27 @@ cmd_predict(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (fusion != NULL && fusion_kind_from_name(fusion) < 0)
+	if (fusion != NULL && sentiment_kind_from_name(fusion) < 0)
 	{
 		fprintf(stderr, "mmsa predict: unknown model \"%s\" (bert, resnet, nativecat, nativecombine, "
-				"cmac, hstec, ote)\n", fusion);
+				"cmac, hstec, ote, ensemble)\n", fusion);
 		return 2;
 	}
 	if ((rc = post_options_open(&po, "predict", &posts, &m, &pf)) != 0)
 		goto done;
 	rc = 1;
-	kind = fusion != NULL ? fusion_kind_from_name(fusion) : (int) m->default_kind;
+	kind = fusion != NULL ? sentiment_kind_from_name(fusion) : m->default_kind;
+	if (kind == SENTIMENT_ENSEMBLE && m->ensemble_members == 0)
+	{
+		fprintf(stderr, "mmsa predict: the model has no ensemble (its model.json describes none)\n");
+		goto done;
+	}
 
 	printf("id,label,p_negative,p_neutral,p_positive\n");
 	for (int64_t i = 0; i < posts.n; i++)
 	{
 		float		p[3];
-		fusion_kind k = (fusion_kind) kind;
+		int			k = kind;
 
 		if (post_features_encode(m, po.images, posts.ids[i], posts.texts[i], &pf, &err) != MMSA_OK)
 			goto fail;
@@ -119,7 +125,7 @@ cmd_predict(int argc, char **argv)
 		if (sentiment_classify(m, k, &pf.text, pf.has_image ? &pf.image : NULL, p, &err) != MMSA_OK)
 			goto fail;
 		print_csv_field(posts.ids[i]);
-		printf(",%s,%.6f,%.6f,%.6f\n", label_names[sentiment_argmax(p)],
+		printf(",%s,%.6f,%.6f,%.6f\n", label_names[sentiment_decide(m, k, p)],
 			   p[0], p[1], p[2]);
 	}
 	if (fflush(stdout) != 0)

@@ -1,7 +1,8 @@
 /*
  * sentiment.c
  *	  Loading a sentiment model directory and classifying one post with any
- *	  of its seven heads (see sentiment.h).
+ *	  of its seven heads or their ensemble, under each model's decision rule
+ *	  (see sentiment.h).
  */
 #include <jansson.h>
 #include <math.h>
@@ -19,9 +20,104 @@ join(char *buf, size_t size, const char *dir, const char *name, mmsa_error *err)
 	return MMSA_OK;
 }
 
-/* Reads DIR/model.json: its format and default fusion. */
+const char *
+sentiment_kind_name(int kind)
+{
+	if (kind == SENTIMENT_ENSEMBLE)
+		return "ensemble";
+	return fusion_kind_name((fusion_kind) kind);
+}
+
+int
+sentiment_kind_from_name(const char *name)
+{
+	if (strcmp(name, "ensemble") == 0)
+		return SENTIMENT_ENSEMBLE;
+	return fusion_kind_from_name(name);
+}
+
+/*
+ * model.json's "decision_bias" (optional): an object of model names, each
+ * three finite numbers, into m->bias (zeros for a model not named).
+ */
 static mmsa_status
-read_model_json(const char *dir, fusion_kind *default_kind, mmsa_error *err)
+read_biases(json_t *root, const char *path, sentiment_model *m, mmsa_error *err)
+{
+	json_t	   *biases = json_object_get(root, "decision_bias"),
+			   *v;
+	const char *name;
+
+	memset(m->bias, 0, sizeof(m->bias));
+	if (biases == NULL)
+		return MMSA_OK;
+	if (!json_is_object(biases))
+		return mmsa_set_error(err, MMSA_ERR_FORMAT, "%s: \"decision_bias\" must be an object", path);
+	json_object_foreach(biases, name, v)
+	{
+		int			kind = sentiment_kind_from_name(name);
+
+		if (kind < 0 || !json_is_array(v) || json_array_size(v) != 3)
+			return mmsa_set_error(err, MMSA_ERR_FORMAT,
+								  "%s: \"decision_bias\" must map model names to three numbers "
+								  "(\"%s\" does not)", path, name);
+		for (int c = 0; c < 3; c++)
+		{
+			json_t	   *x = json_array_get(v, c);
+
+			if (!json_is_number(x) || !isfinite(json_number_value(x)) ||
+				fabs(json_number_value(x)) > 100)
+				return mmsa_set_error(err, MMSA_ERR_FORMAT,
+									  "%s: \"decision_bias\" of %s must be three numbers within "
+									  "[-100, 100]", path, name);
+			m->bias[kind][c] = (float) json_number_value(x);
+		}
+	}
+	return MMSA_OK;
+}
+
+/*
+ * model.json's "ensemble" (optional): {"combine": "mean", "members":
+ * [two or more distinct head names]} into m->ensemble_members.
+ */
+static mmsa_status
+read_ensemble(json_t *root, const char *path, sentiment_model *m, mmsa_error *err)
+{
+	json_t	   *e = json_object_get(root, "ensemble"),
+			   *members,
+			   *v;
+	const char *combine;
+	size_t		i;
+
+	m->ensemble_members = 0;
+	if (e == NULL)
+		return MMSA_OK;
+	combine = json_string_value(json_object_get(e, "combine"));
+	members = json_object_get(e, "members");
+	if (!json_is_object(e) || combine == NULL || strcmp(combine, "mean") != 0 ||
+		!json_is_array(members) || json_array_size(members) < 2)
+		return mmsa_set_error(err, MMSA_ERR_FORMAT,
+							  "%s: \"ensemble\" must be {\"combine\": \"mean\", \"members\": "
+							  "[two or more heads]}", path);
+	json_array_foreach(members, i, v)
+	{
+		const char *name = json_string_value(v);
+		int			kind = name != NULL ? fusion_kind_from_name(name) : -1;
+
+		if (kind < 0 || (m->ensemble_members & (1u << kind)))
+			return mmsa_set_error(err, MMSA_ERR_FORMAT,
+								  "%s: the ensemble's members must be distinct heads of the seven",
+								  path);
+		m->ensemble_members |= 1u << kind;
+	}
+	return MMSA_OK;
+}
+
+/*
+ * Reads DIR/model.json: its format, default model, decision biases and
+ * ensemble.
+ */
+static mmsa_status
+read_model_json(const char *dir, sentiment_model *m, mmsa_error *err)
 {
 	char		path[4096];
 	json_error_t jerr;
@@ -42,11 +138,16 @@ read_model_json(const char *dir, fusion_kind *default_kind, mmsa_error *err)
 	if (format == NULL || strcmp(format, SENTIMENT_FORMAT) != 0)
 		status = mmsa_set_error(err, MMSA_ERR_FORMAT, "%s: \"format\" must be \"%s\"", path,
 								SENTIMENT_FORMAT);
-	else if (fusion == NULL || (kind = fusion_kind_from_name(fusion)) < 0)
+	else if ((status = read_biases(root, path, m, err)) != MMSA_OK ||
+			 (status = read_ensemble(root, path, m, err)) != MMSA_OK)
+		;
+	else if (fusion == NULL || (kind = sentiment_kind_from_name(fusion)) < 0 ||
+			 (kind == SENTIMENT_ENSEMBLE && m->ensemble_members == 0))
 		status = mmsa_set_error(err, MMSA_ERR_FORMAT,
-								"%s: \"default_fusion\" must name one of the seven models", path);
+								"%s: \"default_fusion\" must name one of the seven heads, or "
+								"\"ensemble\" when the file describes one", path);
 	else
-		*default_kind = (fusion_kind) kind;
+		m->default_kind = kind;
 	json_decref(root);
 	return status;
 }
@@ -151,7 +252,7 @@ sentiment_model_load(const char *dir, int flags, sentiment_model **out,
 	m = calloc(1, sizeof(*m));
 	if (m == NULL)
 		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
-	if ((status = read_model_json(dir, &m->default_kind, err)) != MMSA_OK)
+	if ((status = read_model_json(dir, m, err)) != MMSA_OK)
 		goto fail;
 
 	/* text encoder */
@@ -206,7 +307,7 @@ sentiment_model_load_heads(const char *dir, bert_tokenizer *tokenizer,
 	m->tokenizer = tokenizer;
 	m->text = text;
 	m->image = image;
-	if ((status = read_model_json(dir, &m->default_kind, err)) != MMSA_OK ||
+	if ((status = read_model_json(dir, m, err)) != MMSA_OK ||
 		(status = init_text_buffers(m, err)) != MMSA_OK ||
 		(status = load_heads(m, dir, err)) != MMSA_OK)
 		goto fail;
@@ -327,19 +428,16 @@ sentiment_encode_image(sentiment_model *m, const uint8_t *data, size_t len,
 	return status;
 }
 
-mmsa_status
-sentiment_classify(sentiment_model *m, fusion_kind kind, const sentiment_text *text,
-				   const sentiment_image *image, float probs[3], mmsa_error *err)
+/* The probabilities of head kind on one post's features. */
+static mmsa_status
+classify_head(sentiment_model *m, fusion_kind kind, const sentiment_text *text,
+			  const sentiment_image *image, float probs[3], mmsa_error *err)
 {
 	int			uses;
 	int			T;
-	float		logits[3],
-				mx,
-				sum;
+	float		logits[3];
 	mmsa_status status;
 
-	if ((int) kind < 0 || kind >= FUSION_N_KINDS)
-		return mmsa_set_error(err, MMSA_ERR_INVALID, "unknown model kind %d", (int) kind);
 	uses = fusion_inputs(kind);
 	if ((uses & (FUSION_USES_HT | FUSION_USES_FT)) && text == NULL)
 		return mmsa_set_error(err, MMSA_ERR_INVALID, "the %s model needs the post's text",
@@ -357,13 +455,51 @@ sentiment_classify(sentiment_model *m, fusion_kind kind, const sentiment_text *t
 							1, T, logits, 0, 0, err);
 	if (status != MMSA_OK)
 		return status;
-	mx = fmaxf(logits[0], fmaxf(logits[1], logits[2]));
-	sum = 0;
+	sentiment_softmax(logits, probs);
+	return MMSA_OK;
+}
+
+mmsa_status
+sentiment_classify(sentiment_model *m, int kind, const sentiment_text *text,
+				   const sentiment_image *image, float probs[3], mmsa_error *err)
+{
+	float		sum[3] = {0, 0, 0},
+				p[3];
+	int			n = 0;
+	mmsa_status status;
+
+	if (kind < 0 || kind >= SENTIMENT_N_MODELS)
+		return mmsa_set_error(err, MMSA_ERR_INVALID, "unknown model kind %d", kind);
+	if (kind != SENTIMENT_ENSEMBLE)
+		return classify_head(m, (fusion_kind) kind, text, image, probs, err);
+	if (m->ensemble_members == 0)
+		return mmsa_set_error(err, MMSA_ERR_INVALID, "this model directory has no ensemble");
+	/* the mean of the members' probabilities, added in head order */
+	for (int k = 0; k < FUSION_N_KINDS; k++)
+	{
+		if (!(m->ensemble_members & (1u << k)))
+			continue;
+		if ((status = classify_head(m, (fusion_kind) k, text, image, p, err)) != MMSA_OK)
+			return status;
+		for (int c = 0; c < 3; c++)
+			sum[c] += p[c];
+		n++;
+	}
+	for (int c = 0; c < 3; c++)
+		probs[c] = sum[c] / (float) n;
+	return MMSA_OK;
+}
+
+void
+sentiment_softmax(const float logits[3], float probs[3])
+{
+	float		mx = fmaxf(logits[0], fmaxf(logits[1], logits[2])),
+				sum = 0;
+
 	for (int i = 0; i < 3; i++)
 		sum += probs[i] = expf(logits[i] - mx);
 	for (int i = 0; i < 3; i++)
 		probs[i] /= sum;
-	return MMSA_OK;
 }
 
 int
@@ -375,4 +511,35 @@ sentiment_argmax(const float probs[3])
 		if (probs[i] > probs[best])
 			best = i;
 	return best;
+}
+
+int
+sentiment_decide_biased(const float bias[3], const float probs[3])
+{
+	float		score[3];
+
+	for (int i = 0; i < 3; i++)
+		score[i] = probs[i] > 0 ? logf(probs[i]) + bias[i] : -INFINITY;
+	return sentiment_argmax(score);
+}
+
+int
+sentiment_inputs(const sentiment_model *m, int kind)
+{
+	int			uses = 0;
+
+	if (kind != SENTIMENT_ENSEMBLE)
+		return fusion_inputs((fusion_kind) kind);
+	for (int k = 0; k < FUSION_N_KINDS; k++)
+		if (m->ensemble_members & (1u << k))
+			uses |= fusion_inputs((fusion_kind) k);
+	return uses;
+}
+
+int
+sentiment_decide(const sentiment_model *m, int kind, const float probs[3])
+{
+	if (kind < 0 || kind >= SENTIMENT_N_MODELS)
+		return sentiment_argmax(probs);
+	return sentiment_decide_biased(m->bias[kind], probs);
 }

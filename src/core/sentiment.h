@@ -4,7 +4,10 @@
  *	  predict`, `mmsa eval` and the extension read it:
  *
  *	    DIR/model.json           {"format": "mmsa-sentiment-1",
- *	                              "default_fusion": "<name>", ...}
+ *	                              "default_fusion": "<name>",
+ *	                              "decision_bias": {"<name>": [b0, b1, b2], ...},
+ *	                              "ensemble": {"combine": "mean",
+ *	                                           "members": ["<name>", ...]}, ...}
  *	    DIR/text/                the text encoder, a Hugging Face BERT
  *	                             (config.json, model.safetensors, vocab.txt)
  *	    DIR/image/               ResNet-50 (config.json, model.safetensors)
@@ -12,6 +15,14 @@
  *
  * Posts are classified one at a time (batch 1), so a post gets the same
  * probabilities whatever else is being classified with it.
+ *
+ * The models a directory offers: the seven heads (fusion_kind) and, when
+ * model.json describes one, the ensemble (SENTIMENT_ENSEMBLE), whose
+ * probabilities are the mean of its members'.  A model's label is its
+ * decision rule applied to its probabilities p: the class k with the
+ * largest log p_k + b_k, where b is the model's "decision_bias" (zero when
+ * model.json gives none, which is the plain argmax).  `mmsa train` chooses
+ * the biases by cross-validation on train (train_heads.c).
  */
 #ifndef MMSA_SENTIMENT_H
 #define MMSA_SENTIMENT_H
@@ -27,6 +38,10 @@
 #include "tokenizer.h"
 
 #define SENTIMENT_FORMAT "mmsa-sentiment-1"
+
+/* The models: fusion_kind 0..6, then the ensemble. */
+#define SENTIMENT_ENSEMBLE FUSION_N_KINDS
+#define SENTIMENT_N_MODELS (FUSION_N_KINDS + 1)
 
 /* sentiment_model_load flags */
 #define SENTIMENT_LOAD_IMAGE 1	/* also load the image encoder */
@@ -44,7 +59,10 @@ typedef struct sentiment_model
 								 * slot (resnet_input_slot), overwritten by
 								 * each resnet_forward; owned by image */
 	fusion_model *heads[FUSION_N_KINDS];
-	fusion_kind default_kind;
+	int			default_kind;	/* a fusion_kind or SENTIMENT_ENSEMBLE */
+	float		bias[SENTIMENT_N_MODELS][3];	/* decision biases (log space) */
+	unsigned	ensemble_members;	/* bit k: head k is a member; 0: no
+									 * ensemble */
 	int32_t    *ids,
 			   *mask;			/* (max_len) */
 	int			borrowed_encoders;	/* tokenizer, text, image belong to the
@@ -121,15 +139,43 @@ mmsa_status sentiment_encode_image(sentiment_model *m, const uint8_t *data,
 								   sentiment_image *out, mmsa_error *err);
 
 /*
- * The probabilities (negative, neutral, positive) of head kind on one
- * post's features.  text may be NULL only for resnet, image only for bert.
+ * The probabilities (negative, neutral, positive) of model kind (a
+ * fusion_kind or SENTIMENT_ENSEMBLE) on one post's features.  text may be
+ * NULL only for resnet, image only for bert.
  */
-mmsa_status sentiment_classify(sentiment_model *m, fusion_kind kind,
+mmsa_status sentiment_classify(sentiment_model *m, int kind,
 							   const sentiment_text *text,
 							   const sentiment_image *image, float probs[3],
 							   mmsa_error *err);
 
+/* The probabilities of a head's three logits (a softmax, as sentiment_classify's). */
+void		sentiment_softmax(const float logits[3], float probs[3]);
+
 /* The index of the largest of three scores, probabilities or logits (first on ties). */
 int			sentiment_argmax(const float probs[3]);
+
+/*
+ * The label of probabilities probs under biases bias: the k with the
+ * largest logf(probs[k]) + bias[k] (first on ties; a zero probability never
+ * wins against a positive one).  With zero biases, sentiment_argmax.
+ */
+int			sentiment_decide_biased(const float bias[3], const float probs[3]);
+
+/*
+ * The inputs model kind of m reads (FUSION_USES_* bits): a head's, or the
+ * union of the ensemble's members'.
+ */
+int			sentiment_inputs(const sentiment_model *m, int kind);
+
+/* The label model kind of m gives to its probabilities probs. */
+int			sentiment_decide(const sentiment_model *m, int kind, const float probs[3]);
+
+/*
+ * "bert" .. "ote", "ensemble" <-> model kind; sentiment_kind_from_name
+ * returns -1 for an unknown name.  Whether m has the ensemble:
+ * m->ensemble_members != 0.
+ */
+const char *sentiment_kind_name(int kind);
+int			sentiment_kind_from_name(const char *name);
 
 #endif

@@ -26,8 +26,9 @@
 static const char *const label_names[3] = {"negative", "neutral", "positive"};
 
 /*
- * The fusion kind a model name argument asks for: -1 (the default) for
- * NULL, else one of the seven names, or an error listing them.
+ * The model kind a model name argument asks for: -1 (the default) for
+ * NULL, else one of the seven heads or "ensemble", or an error listing
+ * them.
  */
 static int
 kind_from_arg(FunctionCallInfo fcinfo, int argno)
@@ -38,12 +39,12 @@ kind_from_arg(FunctionCallInfo fcinfo, int argno)
 	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
 		return -1;
 	name = text_to_cstring(PG_GETARG_TEXT_PP(argno));
-	kind = fusion_kind_from_name(name);
+	kind = sentiment_kind_from_name(name);
 	if (kind < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("mmsa: unknown model \"%s\": the models are bert, resnet, nativecat, "
-						"nativecombine, cmac, hstec and ote", name),
+						"nativecombine, cmac, hstec, ote and ensemble", name),
 				 errhint("A NULL model means the installed model's default fusion.")));
 	return kind;
 }
@@ -107,19 +108,24 @@ int
 mmsa_classify_post(text *body, bytea *image, int kind, float probs[3])
 {
 	mmsa_sentiment_cache *s;
-	fusion_kind k;
+	int			k;
 	int			uses;
 	mmsa_error	err;
 
 	if (body == NULL && image == NULL)
 		return -1;
 	s = mmsa_sentiment_get();
-	k = kind >= 0 ? (fusion_kind) kind : s->model->default_kind;
+	k = kind >= 0 ? kind : s->model->default_kind;
+	if (k == SENTIMENT_ENSEMBLE && s->model->ensemble_members == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("mmsa: the installed model has no ensemble"),
+				 errhint("Its model.json describes none; name one of the seven heads.")));
 	if (image == NULL)
 		k = FUSION_BERT;
 	else if (body == NULL)
 		k = FUSION_RESNET;
-	uses = fusion_inputs(k);
+	uses = sentiment_inputs(s->model, k);
 	if (uses & (FUSION_USES_HT | FUSION_USES_FT))
 		encode_text(s, body);
 	if (uses & (FUSION_USES_HI | FUSION_USES_FI))
@@ -129,7 +135,7 @@ mmsa_classify_post(text *body, bytea *image, int kind, float probs[3])
 						   (uses & (FUSION_USES_HI | FUSION_USES_FI)) ? &s->image : NULL,
 						   probs, &err) != MMSA_OK)
 		mmsa_report_error(&err, MMSA_ORIGIN_MODEL);
-	return sentiment_argmax(probs);
+	return sentiment_decide(s->model, k, probs);
 }
 
 /*
