@@ -9,14 +9,16 @@
  * AdamW (warm-up over the first 10% of the steps, then linear decay),
  * dropout 0.1 as the paper; after each epoch it is scored on val and the
  * best epoch is kept (val is the selection split, as the paper's protocol
- * has it).  The model with the best val accuracy becomes the default
- * fusion in OUT/model.json.
+ * has it).  Then the decision stage (below) chooses each model's decision
+ * rule and the ensemble by 5-fold cross-validation on train, and the model
+ * with the best val accuracy under its rule, of the seven heads and the
+ * ensemble, becomes the default in OUT/model.json.
  *
  * The heads train two at a time (one per core, --threads), each with
  * single-threaded OpenBLAS, so a head's numbers do not depend on the
  * thread count.
  *
- * Resuming: a finished head leaves WORK/head-<name>.json (its val accuracy
+ * Resuming: a finished head leaves WORK/head-<name>.json (its kept epoch
  * and the text encoder file it was trained on); a later run skips it.
  */
 #include <cblas.h>
@@ -31,6 +33,7 @@
 #include "bert.h"
 #include "cli.h"
 #include "csv.h"
+#include "decision.h"
 #include "feature_cache.h"
 #include "fusion.h"
 #include "metrics.h"
@@ -292,10 +295,13 @@ gather(const head_data *d, const int64_t *idx, int B, int uses, head_batch *b)
 	return T;
 }
 
-/* Predicted labels of the posts idx[0..n) in eval mode. */
+/*
+ * The plain-argmax labels (pred, may be NULL) and probabilities (probs,
+ * (n, 3), may be NULL) of the posts idx[0..n) in eval mode.
+ */
 static mmsa_status
 predict(fusion_model *fm, const head_data *d, const int64_t *idx, int64_t n,
-		head_batch *b, int *pred, mmsa_error *err)
+		head_batch *b, int *pred, float *probs, mmsa_error *err)
 {
 	int			uses = fusion_inputs(fusion_get_config(fm)->kind);
 
@@ -310,7 +316,12 @@ predict(fusion_model *fm, const head_data *d, const int64_t *idx, int64_t n,
 		if (status != MMSA_OK)
 			return status;
 		for (int i = 0; i < B; i++)
-			pred[s + i] = sentiment_argmax(b->logits + 3 * i);
+		{
+			if (pred != NULL)
+				pred[s + i] = sentiment_argmax(b->logits + 3 * i);
+			if (probs != NULL)
+				sentiment_softmax(b->logits + 3 * i, probs + 3 * (s + i));
+		}
 	}
 	return MMSA_OK;
 }
@@ -353,6 +364,86 @@ text_stamp(const train_options *o, char *buf, size_t size)
 }
 
 /*
+ * A freshly initialised head of kind, with its AdamW optimizer.  salt is 0
+ * for the heads that ship and distinct for each cross-validation fold, so
+ * that every model draws its own initial weights, batch order and dropout.
+ */
+static mmsa_status
+head_create(const train_options *o, fusion_kind kind, const head_data *d, uint64_t salt,
+			fusion_model **fm, adamw_optimizer **opt, mmsa_error *err)
+{
+	fusion_config cfg = fusion_default_config(kind);
+	adamw_segment *segs;
+	int			n_tensors;
+	mmsa_status status;
+
+	*fm = NULL;
+	*opt = NULL;
+	cfg.hidden = d->C;
+	cfg.heads = d->NH;
+	cfg.ffn = 4 * d->C;
+	if ((status = fusion_create(&cfg, o->seed * 31 + (uint64_t) kind + salt, fm, err)) != MMSA_OK)
+		return status;
+	n_tensors = fusion_num_tensors(*fm);
+	segs = calloc(n_tensors, sizeof(adamw_segment));
+	if (segs == NULL)
+		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+	for (int i = 0; i < n_tensors; i++)
+	{
+		const fusion_tensor *t = fusion_tensor_at(*fm, i);
+
+		segs[i].offset = (long) t->offset;
+		segs[i].n = (long) t->numel;
+		segs[i].decay = t->ndim == 2;	/* not biases, not LayerNorm */
+	}
+	status = adamw_create((long) fusion_num_params(*fm), segs, n_tensors, 0.9f, 0.999f, 1e-8f, 0.01f,
+						  opt, err);
+	free(segs);
+	return status;
+}
+
+/*
+ * One epoch of training on the posts pool[0..n_pool), shuffled into order
+ * (n_pool) by a seed of epoch and salt; *step counts the optimizer steps
+ * of a run of total steps (the learning-rate schedule).  The mean training
+ * loss into *loss.
+ */
+static mmsa_status
+run_epoch(const train_options *o, fusion_kind kind, fusion_model *fm, adamw_optimizer *opt,
+		  const head_data *d, const int64_t *pool, int64_t n_pool, int64_t *order, int epoch,
+		  uint64_t salt, long *step, long total, head_batch *b, double *loss, mmsa_error *err)
+{
+	long		per_epoch = (long) ((n_pool + o->head_batch - 1) / o->head_batch);
+	int			uses = fusion_inputs(kind);
+	double		loss_sum = 0;
+	mmsa_status status;
+
+	for (int64_t i = 0; i < n_pool; i++)
+		order[i] = pool[i];
+	seeded_shuffle(order, n_pool, o->seed * 1000003ULL + (uint64_t) kind * 7919 + epoch + salt);
+	for (long s = 0; s < per_epoch; s++, (*step)++)
+	{
+		int64_t		first = s * o->head_batch;
+		int			B = (int) (n_pool - first < o->head_batch ? n_pool - first : o->head_batch);
+		int			T = gather(d, order + first, B, uses, b);
+		float		lr = lr_linear_warmup_decay(*step, total / 10, total, o->head_lr);
+
+		fusion_zero_grad(fm);
+		if ((status = fusion_forward(fm, b->H_T, b->mask, b->F_T, b->H_I, b->F_I, B, T, b->logits, 1,
+									 o->seed * 104729ULL + (uint64_t) kind * 1299709ULL +
+									 (uint64_t) *step + salt, err)) != MMSA_OK)
+			return status;
+		loss_sum += cross_entropy(b->logits, b->labels, B, b->dlogits);
+		if ((status = fusion_backward(fm, b->dlogits, NULL, NULL, err)) != MMSA_OK)
+			return status;
+		clip_grad_norm(fusion_grads(fm), (long) fusion_num_params(fm), CLIP_NORM);
+		adamw_step(opt, fusion_params(fm), fusion_grads(fm), lr);
+	}
+	*loss = loss_sum / per_epoch;
+	return MMSA_OK;
+}
+
+/*
  * Trains one head, keeps its best val epoch, saves it; metrics on val into
  * *val_metrics.
  */
@@ -360,10 +451,8 @@ static int
 train_one(const train_options *o, fusion_kind kind, const head_data *d,
 		  class_metrics *val_metrics)
 {
-	fusion_config cfg = fusion_default_config(kind);
 	fusion_model *fm = NULL;
 	adamw_optimizer *opt = NULL;
-	adamw_segment *segs = NULL;
 	head_batch	b;
 	int64_t    *order = NULL;
 	float	   *best = NULL;
@@ -379,68 +468,32 @@ train_one(const train_options *o, fusion_kind kind, const head_data *d,
 				name[64];
 	mmsa_error	err;
 	int			rc = 1;
-	int			n_tensors;
-	int			uses = fusion_inputs(kind);
 
-	cfg.hidden = d->C;
-	cfg.heads = d->NH;
-	cfg.ffn = 4 * d->C;
 	memset(&b, 0, sizeof(b));
-	if (fusion_create(&cfg, o->seed * 31 + (uint64_t) kind, &fm, &err) != MMSA_OK ||
+	if (head_create(o, kind, d, 0, &fm, &opt, &err) != MMSA_OK ||
 		head_batch_alloc(&b, d, EVAL_BATCH > o->head_batch ? EVAL_BATCH : o->head_batch, &err) != MMSA_OK)
 		goto fail;
-	n_tensors = fusion_num_tensors(fm);
-	segs = calloc(n_tensors, sizeof(adamw_segment));
 	order = malloc(sizeof(int64_t) * d->n_train);
 	best = malloc(sizeof(float) * fusion_num_params(fm));
 	pred = malloc(sizeof(int) * d->n_val);
 	truth = malloc(sizeof(int) * d->n_val);
-	if (!segs || !order || !best || !pred || !truth)
+	if (!order || !best || !pred || !truth)
 	{
 		mmsa_set_error(&err, MMSA_ERR_NOMEM, "out of memory");
 		goto fail;
 	}
-	for (int i = 0; i < n_tensors; i++)
-	{
-		const fusion_tensor *t = fusion_tensor_at(fm, i);
-
-		segs[i].offset = (long) t->offset;
-		segs[i].n = (long) t->numel;
-		segs[i].decay = t->ndim == 2;	/* not biases, not LayerNorm */
-	}
-	if (adamw_create((long) fusion_num_params(fm), segs, n_tensors, 0.9f, 0.999f, 1e-8f, 0.01f,
-					 &opt, &err) != MMSA_OK)
-		goto fail;
 	for (int64_t i = 0; i < d->n_val; i++)
 		truth[i] = d->label[d->val[i]];
 
 	for (int epoch = 0; epoch < o->head_epochs; epoch++)
 	{
-		double		loss_sum = 0;
+		double		loss;
 		class_metrics vm;
 
-		for (int64_t i = 0; i < d->n_train; i++)
-			order[i] = d->train[i];
-		seeded_shuffle(order, d->n_train, o->seed * 1000003ULL + (uint64_t) kind * 7919 + epoch);
-		for (long s = 0; s < per_epoch; s++, step++)
-		{
-			int64_t		first = s * o->head_batch;
-			int			B = (int) (d->n_train - first < o->head_batch ? d->n_train - first : o->head_batch);
-			int			T = gather(d, order + first, B, uses, &b);
-			float		lr = lr_linear_warmup_decay(step, total / 10, total, o->head_lr);
-
-			fusion_zero_grad(fm);
-			if (fusion_forward(fm, b.H_T, b.mask, b.F_T, b.H_I, b.F_I, B, T, b.logits, 1,
-							   o->seed * 104729ULL + (uint64_t) kind * 1299709ULL + (uint64_t) step,
-							   &err) != MMSA_OK)
-				goto fail;
-			loss_sum += cross_entropy(b.logits, b.labels, B, b.dlogits);
-			if (fusion_backward(fm, b.dlogits, NULL, NULL, &err) != MMSA_OK)
-				goto fail;
-			clip_grad_norm(fusion_grads(fm), (long) fusion_num_params(fm), CLIP_NORM);
-			adamw_step(opt, fusion_params(fm), fusion_grads(fm), lr);
-		}
-		if (predict(fm, d, d->val, d->n_val, &b, pred, &err) != MMSA_OK ||
+		if (run_epoch(o, kind, fm, opt, d, d->train, d->n_train, order, epoch, 0, &step, total, &b,
+					  &loss, &err) != MMSA_OK)
+			goto fail;
+		if (predict(fm, d, d->val, d->n_val, &b, pred, NULL, &err) != MMSA_OK ||
 			metrics_compute(truth, pred, d->n_val, &vm, &err) != MMSA_OK)
 			goto fail;
 		if (vm.accuracy > best_acc)
@@ -454,7 +507,7 @@ train_one(const train_options *o, fusion_kind kind, const head_data *d,
 			char		extra[160];
 
 			snprintf(extra, sizeof(extra), "%s epoch %d: train loss %.4f, val acc %.2f%%, macro F1 %.2f%%",
-					 fusion_kind_name(kind), epoch + 1, loss_sum / per_epoch, 100 * vm.accuracy,
+					 fusion_kind_name(kind), epoch + 1, loss, 100 * vm.accuracy,
 					 100 * vm.macro_f1);
 			train_progress("heads: epoch", epoch + 1, o->head_epochs, t0, 0, extra);
 		}
@@ -496,7 +549,6 @@ done:
 	head_batch_free(&b);
 	adamw_free(opt);
 	fusion_free(fm);
-	free(segs);
 	free(order);
 	free(best);
 	free(pred);
@@ -545,7 +597,7 @@ head_done(const train_options *o, fusion_kind kind, const head_data *d,
 	{
 		for (int64_t i = 0; i < d->n_val; i++)
 			truth[i] = d->label[d->val[i]];
-		ok = predict(fm, d, d->val, d->n_val, &b, pred, &err) == MMSA_OK &&
+		ok = predict(fm, d, d->val, d->n_val, &b, pred, NULL, &err) == MMSA_OK &&
 			metrics_compute(truth, pred, d->n_val, val_metrics, &err) == MMSA_OK;
 		head_batch_free(&b);
 	}
@@ -617,18 +669,479 @@ heads_worker(void *arg)
 	}
 }
 
+/*
+ * ---- The decision stage: out-of-fold probabilities, rules, ensemble ----
+ *
+ * Val chooses the heads' epochs and the default model, so the decision
+ * rules and the ensemble are chosen on train alone: train is cut into
+ * DECISION_FOLDS folds (a seeded shuffle, post j of it in fold j % 5);
+ * for each head and fold a fresh head (its own seeds) trains on the other
+ * folds for as many epochs as the shipped head was kept at, on the same
+ * learning-rate schedule, and gives its probabilities on the fold.  Those
+ * out-of-fold probabilities of every train post choose each model's
+ * biases (decision.h, at most DECISION_MAX_ACC_DROP of accuracy given up)
+ * and the ensemble's members: the five fusion heads or all seven, the one
+ * with the larger out-of-fold macro F1 under its own rule (the five on
+ * equal figures).  Val then scores the eight models under their rules,
+ * and the best val accuracy names the default.
+ *
+ * Resuming: each (head, fold) leaves WORK/oof-<name>-<fold>.json.
+ */
+#define DECISION_FOLDS 5
+#define DECISION_MAX_ACC_DROP 0.01
+#define FOLD_SALT 0x9E3779B97F4A7C15ULL
+
+/* The epoch a trained head was kept at (WORK/head-<name>.json), or -1. */
+static int
+head_kept_epoch(const train_options *o, fusion_kind kind)
+{
+	char		path[4096],
+				name[64];
+	json_t	   *j;
+	int			epoch = -1;
+	mmsa_error	err;
+
+	snprintf(name, sizeof(name), "head-%s.json", fusion_kind_name(kind));
+	if (train_path(path, sizeof(path), o->work_dir, name, &err) != MMSA_OK ||
+		(j = json_load_file(path, 0, NULL)) == NULL)
+		return -1;
+	if (json_is_integer(json_object_get(j, "epoch")))
+		epoch = (int) json_integer_value(json_object_get(j, "epoch"));
+	json_decref(j);
+	return epoch;
+}
+
+typedef struct oof_queue
+{
+	pthread_mutex_t lock;
+	int			next;			/* job = heads_order index * folds + fold */
+	int			failed;
+	int			folds;
+	const train_options *o;
+	const head_data *d;
+	const int  *fold;			/* (n_train) fold of d->train[i] */
+	const int  *epochs;			/* (FUSION_N_KINDS) */
+	float	   *oof;			/* (FUSION_N_KINDS, n_train, 3) */
+	long		done,
+				resumed;
+	double		t0;
+} oof_queue;
+
+/*
+ * The out-of-fold probabilities of head kind on fold f into
+ * q->oof[kind][i] for the train posts i of the fold: read back from
+ * WORK/oof-<name>-<f>.json when it was made with the same text encoder,
+ * seed and epochs, else trained and written there.
+ */
+static mmsa_status
+oof_one(oof_queue *q, fusion_kind kind, int f, int *resumed, mmsa_error *err)
+{
+	const train_options *o = q->o;
+	const head_data *d = q->d;
+	float	   *dst = q->oof + (size_t) kind * d->n_train * 3;
+	int64_t    *pool = malloc(sizeof(int64_t) * d->n_train),
+			   *held = malloc(sizeof(int64_t) * d->n_train),
+			   *order = malloc(sizeof(int64_t) * d->n_train);
+	int64_t    *at = malloc(sizeof(int64_t) * d->n_train);
+	float	   *probs = malloc(sizeof(float) * 3 * d->n_train);
+	int64_t		n_pool = 0,
+				n_held = 0;
+	fusion_model *fm = NULL;
+	adamw_optimizer *opt = NULL;
+	head_batch	b;
+	char		path[4096],
+				name[64],
+				stamp[128];
+	json_t	   *j = NULL;
+	mmsa_status status = MMSA_OK;
+
+	memset(&b, 0, sizeof(b));
+	*resumed = 0;
+	if (!pool || !held || !order || !at || !probs)
+	{
+		status = mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+		goto done;
+	}
+	for (int64_t i = 0; i < d->n_train; i++)
+	{
+		if (q->fold[i] == f)
+		{
+			at[n_held] = i;
+			held[n_held++] = d->train[i];
+		}
+		else
+			pool[n_pool++] = d->train[i];
+	}
+	text_stamp(o, stamp, sizeof(stamp));
+	snprintf(name, sizeof(name), "oof-%s-%d.json", fusion_kind_name(kind), f);
+	if ((status = train_path(path, sizeof(path), o->work_dir, name, err)) != MMSA_OK)
+		goto done;
+
+	/* resume */
+	if ((j = json_load_file(path, 0, NULL)) != NULL)
+	{
+		json_t	   *p = json_object_get(j, "probs");
+		const char *was = json_string_value(json_object_get(j, "text_model"));
+
+		if (was != NULL && strcmp(was, stamp) == 0 &&
+			json_integer_value(json_object_get(j, "epochs")) == q->epochs[kind] &&
+			json_is_string(json_object_get(j, "seed")) &&
+			strtoull(json_string_value(json_object_get(j, "seed")), NULL, 10) == o->seed &&
+			json_is_array(p) && json_array_size(p) == (size_t) (3 * n_held))
+		{
+			for (int64_t i = 0; i < n_held; i++)
+				for (int c = 0; c < 3; c++)
+					dst[3 * at[i] + c] = (float) json_number_value(json_array_get(p, 3 * i + c));
+			*resumed = 1;
+			goto done;
+		}
+		json_decref(j);
+		j = NULL;
+	}
+
+	/* train on the other folds as the shipped head was trained */
+	{
+		long		per_epoch = (long) ((n_pool + o->head_batch - 1) / o->head_batch);
+		long		total = per_epoch * o->head_epochs;
+		long		step = 0;
+		uint64_t	salt = (uint64_t) (f + 1) * FOLD_SALT;
+
+		if ((status = head_create(o, kind, d, salt, &fm, &opt, err)) != MMSA_OK ||
+			(status = head_batch_alloc(&b, d, EVAL_BATCH > o->head_batch ? EVAL_BATCH : o->head_batch,
+									   err)) != MMSA_OK)
+			goto done;
+		for (int epoch = 0; epoch < q->epochs[kind]; epoch++)
+		{
+			double		loss;
+
+			if ((status = run_epoch(o, kind, fm, opt, d, pool, n_pool, order, epoch, salt, &step,
+									total, &b, &loss, err)) != MMSA_OK)
+				goto done;
+		}
+		if ((status = predict(fm, d, held, n_held, &b, NULL, probs, err)) != MMSA_OK)
+			goto done;
+	}
+	for (int64_t i = 0; i < n_held; i++)
+		for (int c = 0; c < 3; c++)
+			dst[3 * at[i] + c] = probs[3 * i + c];
+	{
+		json_t	   *p = json_array();
+		char		seed[32];
+
+		snprintf(seed, sizeof(seed), "%llu", (unsigned long long) o->seed);
+		for (int64_t i = 0; p && i < 3 * n_held; i++)
+			json_array_append_new(p, json_real(probs[i]));
+		j = json_pack("{s:s,s:s,s:i,s:i,s:o}", "text_model", stamp, "seed", seed,
+					  "epochs", q->epochs[kind], "fold", f, "probs", p);
+		if (j == NULL || json_dump_file(j, path, JSON_COMPACT | JSON_REAL_PRECISION(9)) != 0)
+			status = mmsa_set_error(err, MMSA_ERR_IO, "could not write %s", path);
+	}
+
+done:
+	json_decref(j);
+	head_batch_free(&b);
+	adamw_free(opt);
+	fusion_free(fm);
+	free(pool);
+	free(held);
+	free(order);
+	free(at);
+	free(probs);
+	return status;
+}
+
+static void *
+oof_worker(void *arg)
+{
+	oof_queue  *q = arg;
+	long		jobs = (long) FUSION_N_KINDS * q->folds;
+
+	for (;;)
+	{
+		int			job,
+					resumed;
+		mmsa_error	err;
+		fusion_kind kind;
+
+		pthread_mutex_lock(&q->lock);
+		job = q->failed || q->next >= jobs ? -1 : q->next++;
+		pthread_mutex_unlock(&q->lock);
+		if (job < 0)
+			return NULL;
+		kind = heads_order[job / q->folds];
+		if (oof_one(q, kind, job % q->folds, &resumed, &err) != MMSA_OK)
+		{
+			fprintf(stderr, "mmsa train: decision: %s fold %d: %s: %s\n", fusion_kind_name(kind),
+					job % q->folds, mmsa_status_name(err.status), err.message);
+			pthread_mutex_lock(&q->lock);
+			q->failed = 1;
+			pthread_mutex_unlock(&q->lock);
+			continue;
+		}
+		pthread_mutex_lock(&q->lock);
+		q->done++;
+		q->resumed += resumed;
+		if (!resumed)
+		{
+			char		extra[96];
+
+			snprintf(extra, sizeof(extra), "%s fold %d", fusion_kind_name(kind), job % q->folds);
+			train_progress("decision: out-of-fold models", q->done, jobs, q->t0, 0, extra);
+		}
+		pthread_mutex_unlock(&q->lock);
+	}
+}
+
+/* The mean of the members' probabilities (n, 3), added in head order as sentiment_classify does. */
+static void
+ensemble_mean(const float *per_head, int64_t n, unsigned members, float *out)
+{
+	for (int64_t i = 0; i < n; i++)
+	{
+		float		sum[3] = {0, 0, 0};
+		int			count = 0;
+
+		for (int k = 0; k < FUSION_N_KINDS; k++)
+		{
+			if (!(members & (1u << k)))
+				continue;
+			for (int c = 0; c < 3; c++)
+				sum[c] += per_head[((size_t) k * n + i) * 3 + c];
+			count++;
+		}
+		for (int c = 0; c < 3; c++)
+			out[3 * i + c] = sum[c] / (float) count;
+	}
+}
+
+/* What the decision stage found, for model.json and the report. */
+typedef struct decision_result
+{
+	float		bias[SENTIMENT_N_MODELS][3];
+	unsigned	members;
+	class_metrics oof_before[SENTIMENT_N_MODELS],
+				oof_after[SENTIMENT_N_MODELS],
+				val_before[SENTIMENT_N_MODELS],
+				val_after[SENTIMENT_N_MODELS];
+} decision_result;
+
+/*
+ * The decision stage (above): the out-of-fold probabilities, every
+ * model's rule and the ensemble from them, and the eight models' val
+ * figures with and without their rules.
+ */
+static int
+decision_stage(const train_options *o, const head_data *d, decision_result *r)
+{
+	const unsigned candidates[2] = {
+		(1u << FUSION_N_KINDS) - 1 - (1u << FUSION_BERT) - (1u << FUSION_RESNET),
+		(1u << FUSION_N_KINDS) - 1
+	};
+	int			folds = d->n_train < DECISION_FOLDS ? (int) d->n_train : DECISION_FOLDS;
+	int			epochs[FUSION_N_KINDS];
+	int64_t    *shuffled = malloc(sizeof(int64_t) * d->n_train);
+	int		   *fold = malloc(sizeof(int) * d->n_train);
+	int		   *truth = malloc(sizeof(int) * (d->n_train > d->n_val ? d->n_train : d->n_val));
+	int		   *pred = malloc(sizeof(int) * d->n_val);
+	float	   *oof = malloc(sizeof(float) * FUSION_N_KINDS * d->n_train * 3);
+	float	   *val = malloc(sizeof(float) * FUSION_N_KINDS * d->n_val * 3);
+	float	   *mean = malloc(sizeof(float) * 3 * (d->n_train > d->n_val ? d->n_train : d->n_val));
+	const float zero[3] = {0, 0, 0};
+	mmsa_error	err;
+	int			rc = 1;
+
+	memset(r, 0, sizeof(*r));
+	if (!shuffled || !fold || !truth || !pred || !oof || !val || !mean)
+	{
+		mmsa_set_error(&err, MMSA_ERR_NOMEM, "out of memory");
+		goto fail;
+	}
+	if (folds < 2)
+	{
+		mmsa_set_error(&err, MMSA_ERR_INVALID, "too few train posts for cross-validation");
+		goto fail;
+	}
+	for (int k = 0; k < FUSION_N_KINDS; k++)
+		if ((epochs[k] = head_kept_epoch(o, (fusion_kind) k)) < 1)
+		{
+			mmsa_set_error(&err, MMSA_ERR_IO, "%s has no kept epoch in %s/head-%s.json",
+						   fusion_kind_name((fusion_kind) k), o->work_dir,
+						   fusion_kind_name((fusion_kind) k));
+			goto fail;
+		}
+
+	/* the folds: a seeded shuffle of train, post j of it in fold j % folds */
+	for (int64_t i = 0; i < d->n_train; i++)
+		shuffled[i] = i;
+	seeded_shuffle(shuffled, d->n_train, o->seed * 7ULL + 5);
+	for (int64_t j = 0; j < d->n_train; j++)
+		fold[shuffled[j]] = (int) (j % folds);
+
+	/* the out-of-fold probabilities, (head, fold) jobs over the workers */
+	{
+		oof_queue	q;
+		pthread_t	workers[16];
+		int			n_workers = o->threads < 16 ? o->threads : 16;
+		int			started = 0;
+
+		memset(&q, 0, sizeof(q));
+		pthread_mutex_init(&q.lock, NULL);
+		q.folds = folds;
+		q.o = o;
+		q.d = d;
+		q.fold = fold;
+		q.epochs = epochs;
+		q.oof = oof;
+		q.t0 = cli_now_ms();
+		fprintf(stderr, "mmsa train: decision: %d folds of train, %d heads each\n", folds,
+				FUSION_N_KINDS);
+		for (int i = 0; i < n_workers; i++)
+			if (pthread_create(&workers[started], NULL, oof_worker, &q) == 0)
+				started++;
+		if (started == 0)
+			oof_worker(&q);
+		for (int i = 0; i < started; i++)
+			pthread_join(workers[i], NULL);
+		pthread_mutex_destroy(&q.lock);
+		if (q.failed)
+			goto quiet_fail;
+		if (q.resumed > 0)
+			fprintf(stderr, "mmsa train: decision: %ld of %ld out-of-fold results read back from %s\n",
+					q.resumed, q.done, o->work_dir);
+	}
+
+	/* the rules of the heads, then the ensemble's members and rule */
+	for (int64_t i = 0; i < d->n_train; i++)
+		truth[i] = d->label[d->train[i]];
+	for (int k = 0; k < FUSION_N_KINDS; k++)
+		if (decision_choose_bias(oof + (size_t) k * d->n_train * 3, truth, d->n_train,
+								 DECISION_MAX_ACC_DROP, r->bias[k], &r->oof_before[k],
+								 &r->oof_after[k], &err) != MMSA_OK)
+			goto fail;
+	for (int c = 0; c < 2; c++)
+	{
+		float		bias[3];
+		class_metrics before,
+					after;
+
+		ensemble_mean(oof, d->n_train, candidates[c], mean);
+		if (decision_choose_bias(mean, truth, d->n_train, DECISION_MAX_ACC_DROP, bias, &before,
+								 &after, &err) != MMSA_OK)
+			goto fail;
+		fprintf(stderr, "mmsa train: decision: ensemble of %s heads: out-of-fold macro F1 %.2f%% "
+				"(acc %.2f%%) under its rule\n", c == 0 ? "the five fusion" : "all seven",
+				100 * after.macro_f1, 100 * after.accuracy);
+		if (c == 0 || after.macro_f1 > r->oof_after[SENTIMENT_ENSEMBLE].macro_f1 + 1e-12)
+		{
+			r->members = candidates[c];
+			memcpy(r->bias[SENTIMENT_ENSEMBLE], bias, sizeof(bias));
+			r->oof_before[SENTIMENT_ENSEMBLE] = before;
+			r->oof_after[SENTIMENT_ENSEMBLE] = after;
+		}
+	}
+
+	/* val: the shipped heads' probabilities, then the eight models' figures */
+	for (int64_t i = 0; i < d->n_val; i++)
+		truth[i] = d->label[d->val[i]];
+	{
+		head_batch	b;
+
+		if (head_batch_alloc(&b, d, EVAL_BATCH, &err) != MMSA_OK)
+			goto fail;
+		for (int k = 0; k < FUSION_N_KINDS; k++)
+		{
+			char		path[4096],
+						name[64];
+			fusion_model *fm = NULL;
+			mmsa_status status;
+
+			snprintf(name, sizeof(name), "heads/%s.safetensors", fusion_kind_name((fusion_kind) k));
+			status = train_path(path, sizeof(path), o->out_dir, name, &err);
+			if (status == MMSA_OK)
+				status = fusion_load(path, &fm, &err);
+			if (status == MMSA_OK)
+				status = predict(fm, d, d->val, d->n_val, &b, NULL,
+								 val + (size_t) k * d->n_val * 3, &err);
+			fusion_free(fm);
+			if (status != MMSA_OK)
+			{
+				head_batch_free(&b);
+				goto fail;
+			}
+		}
+		head_batch_free(&b);
+	}
+	for (int k = 0; k < SENTIMENT_N_MODELS; k++)
+	{
+		const float *p = val + (size_t) k * d->n_val * 3;
+
+		if (k == SENTIMENT_ENSEMBLE)
+		{
+			ensemble_mean(val, d->n_val, r->members, mean);
+			p = mean;
+		}
+		decision_apply(p, d->n_val, zero, pred);
+		if (metrics_compute(truth, pred, d->n_val, &r->val_before[k], &err) != MMSA_OK)
+			goto fail;
+		decision_apply(p, d->n_val, r->bias[k], pred);
+		if (metrics_compute(truth, pred, d->n_val, &r->val_after[k], &err) != MMSA_OK)
+			goto fail;
+	}
+	rc = 0;
+	goto done;
+
+fail:
+	fprintf(stderr, "mmsa train: decision: %s: %s\n", mmsa_status_name(err.status), err.message);
+quiet_fail:
+done:
+	free(shuffled);
+	free(fold);
+	free(truth);
+	free(pred);
+	free(oof);
+	free(val);
+	free(mean);
+	return rc;
+}
+
+/* The rules and their effect, out of fold on train and on val. */
+static void
+decision_report(const decision_result *r)
+{
+	printf("Decision rules (biases on log p; out-of-fold on train, %d folds; val with the shipped heads):\n",
+		   DECISION_FOLDS);
+	printf("| Model         | b_neg | b_neu | OOF acc/%%     | OOF macro F1/%% | val acc/%%     | val macro F1/%% | val neutral recall/%% |\n");
+	printf("|---------------|------:|------:|--------------:|---------------:|--------------:|---------------:|---------------------:|\n");
+	for (int k = 0; k < SENTIMENT_N_MODELS; k++)
+		printf("| %-13s | %5.2f | %5.2f | %5.2f -> %5.2f | %5.2f -> %5.2f  | %5.2f -> %5.2f | %5.2f -> %5.2f  | %5.2f -> %5.2f        |\n",
+			   sentiment_kind_name(k), r->bias[k][0], r->bias[k][1],
+			   100 * r->oof_before[k].accuracy, 100 * r->oof_after[k].accuracy,
+			   100 * r->oof_before[k].macro_f1, 100 * r->oof_after[k].macro_f1,
+			   100 * r->val_before[k].accuracy, 100 * r->val_after[k].accuracy,
+			   100 * r->val_before[k].macro_f1, 100 * r->val_after[k].macro_f1,
+			   100 * r->val_before[k].recall[1], 100 * r->val_after[k].recall[1]);
+	printf("ensemble members:");
+	for (int k = 0; k < FUSION_N_KINDS; k++)
+		if (r->members & (1u << k))
+			printf(" %s", fusion_kind_name((fusion_kind) k));
+	printf(" (mean of probabilities)\n");
+}
+
 int
 train_heads_stage(const train_options *o, const char *posts_csv, const char *features)
 {
 	head_data	d;
 	class_metrics vm[FUSION_N_KINDS];
-	const char *names[FUSION_N_KINDS];
+	decision_result r;
+	const char *names[SENTIMENT_N_MODELS];
 	char		dir[4096],
 				path[4096];
 	mmsa_error	err;
 	int			best = 0;
 	json_t	   *model = NULL,
-			   *acc = NULL;
+			   *acc = NULL,
+			   *bias = NULL,
+			   *members = NULL;
 
 	if (train_path(dir, sizeof(dir), o->out_dir, "heads", &err) != MMSA_OK ||
 		train_mkdir(dir, &err) != MMSA_OK ||
@@ -642,6 +1155,7 @@ train_heads_stage(const train_options *o, const char *posts_csv, const char *fea
 		pthread_t	workers[FUSION_N_KINDS];
 		int			n_workers = o->threads < FUSION_N_KINDS ? o->threads : FUSION_N_KINDS;
 		int			started = 0;
+		int			rc;
 
 		memset(&q, 0, sizeof(q));
 		pthread_mutex_init(&q.lock, NULL);
@@ -657,26 +1171,39 @@ train_heads_stage(const train_options *o, const char *posts_csv, const char *fea
 		for (int i = 0; i < started; i++)
 			pthread_join(workers[i], NULL);
 		pthread_mutex_destroy(&q.lock);
+		rc = q.failed || q.missing ? 1 : decision_stage(o, &d, &r);
 		openblas_set_num_threads(o->threads);
 		head_data_free(&d);
-		if (q.failed || q.missing)
+		if (rc != 0)
 			return 1;
 	}
-	for (int k = 0; k < FUSION_N_KINDS; k++)
-		names[k] = fusion_kind_name((fusion_kind) k);
+	for (int k = 0; k < SENTIMENT_N_MODELS; k++)
+		names[k] = sentiment_kind_name(k);
 
-	/* the default: the best val accuracy (the first of equals) */
-	for (int k = 1; k < FUSION_N_KINDS; k++)
-		if (vm[k].accuracy > vm[best].accuracy)
+	/* the default: the best val accuracy under the rules (the first of equals) */
+	for (int k = 1; k < SENTIMENT_N_MODELS; k++)
+		if (r.val_after[k].accuracy > r.val_after[best].accuracy)
 			best = k;
 	model = json_object();
 	acc = json_object();
-	for (int k = 0; model && acc && k < FUSION_N_KINDS; k++)
-		json_object_set_new(acc, names[k], json_real(round(vm[k].accuracy * 10000) / 10000));
-	if (model == NULL || acc == NULL ||
+	bias = json_object();
+	members = json_array();
+	for (int k = 0; model && acc && bias && k < SENTIMENT_N_MODELS; k++)
+	{
+		json_object_set_new(acc, names[k], json_real(round(r.val_after[k].accuracy * 10000) / 10000));
+		json_object_set_new(bias, names[k], json_pack("[f,f,f]", (double) r.bias[k][0],
+													  (double) r.bias[k][1], (double) r.bias[k][2]));
+	}
+	for (int k = 0; members && k < FUSION_N_KINDS; k++)
+		if (r.members & (1u << k))
+			json_array_append_new(members, json_string(names[k]));
+	if (model == NULL || acc == NULL || bias == NULL || members == NULL ||
 		json_object_set_new(model, "format", json_string(SENTIMENT_FORMAT)) != 0 ||
 		json_object_set_new(model, "default_fusion", json_string(names[best])) != 0 ||
 		json_object_set_new(model, "val_accuracy", acc) != 0 ||
+		json_object_set_new(model, "decision_bias", bias) != 0 ||
+		json_object_set_new(model, "ensemble", json_pack("{s:s,s:o}", "combine", "mean",
+														 "members", members)) != 0 ||
 		json_object_set_new(model, "labels", json_pack("[s,s,s]", "negative", "neutral", "positive")) != 0 ||
 		train_path(path, sizeof(path), o->out_dir, "model.json", &err) != MMSA_OK ||
 		json_dump_file(model, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(4)) != 0)
@@ -687,13 +1214,14 @@ train_heads_stage(const train_options *o, const char *posts_csv, const char *fea
 	}
 	json_decref(model);
 	{
-		char	   *table = metrics_format_table(names, vm, FUSION_N_KINDS);
+		char	   *table = metrics_format_table(names, r.val_after, SENTIMENT_N_MODELS);
 
-		printf("Heads on val (features from the cache; `mmsa eval` recomputes them from the images):\n%s",
-			   table ? table : "");
+		printf("Models on val under their decision rules (features from the cache; `mmsa eval` "
+			   "recomputes them from the images):\n%s", table ? table : "");
 		free(table);
 	}
-	fprintf(stderr, "mmsa train: default fusion: %s (val acc %.2f%%), written to %s\n",
-			names[best], 100 * vm[best].accuracy, path);
+	decision_report(&r);
+	fprintf(stderr, "mmsa train: default model: %s (val acc %.2f%%), written to %s\n",
+			names[best], 100 * r.val_after[best].accuracy, path);
 	return 0;
 }

@@ -4,18 +4,22 @@
 # split for the heads).
 #
 #  1. train --smoke writes OUT/text (config, F16 model, vocab), the seven
-#     heads and model.json (format, default = first argmax of val_accuracy);
-#     progress lines with an ETA on stderr, a table of the seven on stdout.
+#     heads and model.json (format, val_accuracy of the eight models, default
+#     = first argmax of it, a decision rule per model, the ensemble's
+#     members); progress lines with an ETA on stderr, a table of the eight
+#     on stdout.
 #  2. A second run resumes: the text encoder "resuming at step", the seven
-#     heads "already trained", the head files byte-identical.
+#     heads "already trained", the 35 out-of-fold results read back, the
+#     head files and model.json byte-identical.
 #  3. `--only text` then a full run into a new directory gives the same
-#     bytes as the one-go run (same seed).
+#     bytes as the one-go run (same seed), model.json included.
 #  4. predict: the CSV shape, one row per val post in order, probabilities,
-#     label = argmax, determinism, --fusion, bad --fusion (exit 2), missing
-#     --posts (exit 1), a post without an image (text model).
+#     label = the model's decision rule, determinism, --fusion, --fusion
+#     ensemble = the mean of its members' probabilities, bad --fusion (exit
+#     2), missing --posts (exit 1), a post without an image (text model).
 #  5. --fusion bert = softmax(W F_T + b) with W, b read here from
 #     heads/bert.safetensors and F_T from `mmsa embed` of OUT/text.
-#  6. eval: the Markdown table of the seven, one "(default)", each accuracy
+#  6. eval: the Markdown table of the eight, one "(default)", each accuracy
 #     equal to that of predict --fusion <name> on the same posts; the PNG.
 #  7. Bad hyper-parameters and --only: exit 2.
 import csv
@@ -32,7 +36,8 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference"))
 from tap import ok, diag, skip, done, ROOT, CLI, DATA, TMP  # noqa: E402
 
-MODELS = ['bert', 'resnet', 'nativecat', 'nativecombine', 'cmac', 'hstec', 'ote']
+HEADS = ['bert', 'resnet', 'nativecat', 'nativecombine', 'cmac', 'hstec', 'ote']
+MODELS = HEADS + ['ensemble']
 LABELS = ['negative', 'neutral', 'positive']
 image_model = os.path.join(ROOT, 'weights', 'image')
 vocab = os.path.join(ROOT, 'weights', 'text', 'vocab.txt')
@@ -49,6 +54,17 @@ if not (os.path.isfile(os.path.join(image_model, 'model.safetensors')) and os.pa
          % DATA)
     skip('mmsa train --smoke', 'ResNet-50 weights, vocabulary or MVSA-Single missing')
     done()
+
+
+def missing_any(paths):
+    return any(not os.path.isfile(p) for p in paths)
+
+
+def decide(model, pr):
+    """model.json's rule: the k with the largest log p_k + b_k (first on ties)."""
+    b = mj['decision_bias'][model]
+    score = [np.log(x) + b[k] if x > 0 else -np.inf for k, x in enumerate(pr)]
+    return LABELS[int(np.argmax(score))]
 
 
 def run(args):
@@ -83,7 +99,7 @@ def read_safetensors(path):
 
 
 def head_files(out):
-    return {m: os.path.join(out, 'heads', m + '.safetensors') for m in MODELS}
+    return {m: os.path.join(out, 'heads', m + '.safetensors') for m in HEADS}
 
 
 def lines(stderr):
@@ -97,6 +113,7 @@ if not ok(r.returncode == 0, 'train --smoke exits 0'):
     done()
 expected = [os.path.join(OUT, 'text', f) for f in ('config.json', 'model.safetensors', 'vocab.txt')]
 expected += list(head_files(OUT).values()) + [os.path.join(OUT, 'model.json')]
+model_json_before = read_bytes(os.path.join(OUT, 'model.json')) if not missing_any(expected) else None
 missing = [p for p in expected if not os.path.isfile(p)]
 ok(not missing, 'OUT/text/{config.json,model.safetensors,vocab.txt}, 7 heads and model.json written'
    + ('' if not missing else ' (missing: %s)' % ', '.join(missing)))
@@ -104,7 +121,16 @@ with open(os.path.join(OUT, 'model.json')) as f:
     mj = json.load(f)
 acc = mj.get('val_accuracy', {})
 ok(mj.get('format') == 'mmsa-sentiment-1', 'model.json format mmsa-sentiment-1')
-ok(sorted(acc) == sorted(MODELS), 'model.json val_accuracy has the seven models')
+ok(sorted(acc) == sorted(MODELS), 'model.json val_accuracy has the eight models')
+bias = mj.get('decision_bias', {})
+ok(sorted(bias) == sorted(MODELS) and
+   all(len(b) == 3 and b[2] == 0 and all(-2 <= x <= 3 and abs(x * 20 - round(x * 20)) < 1e-6
+                                         for x in b) for b in bias.values()),
+   'model.json decision_bias: [b_neg, b_neu, 0] on the grid of 0.05 in [-2, 3] for each of the eight')
+ens = mj.get('ensemble', {})
+members = ens.get('members', [])
+ok(ens.get('combine') == 'mean' and members in (HEADS[2:], HEADS),
+   'model.json ensemble: the mean of the five fusion heads or of all seven (%s)' % members)
 best = max(MODELS, key=lambda m: (acc.get(m, -1), -MODELS.index(m)))
 default = mj.get('default_fusion')
 ok(default in MODELS and default == best,
@@ -116,7 +142,8 @@ ok(any('ETA' in ln and 'text encoder' in ln for ln in lines(r.stderr))
    'stderr has progress lines with an ETA (text encoder and heads)')
 rows = [ln for ln in r.stdout.splitlines() if ln.startswith('|')]
 row_names = [ln.split('|')[1].strip() for ln in rows]
-ok(all(row_names.count(m) == 1 for m in MODELS), 'stdout has a table with one row per model')
+ok(all(row_names.count(m) == 2 for m in MODELS),
+   'stdout has the val table and the decision-rule table, one row per model in each')
 heads_before = {m: read_bytes(p) for m, p in head_files(OUT).items()}
 text_before = read_bytes(os.path.join(OUT, 'text', 'model.safetensors'))
 
@@ -125,6 +152,10 @@ r = train(OUT)
 ok(r.returncode == 0, 'a second run exits 0')
 n_already = sum(1 for ln in lines(r.stderr) if 'already trained' in ln)
 ok(n_already == 7, 'the seven heads are "already trained" (%d)' % n_already)
+ok('35 of 35 out-of-fold results read back' in r.stderr,
+   'the decision stage reads its 35 out-of-fold results back')
+ok(read_bytes(os.path.join(OUT, 'model.json')) == model_json_before,
+   'model.json byte-identical after the second run')
 ok('resuming at step' in r.stderr, 'the text encoder says "resuming at step"')
 changed = [m for m, p in head_files(OUT).items() if read_bytes(p) != heads_before[m]]
 ok(not changed, 'head files byte-identical after the second run' +
@@ -149,6 +180,9 @@ differ = [m for m, p in head_files(OUT2).items()
           if not os.path.isfile(p) or read_bytes(p) != heads_before[m]]
 ok(not differ, 'the seven head files identical to the one-go run' +
    ('' if not differ else ' (differ: %s)' % ', '.join(differ)))
+ok(os.path.isfile(os.path.join(OUT2, 'model.json')) and
+   read_bytes(os.path.join(OUT2, 'model.json')) == model_json_before,
+   'model.json (rules, ensemble, figures) identical to the one-go run')
 
 # ---- 4. predict --------------------------------------------------------------
 subset = os.path.join(OUT, 'cache', 'mvsa-single-subset.csv')
@@ -182,10 +216,10 @@ for p in pred_rows:
         continue
     if len(p) != 5 or not all(0 <= x <= 1 for x in pr) or abs(sum(pr) - 1) > 1e-5:
         good_p = False
-    if p[1] != LABELS[int(np.argmax(pr))]:
+    if p[1] != decide(default, pr):
         good_label = False
 ok(good_p, 'probabilities parse, lie in [0,1] and sum to 1 within 1e-5')
-ok(good_label, 'label is the name of the argmax')
+ok(good_label, 'label = the default model\'s rule: the k with the largest log p_k + b_k')
 
 # predictions of each model (also used by 6.); --fusion <default> reruns the default
 # with another thread count: results must not depend on it
@@ -196,7 +230,13 @@ for m in MODELS:
     by_model[m] = parse_predictions(r.stdout)[1] if r.returncode == 0 else None
     if r.returncode != 0:
         diag('predict --fusion %s: %s' % (m, r.stderr.strip()))
-ok(all(by_model[m] is not None for m in MODELS), 'predict --fusion <each of the seven> exits 0')
+ok(all(by_model[m] is not None for m in MODELS), 'predict --fusion <each of the eight> exits 0')
+ok(all(by_model[m] is not None and all(p[1] == decide(m, [float(x) for x in p[2:5]]) for p in by_model[m])
+       for m in MODELS),
+   'each model\'s labels follow its own rule (decision_bias[model])')
+n_moved = sum(1 for m in MODELS if by_model[m] is not None
+              for p in by_model[m] if p[1] != LABELS[int(np.argmax([float(x) for x in p[2:5]]))])
+diag('labels that differ from the plain argmax, all models: %d' % n_moved)
 ok(by_model[default] is not None and r_default.stdout.splitlines()[1:] ==
    [','.join(p) for p in by_model[default]],
    'a second run (--fusion %s, the default, on 1 thread instead of 2) gives identical output' % default)
@@ -211,7 +251,49 @@ ok(by_model['resnet'] is not None and by_model['bert'] is not None and
    '--fusion resnet gives other probabilities than --fusion bert')
 r = predict(['--fusion', 'nosuch'])
 ok(r.returncode == 2 and all(m in r.stderr for m in MODELS),
-   '--fusion nosuch exits 2 naming the seven models')
+   '--fusion nosuch exits 2 naming the eight models')
+if all(by_model[m] is not None for m in members + ['ensemble']):
+    mean = sum(probs(by_model[m]) for m in members) / len(members)
+    dev = float(np.abs(mean - probs(by_model['ensemble'])).max())
+else:
+    dev = float('inf')
+ok(dev <= 2e-6, '--fusion ensemble = the mean of its members\' probabilities: max abs diff %.2g '
+   '<= 2e-6 (printed to 1e-6)' % dev)
+noens = os.path.join(work, 'noens')
+shutil.copytree(OUT, noens, ignore=shutil.ignore_patterns('cache'))
+mj_noens = dict(mj)
+mj_noens.pop('ensemble')
+if mj_noens.get('default_fusion') == 'ensemble':
+    mj_noens['default_fusion'] = 'ote'
+with open(os.path.join(noens, 'model.json'), 'w') as f:
+    json.dump(mj_noens, f)
+r = run(['predict', '--model', noens, '--posts', subset, '--images', images, '--split', 'val',
+         '--fusion', 'ensemble'])
+ok(r.returncode != 0 and 'no ensemble' in r.stderr,
+   '--fusion ensemble on a model.json without "ensemble" fails saying so')
+for what, change, says in [
+        ('a decision_bias of two numbers', {'decision_bias': {'ote': [0.0, 1.0]}},
+         '"decision_bias" must map model names to three numbers'),
+        ('a decision_bias for an unknown model', {'decision_bias': {'nosuch': [0, 0, 0]}},
+         '"decision_bias" must map model names to three numbers'),
+        ('a non-finite bias', {'decision_bias': {'ote': [0, 1e300 * 10, 0]}}, None),
+        ('an ensemble member that is no head', {'ensemble': {'combine': 'mean',
+                                                             'members': ['ote', 'ensemble']}},
+         'distinct heads of the seven'),
+        ('an ensemble combined by "max"', {'ensemble': {'combine': 'max', 'members': HEADS}},
+         '"ensemble" must be'),
+        ('default_fusion "ensemble" without an ensemble', {'default_fusion': 'ensemble'},
+         '"default_fusion" must name one of the seven heads')]:
+    bad = dict(mj_noens)
+    bad.update(change)
+    with open(os.path.join(noens, 'model.json'), 'w') as f:
+        f.write(json.dumps(bad).replace('Infinity', '1e999'))
+    r = run(['predict', '--model', noens, '--posts', subset, '--images', images, '--split', 'val'])
+    ok(r.returncode == 1 and 'model.json' in r.stderr and (says is None or says in r.stderr),
+       'model.json with %s: predict exits 1 naming the file and the fault' % what)
+    if r.returncode != 1:
+        diag(r.stderr.strip())
+shutil.rmtree(noens, ignore_errors=True)
 nofile = os.path.join(work, 'no-such-posts.csv')
 r = predict(posts=nofile)
 ok(r.returncode == 1 and nofile in r.stderr, 'a missing --posts file exits 1 naming it')
@@ -267,7 +349,7 @@ for ln in r.stdout.splitlines():
     if len(cells) > 3 and cells[1].replace(' (default)', '') in MODELS:
         table[cells[1]] = cells[2]
 names = [n.replace(' (default)', '') for n in table]
-ok(sorted(names) == sorted(MODELS), 'eval prints a Markdown table of the seven models')
+ok(sorted(names) == sorted(MODELS), 'eval prints a Markdown table of the eight models')
 defaults = [n for n in table if n.endswith('(default)')]
 ok(defaults == [default + ' (default)'], 'one marked (default): %s' % defaults)
 truth = {v['id']: v['label'] for v in val_rows if v['label']}
@@ -282,7 +364,7 @@ for name, cell in table.items():
     a = 100.0 * sum(p[1] == truth[p[0]] for p in lab) / len(lab)
     if abs(float(cell) - round(a, 2)) > 0.006:
         mism.append('%s %s vs %.2f' % (m, cell, a))
-ok(len(table) == 7 and not mism,
+ok(len(table) == 8 and not mism,
    'each accuracy equals that of predict --fusion <model> on the val posts'
    + ('' if not mism else ' (%s)' % '; '.join(mism)))
 ok(os.path.isfile(png) and read_bytes(png)[:8] == b'\x89PNG\r\n\x1a\n', '--png writes a PNG file')
