@@ -101,6 +101,16 @@ plan=$(qc -c "EXPLAIN (VERBOSE, COSTS OFF) INSERT INTO posts_1 (id, body, image)
 like "$plan" 'Output: .*NULL::mmsa_label' "INSERT: the coordinator's generated column is NULL, no mmsa_sentiment there"
 like "$plan" 'Remote SQL: INSERT INTO public\.posts\(id, body, image, sentiment\) VALUES \(\$1, \$2, \$3, DEFAULT\)' \
 	"INSERT: postgres_fdw sends DEFAULT, the shard computes the label"
+# why the coordinator's column is generated: a plain one sends its NULL
+out=$(qc 2>&1 <<SQL || true
+CREATE FOREIGN TABLE posts_plain (id bigint, body text, image bytea, sentiment mmsa_label)
+	SERVER shard1 OPTIONS (table_name 'posts');
+INSERT INTO posts_plain (id, body, image) VALUES (1, 'x', NULL);
+SQL
+)
+qc -c "DROP FOREIGN TABLE posts_plain"
+like "$out" 'cannot insert a non-DEFAULT value into column "sentiment"' \
+	"a plain label column on the coordinator instead: its NULL is sent, the shard refuses it"
 # the coordinator cannot compute a label in this session: the rows' labels
 # come from the shards
 out=$(qc 2>&1 <<SQL || true
@@ -151,11 +161,14 @@ is "$(qc -c "SELECT string_agg(p.oid::regprocedure || ' ' || provolatile::text |
 	FROM pg_proc p WHERE proname IN ('mmsa_sentiment', 'mmsa_scores')")" \
 	"mmsa_scores(text,bytea,text) is, mmsa_sentiment(text,bytea) is, mmsa_sentiment(text,bytea,text) is" \
 	"mmsa_sentiment and mmsa_scores are IMMUTABLE (i) and PARALLEL SAFE (s)"
-is "$(qc -c "SELECT string_agg(aggfnoid::regprocedure || ' ' || aggcombinefn || ' ' || aggtranstype::regtype, ', '
-		ORDER BY aggfnoid::regprocedure::text)
-	FROM pg_aggregate a JOIN pg_proc p ON p.oid = a.aggfnoid WHERE p.proname = 'mmsa_distribution'")" \
-	"mmsa_distribution(mmsa_label) mmsa_distribution_combine bigint[], mmsa_distribution(text,bytea) mmsa_distribution_combine bigint[]" \
-	"both mmsa_distribution aggregates have a combine function and a bigint[] state (no serial functions needed)"
+# every aggregate of the extension, found through pg_depend
+is "$(qc -c "SELECT string_agg(aggfnoid::regprocedure || ' ' || aggcombinefn || ' ' || aggtranstype::regtype
+		|| ' ' || p.proparallel::text, ', ' ORDER BY aggfnoid::regprocedure::text)
+	FROM pg_aggregate a JOIN pg_proc p ON p.oid = a.aggfnoid
+	JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+	WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'mmsa')")" \
+	"mmsa_distribution(mmsa_label) mmsa_distribution_combine bigint[] s, mmsa_distribution(text,bytea) mmsa_distribution_combine bigint[] s, mmsa_evaluate(mmsa_label,mmsa_label) mmsa_evaluate_combine bigint[] s" \
+	"the extension's aggregates (mmsa_distribution twice, mmsa_evaluate) have a combine function, a bigint[] state (no serial functions needed), PARALLEL SAFE"
 out=$(qc <<'SQL'
 CREATE TABLE labels_big AS SELECT s.sentiment FROM single s, generate_series(1, 500);
 ALTER TABLE labels_big SET (parallel_workers = 2);
