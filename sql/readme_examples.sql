@@ -34,8 +34,16 @@ SELECT id, s.label, round(s.p_negative::numeric, 2) AS p_negative,
        round(s.p_neutral::numeric, 2) AS p_neutral, round(s.p_positive::numeric, 2) AS p_positive
 FROM posts, mmsa_scores(body, image) s ORDER BY id;
 SELECT id, mmsa_sentiment(body, image, 'bert') AS bert, mmsa_sentiment(body, image, 'resnet') AS resnet,
-       mmsa_sentiment(body, image, 'ote') AS ote
+       mmsa_sentiment(body, image, 'ote') AS ote, mmsa_sentiment(body, image, 'ensemble') AS ensemble
 FROM posts ORDER BY id;
+
+-- labels scored against gold labels (here given by hand)
+SELECT (e).n, round((e).accuracy::numeric, 4) AS accuracy, round((e).macro_f1::numeric, 4) AS macro_f1,
+       (e).recall[2] AS neutral_recall, (e).confusion
+FROM (SELECT mmsa_evaluate(g.gold::mmsa_label, mmsa_sentiment(p.body, p.image)) AS e
+      FROM posts p JOIN (VALUES (1, 'negative'), (2, 'positive'), (3, 'negative'), (4, 'negative'),
+                                (5, 'positive'), (6, 'neutral'), (7, 'negative'), (8, 'neutral'),
+                                (9, 'positive')) AS g(id, gold) USING (id)) x;
 
 -- a generated column with an index on it
 ALTER TABLE posts ADD COLUMN sentiment mmsa_label
@@ -52,7 +60,7 @@ SELECT posted, (mmsa_distribution(sentiment)).* FROM posts GROUP BY posted ORDER
 SELECT (mmsa_distribution(body, image)).* FROM posts;
 SELECT (mmsa_distribution(sentiment)).* FROM posts;
 
--- a wrong model name is an error that lists the seven
+-- a wrong model name is an error that lists the eight
 \set VERBOSITY sqlstate
 SELECT mmsa_sentiment('hello', NULL, 'transformer');
 

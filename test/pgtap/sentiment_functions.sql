@@ -10,7 +10,7 @@
 -- of test/reference/sql_fixtures.py (fixture_texts, fixture_settings,
 -- fixture_posts and mvsa_predict: `mmsa predict` on the same posts).
 BEGIN;
-SELECT plan(58);
+SELECT plan(61);
 
 CREATE EXTENSION IF NOT EXISTS mmsa;
 
@@ -83,15 +83,38 @@ CREATE TEMP TABLE one AS
 SELECT 'What a lovely cat, best day ever! #happy'::text AS body, pg_temp.photo('chelsea.png') AS image,
        (SELECT pg_read_file(:'model_dir' || '/model.json')::json ->> 'default_fusion') AS default_fusion;
 
+-- each model's decision rule, as model.json gives it: the label is the k
+-- with the largest ln p_k + b_k (zero biases where none is given)
+CREATE TEMP TABLE rules AS
+SELECT m, coalesce((SELECT array_agg(x::float8 ORDER BY i)
+                    FROM jsonb_array_elements_text(j -> 'decision_bias' -> m) WITH ORDINALITY AS b(x, i)),
+                   '{0,0,0}') AS b
+FROM (SELECT pg_read_file(:'model_dir' || '/model.json')::jsonb AS j) mj,
+     unnest(ARRAY['bert', 'resnet', 'nativecat', 'nativecombine', 'cmac', 'hstec', 'ote', 'ensemble']) m
+WHERE m <> 'ensemble' OR j ? 'ensemble';
+CREATE FUNCTION pg_temp.rule_label(p real[], b float8[]) RETURNS mmsa_label LANGUAGE sql IMMUTABLE AS $$
+    SELECT (ARRAY['negative', 'neutral', 'positive']::mmsa_label[])[
+        CASE WHEN s[1] >= s[2] AND s[1] >= s[3] THEN 1 WHEN s[2] >= s[3] THEN 2 ELSE 3 END]
+    FROM (SELECT ARRAY(SELECT CASE WHEN p[k] > 0 THEN ln(p[k]::float8) + b[k] ELSE '-Infinity'::float8 END
+                       FROM generate_series(1, 3) k ORDER BY k) AS s) x
+$$;
+SELECT is((SELECT count(*)::int FROM rules), 8,
+          'the shipped model offers eight models: the seven heads and the ensemble');
 SELECT is(
-    (SELECT count(*)::int FROM one, unnest(ARRAY['bert', 'resnet', 'nativecat', 'nativecombine', 'cmac', 'hstec', 'ote']) m,
-         mmsa_scores(body, image, m) s
+    (SELECT count(*)::int FROM one, rules r, mmsa_scores(body, image, r.m) s
      WHERE abs(s.p_negative + s.p_neutral + s.p_positive - 1) < 1e-5
-       AND s.label = (ARRAY['negative', 'neutral', 'positive']::mmsa_label[])[
-            CASE WHEN s.p_negative >= s.p_neutral AND s.p_negative >= s.p_positive THEN 1
-                 WHEN s.p_neutral >= s.p_positive THEN 2 ELSE 3 END]
-       AND s.label = mmsa_sentiment(body, image, m)),
-    7, 'each of the seven models gives probabilities that sum to 1, and mmsa_sentiment gives their argmax');
+       AND s.label = pg_temp.rule_label(ARRAY[s.p_negative, s.p_neutral, s.p_positive], r.b)
+       AND s.label = mmsa_sentiment(body, image, r.m)),
+    (SELECT count(*)::int FROM rules),
+    'each model gives probabilities that sum to 1, and mmsa_sentiment gives the label of its decision rule');
+SELECT cmp_ok(
+    (SELECT max(greatest(abs(e.p_negative - a.n), abs(e.p_neutral - a.u), abs(e.p_positive - a.p)))
+     FROM one, mmsa_scores(body, image, 'ensemble') e,
+          LATERAL (SELECT avg(s.p_negative::float8) AS n, avg(s.p_neutral::float8) AS u, avg(s.p_positive::float8) AS p
+                   FROM jsonb_array_elements_text(pg_read_file(:'model_dir' || '/model.json')::jsonb
+                                                  -> 'ensemble' -> 'members') mem,
+                        mmsa_scores(body, image, mem) s) a),
+    '<=', 1e-6::float8, 'the ensemble''s probabilities are the mean of its members''');
 SELECT is((SELECT mmsa_scores(body, image)::text FROM one), (SELECT mmsa_scores(body, image, default_fusion)::text FROM one),
           'the default is the fusion model.json names');
 SELECT is((SELECT mmsa_scores(body, image, NULL)::text FROM one), (SELECT mmsa_scores(body, image)::text FROM one),
@@ -119,8 +142,8 @@ SELECT ok(mmsa_scores(NULL, NULL) IS NULL AND (SELECT label IS NULL AND p_positi
 SELECT throws_ok($$SELECT mmsa_sentiment('so happy', NULL, 'vgg16')$$, '22023', NULL,
                  'an unknown model name is 22023');
 SELECT throws_like($$SELECT * FROM mmsa_scores(NULL, NULL, 'BERT')$$,
-                   '%unknown model "BERT": the models are bert, resnet, nativecat, nativecombine, cmac, hstec and ote%',
-                   'the error lists the seven names (even for a post with neither text nor image)');
+                   '%unknown model "BERT": the models are bert, resnet, nativecat, nativecombine, cmac, hstec, ote and ensemble%',
+                   'the error lists the eight names (even for a post with neither text nor image)');
 SELECT throws_ok($$SELECT mmsa_sentiment('so happy', pg_temp.test_image('truncated.jpg'))$$, '22P03', NULL,
                  'a truncated JPEG is 22P03, as for mmsa_image_embedding');
 SELECT throws_ok($$SELECT * FROM mmsa_scores('so happy', pg_temp.test_image('image.gif'), 'nativecat')$$, '0A000', NULL,
@@ -132,6 +155,10 @@ SET LOCAL mmsa.max_image_pixels = 10000;
 SELECT throws_ok($$SELECT mmsa_sentiment('so happy', pg_temp.photo('chelsea.png'))$$, '54000', NULL,
                  'mmsa.max_image_pixels is honoured');
 RESET mmsa.max_image_pixels;
+SELECT set_config('mmsa.model_dir', (SELECT no_ensemble_dir FROM fixture_settings), true) IS NULL AS unused \gset
+SELECT throws_ok($$SELECT mmsa_sentiment('so happy', NULL, 'ensemble')$$, '22023',
+                 'mmsa: the installed model has no ensemble',
+                 'a model whose model.json describes no ensemble: asking for it is 22023');
 SELECT set_config('mmsa.model_dir', (SELECT model_dir FROM fixture_settings), true) IS NULL AS unused \gset
 SELECT throws_ok($$SELECT mmsa_sentiment('so happy', NULL)$$, '58P01', NULL,
                  'a model directory without model.json is 58P01 ...');

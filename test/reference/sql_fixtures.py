@@ -17,6 +17,9 @@ Writes into OUT:
                          byte of them changed, and with them cut short
   images/                the decoder's good and hostile test files
                          (make_test_images.py, with its manifest.json)
+  no-ensemble/           the installed trained model (links to its text,
+                         image and heads) with a model.json that describes
+                         no ensemble
   posts/                 24 MVSA-Single val posts (posts.csv and <id>.jpg) and
                          one more whose image file is missing
   fixtures.sql           the functions fixture_trained_model_dir() and
@@ -205,6 +208,21 @@ def main():
         model = os.path.join(sharedir, "mmsa")
     predicted = []
     predicted_int8 = []
+    # the installed model without its ensemble (links to its encoders and
+    # heads, a model.json without "ensemble"): asking it for 'ensemble' fails
+    no_ensemble = os.path.join(args.out, "no-ensemble")
+    os.makedirs(no_ensemble)
+    if os.path.isfile(os.path.join(model, "model.json")):
+        for name in ("text", "image", "heads"):
+            os.symlink(os.path.join(model, name), os.path.join(no_ensemble, name))
+        with open(os.path.join(model, "model.json")) as f:
+            mj = json.load(f)
+        mj.pop("ensemble", None)
+        if mj.get("default_fusion") == "ensemble":
+            mj["default_fusion"] = max((m for m in mj.get("val_accuracy", {}) if m != "ensemble"),
+                                       key=lambda m: mj["val_accuracy"][m])
+        with open(os.path.join(no_ensemble, "model.json"), "w") as f:
+            json.dump(mj, f, indent=2)
     if os.path.isfile(os.path.join(model, "model.json")):
         out = subprocess.run([args.cli, "predict", "--model", model, "--posts",
                               os.path.join(posts_dir, "posts.csv"), "--images", posts_dir],
@@ -271,14 +289,14 @@ def main():
         f.write("CREATE TABLE fixture_settings (max_length int, hidden_size int, model_dir text, "
                 "missing_weights_dir text, truncated_dir text, wrong_shape_dir text, "
                 "images_dir text, skimage_dir text, no_int8_dir text, corrupt_int8_dir text, "
-                "truncated_int8_dir text);\n")
-        f.write("INSERT INTO fixture_settings VALUES (%d, %d, %s, %s, %s, %s, %s, %s, %s, %s, %s);\n" % (
+                "truncated_int8_dir text, no_ensemble_dir text);\n")
+        f.write("INSERT INTO fixture_settings VALUES (%d, %d, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s);\n" % (
             max_length, cfg["hidden_size"],
             *(sql_literal(os.path.join(os.path.abspath(args.out), n))
               for n in ("model", "missing-weights", "truncated", "wrong-shape", "images")),
             sql_literal(SKIMAGE_DATA),
             *(sql_literal(os.path.join(os.path.abspath(args.out), n))
-              for n in ("no-int8", "corrupt-int8", "truncated-int8"))))
+              for n in ("no-int8", "corrupt-int8", "truncated-int8", "no-ensemble"))))
     print("sql_fixtures: %d texts, model at %s" % (len(rows), good))
 
 
