@@ -6,6 +6,8 @@
 --   gold positive: 1 negative, 1 neutral, 6 positive   (support 8)
 -- accuracy 11/17; precision 3/4, 2/4, 6/9; recall 3/5, 2/4, 6/8;
 -- weighted F1 = (5 * 2/3 + 4 * 1/2 + 8 * 12/17) / 17.
+-- That it gives exactly `mmsa eval`'s figures on MVSA-Single val, for
+-- every model of the shipped one: test/t/evaluate_sql.t.
 CREATE EXTENSION mmsa;
 
 CREATE TABLE judged (topic text, gold mmsa_label, predicted mmsa_label);
