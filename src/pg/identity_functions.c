@@ -13,9 +13,11 @@
  * in the weights shows (mmsa_info()'s size:hash samples the encoders'
  * files only).  Left out: the *.packed sidecars, which are derived from
  * model.safetensors and calibration.json and refused when stale; hidden
- * files; mmsa.isa and mmsa.threads, which give the same floats on every
- * path and thread count (test/t/isa_labels.t).  The digests equal
- * `sha256sum`'s of the same files.
+ * files; mmsa.isa and mmsa.threads, which give the same labels on every
+ * path (test/t/isa_labels.t) and thread count (test/scaleout/scaleout.t;
+ * with the cmac head the probabilities of 1 and 2 threads can differ in
+ * their last bit, up to 1.2e-7).  The digests equal `sha256sum`'s of the
+ * same files.
  */
 #include "postgres.h"
 
