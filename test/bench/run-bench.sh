@@ -171,3 +171,5 @@ if [ -d "$DATA/mvsa-single/images" ] && [ -f "$ROOT/weights/image/config.json" ]
 		xargs -0 -s 1000000 "$CLI" decode --target "$TARGET" --preprocess "$PRE" | tail -1
 fi
 [ "${MMSA_BENCH_SQL:-1}" = 0 ] || { echo; "$ROOT/test/bench/bench_sql.sh"; }  # SQL throughput of the installed extension (make install first); MMSA_BENCH_SQL=0 skips it
+# one server against two shards through a coordinator (three clusters, about 10 minutes): MMSA_BENCH_SCALEOUT=1 runs it
+[ "${MMSA_BENCH_SCALEOUT:-0}" = 0 ] || { echo; "$ROOT/test/bench/bench_scaleout.sh"; }
