@@ -22,6 +22,7 @@ so that `prove` shows them without -v.
 """
 import csv
 import io
+import json
 import os
 import re
 import subprocess
@@ -108,7 +109,11 @@ if have_model:
         acc[precision] = {m.group(1): float(m.group(2)) for m in
                           re.finditer(r"^\| (\w+)(?: \(default\))?\s*\|\s*([\d.]+) \|", r.stdout, re.M)}
     heads = sorted(acc["fp32"])
-    ok(len(heads) == 7 and set(heads) == set(acc["int8"]), "eval reports the seven heads at both precisions")
+    with open(os.path.join(MODEL, "model.json")) as f:
+        n_models = 8 if "ensemble" in json.load(f) else 7
+    ok(len(heads) == n_models and set(heads) == set(acc["int8"]),
+       "eval reports the %d models (the seven heads%s) at both precisions"
+       % (n_models, " and the ensemble" if n_models == 8 else ""))
     worst = max(abs(acc["fp32"][h] - acc["int8"][h]) for h in heads)
     for h in heads:
         say("  %-14s val accuracy fp32 %.2f%%, int8 %.2f%% (%+.2f)" % (h, acc["fp32"][h], acc["int8"][h],
