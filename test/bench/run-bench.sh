@@ -173,3 +173,6 @@ fi
 [ "${MMSA_BENCH_SQL:-1}" = 0 ] || { echo; "$ROOT/test/bench/bench_sql.sh"; }  # SQL throughput of the installed extension (make install first); MMSA_BENCH_SQL=0 skips it
 # one server against two shards through a coordinator (three clusters, about 10 minutes): MMSA_BENCH_SCALEOUT=1 runs it
 [ "${MMSA_BENCH_SCALEOUT:-0}" = 0 ] || { echo; "$ROOT/test/bench/bench_scaleout.sh"; }
+# int8 against fp32 top-1 of the shipped ResNet-50, C and PyTorch int8 on the same
+# inputs (test/bench/int8_agreement.py, about 20 minutes over the 4,511 images): MMSA_BENCH_AGREEMENT=1 runs it
+[ "${MMSA_BENCH_AGREEMENT:-0}" = 0 ] || { echo; /usr/bin/python3 "$ROOT/test/bench/int8_agreement.py"; }
