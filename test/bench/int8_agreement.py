@@ -50,23 +50,10 @@ import torchvision.models.quantization as tvq
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..'))
 CLI = os.path.join(ROOT, 'build', 'mmsa')
-
-
-def read_safetensors(path):
-    with open(path, 'rb') as f:
-        n = int.from_bytes(f.read(8), 'little')
-        head = json.loads(f.read(n))
-        base = 8 + n
-        out = {}
-        for name, t in head.items():
-            if name == '__metadata__':
-                continue
-            if t['dtype'] != 'F32':
-                raise SystemExit('%s: dtype %s' % (name, t['dtype']))
-            a, b = t['data_offsets']
-            f.seek(base + a)
-            out[name] = torch.from_numpy(np.frombuffer(f.read(b - a), dtype='<f4').copy()).reshape(t['shape'])
-    return out
+sys.path.insert(0, os.path.join(ROOT, 'test', 'reference'))
+sys.path.insert(0, os.path.join(ROOT, 'test', 'bench'))
+from bert_reference import read_safetensors  # noqa: E402
+from resnet_int8_torch import engine  # noqa: E402
 
 
 def torch_model(model_dir):
@@ -75,7 +62,8 @@ def torch_model(model_dir):
         cfg = json.load(f)
     if cfg.get('architecture') != 'resnet50':
         raise SystemExit('not a resnet50: %s' % cfg.get('architecture'))
-    w = read_safetensors(os.path.join(model_dir, 'model.safetensors'))
+    w = {k: torch.from_numpy(v.copy())
+         for k, v in read_safetensors(os.path.join(model_dir, 'model.safetensors')).items()}
     model = tvq.resnet50(weights=None, quantize=False)
     if cfg.get('stride_on', '3x3') == '1x1':
         for layer in (model.layer2, model.layer3, model.layer4):
@@ -89,13 +77,11 @@ def torch_model(model_dir):
             raise SystemExit('%s missing from model.safetensors' % name)
         state[name] = w[name]
     # a convolution's bias b before BatchNorm is BatchNorm with mean - b
-    for name in w:
-        if name.endswith('.bias') and name[:-5] + '.weight' in w and w[name[:-5] + '.weight'].dim() == 4:
-            conv = name[:-5]
-            bn = conv.replace('conv', 'bn') if '.downsample.' not in conv else conv[:-1] + '1'
-            if conv == 'conv1':
-                bn = 'bn1'
-            state[bn + '.running_mean'] = w[bn + '.running_mean'] - w[name]
+    # (torchvision's names: conv1 -> bn1, ....convN -> ....bnN, downsample.0 -> downsample.1)
+    for name, mod in model.named_modules():
+        if isinstance(mod, torch.nn.Conv2d) and name + '.bias' in w:
+            bn = name[:-1] + '1' if name.endswith('downsample.0') else name.replace('conv', 'bn')
+            state[bn + '.running_mean'] = w[bn + '.running_mean'] - w[name + '.bias']
     model.load_state_dict(state)
     for mod in model.modules():
         if isinstance(mod, torch.nn.BatchNorm2d):
@@ -105,7 +91,7 @@ def torch_model(model_dir):
 
 
 def quantize(fp32, calib, reduce_range):
-    eng = 'fbgemm' if 'fbgemm' in torch.backends.quantized.supported_engines else 'onednn'
+    eng = engine()
     torch.backends.quantized.engine = eng
     model = copy.deepcopy(fp32)
     model.fuse_model(is_qat=False)
