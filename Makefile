@@ -134,6 +134,12 @@ install: install-model-files
 install-model-files: weights/text/vocab.txt weights/image/model.safetensors
 	$(MKDIR_P) '$(MODEL_INSTALL_DIR)/text' '$(MODEL_INSTALL_DIR)/image' '$(MODEL_INSTALL_DIR)/heads'
 	$(INSTALL_DATA) weights/text/vocab.txt '$(MODEL_INSTALL_DIR)/text/'
+# a text encoder trained with tweet normalisation says so in tokenizer_config.json
+ifneq ($(wildcard weights/text/tokenizer_config.json),)
+	$(INSTALL_DATA) weights/text/tokenizer_config.json '$(MODEL_INSTALL_DIR)/text/'
+else
+	rm -f '$(MODEL_INSTALL_DIR)/text/tokenizer_config.json'
+endif
 ifneq ($(wildcard weights/model.json),)
 	$(INSTALL_DATA) weights/text/config.json weights/text/model.safetensors weights/text/model.packed \
 		weights/text/model.int8.packed '$(MODEL_INSTALL_DIR)/text/'

@@ -38,12 +38,17 @@ train_usage(FILE *out)
 			"                  [--seed N] [--threads N] [--only text|heads] [--smoke]\n"
 			"                  [--text-layers N] [--text-hidden N] [--text-heads N] [--text-max-len N]\n"
 			"                  [--text-epochs N] [--text-batch N] [--text-lr X] [--mlm-epochs N] [--limit N]\n"
+			"                  [--text-normalization tweet|none]\n"
 			"                  [--head-epochs N] [--head-batch N] [--head-lr X] [--heads LIST] [--mvsa-limit N]\n"
 			"Defaults: --data ../shared/data --out weights --work OUT/cache --image-model OUT/image\n"
 			"--vocab OUT/text/vocab.txt --seed 20261129; text encoder L=4 C=256 heads=4 max-len 128,\n"
 			"3 epochs of batch 64 at lr 4e-4 (no MLM pre-training: --mlm-epochs 0); heads 20 epochs of\n"
 			"batch 16 at lr 5e-4.  --heads cmac,ote retrains just those heads (the others must exist).\n"
-			"--limit N keeps N texts per source, --mvsa-limit N posts per split.\n");
+			"--limit N keeps N texts per source, --mvsa-limit N posts per split.\n"
+			"--text-normalization tweet trains the encoder on texts whose user names and links are\n"
+			"replaced by @user and http, as TweetEval's are, and marks the model so that inference\n"
+			"does the same (text/tokenizer_config.json); default: as the vocabulary's directory says\n"
+			"(none for the shipped model).\n");
 }
 
 /*
@@ -126,6 +131,7 @@ cmd_train(int argc, char **argv)
 	o.text_batch = 64;
 	o.text_lr = 4e-4f;
 	o.text_warmup = 0.1f;
+	o.text_normalization = -1;
 	o.head_epochs = 20;
 	o.head_batch = 16;
 	o.head_lr = 5e-4f;
@@ -215,6 +221,17 @@ cmd_train(int argc, char **argv)
 		}
 		else if (strcmp(a, "--mvsa-limit") == 0 && v)
 			o.mvsa_limit = atol(argv[++i]);
+		else if (strcmp(a, "--text-normalization") == 0 && v)
+		{
+			const char *n = argv[++i];
+
+			if (strcmp(n, "tweet") != 0 && strcmp(n, "none") != 0)
+			{
+				fprintf(stderr, "mmsa train: --text-normalization must be tweet or none\n");
+				return 2;
+			}
+			o.text_normalization = strcmp(n, "tweet") == 0;
+		}
 		else
 		{
 			fprintf(stderr, "mmsa train: unknown or incomplete option \"%s\"\n", a);
@@ -288,9 +305,12 @@ cmd_train(int argc, char **argv)
 	/* stage 1: the text encoder */
 	if (bert_tokenizer_load(o.vocab, &tok, &err) != MMSA_OK)
 		goto fail;
+	if (o.text_normalization >= 0)
+		bert_tokenizer_set_tweet_normalization(tok, o.text_normalization);
 	if (only == NULL || strcmp(only, "text") == 0)
 	{
-		fprintf(stderr, "mmsa train: stage 1: the text encoder\n");
+		fprintf(stderr, "mmsa train: stage 1: the text encoder (tweet normalisation %s)\n",
+				bert_tokenizer_tweet_normalization(tok) ? "on" : "off");
 		rc = train_text_stage(&o, tok);
 		if (rc != 0)
 		{

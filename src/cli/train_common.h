@@ -34,6 +34,9 @@ typedef struct train_options
 				mlm_epochs;		/* MLM pre-training epochs first (0: none) */
 	float		text_lr,
 				text_warmup;	/* share of the steps */
+	int			text_normalization; /* tweet normalisation (tokenizer.h): 1
+									 * on, 0 off, -1 as the vocabulary's
+									 * tokenizer_config.json says */
 
 	/* heads */
 	int			head_epochs,

@@ -127,9 +127,11 @@ head_data_load(const train_options *o, const char *posts_csv, const char *featur
 	}
 	if ((status = feature_cache_open(features, o->image_model, &d->cache, err)) != MMSA_OK)
 		goto done;
+	/* the encoder's own vocabulary and tokenizer_config.json, as inference reads them */
 	if ((status = train_path(dir, sizeof(dir), o->out_dir, "text", err)) != MMSA_OK ||
 		(status = bert_model_load(dir, &bert, err)) != MMSA_OK ||
-		(status = bert_tokenizer_load(o->vocab, &tok, err)) != MMSA_OK)
+		(status = train_path(dir, sizeof(dir), o->out_dir, "text/vocab.txt", err)) != MMSA_OK ||
+		(status = bert_tokenizer_load(dir, &tok, err)) != MMSA_OK)
 		goto done;
 	d->n = p.n;
 	d->C = bert->config.hidden_size;

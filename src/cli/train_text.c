@@ -16,12 +16,17 @@
  * WORK/text.checkpoint.safetensors; a new run with the same options
  * continues from it with the same batches (the batch plan of an epoch
  * depends on the seed and the epoch only, dropout on the seed and step).
+ * A checkpoint made with tweet normalisation is of kind "text+tweet" (or
+ * "mlm+tweet"), so that a run with the other setting refuses it instead of
+ * mixing the two.
  */
 #include <cblas.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bert_train.h"
 #include "cli.h"
@@ -375,6 +380,26 @@ add_lines(text_dataset *d, const bert_tokenizer *tok, const char *path, long lim
 	return status;
 }
 
+/*
+ * The encoder's text/tokenizer_config.json: written when it was trained
+ * with tweet normalisation, so that inference normalises as training did;
+ * removed otherwise (a model without it tokenizes as BertTokenizer).
+ */
+static mmsa_status
+write_tokenizer_config(const char *text_dir, int tweet_normalization, mmsa_error *err)
+{
+	char		path[4096];
+	mmsa_status st;
+
+	if (tweet_normalization)
+		return bert_tokenizer_write_config(text_dir, 1, err);
+	if ((st = train_path(path, sizeof(path), text_dir, BERT_TOKENIZER_CONFIG, err)) != MMSA_OK)
+		return st;
+	if (unlink(path) != 0 && errno != ENOENT)
+		return mmsa_set_error(err, MMSA_ERR_IO, "could not remove %s", path);
+	return MMSA_OK;
+}
+
 int
 train_text_stage(const train_options *o, const bert_tokenizer *tok)
 {
@@ -463,7 +488,7 @@ train_text_stage(const train_options *o, const bert_tokenizer *tok)
 		fprintf(stderr, "mmsa train: MLM pre-training on %lld texts (%lld tokens)\n",
 				(long long) unlabelled.n, (long long) unlabelled.n_ids);
 		memset(&ph, 0, sizeof(ph));
-		ph.name = "mlm";
+		ph.name = bert_tokenizer_tweet_normalization(tok) ? "mlm+tweet" : "mlm";
 		ph.mlm = 1;
 		ph.data = &unlabelled;
 		ph.epochs = o->mlm_epochs;
@@ -476,7 +501,7 @@ train_text_stage(const train_options *o, const bert_tokenizer *tok)
 
 	/* phase 2: three-way sentiment classification */
 	memset(&ph, 0, sizeof(ph));
-	ph.name = "text";
+	ph.name = bert_tokenizer_tweet_normalization(tok) ? "text+tweet" : "text";
 	ph.data = &train;
 	ph.epochs = o->text_epochs;
 	ph.lr = o->text_lr;
@@ -512,7 +537,8 @@ train_text_stage(const train_options *o, const bert_tokenizer *tok)
 	if (train_mkdir(text_dir, &err) != MMSA_OK ||
 		bert_train_save_as(m, text_dir, ST_F16, &err) != MMSA_OK ||
 		train_path(path, sizeof(path), text_dir, "vocab.txt", &err) != MMSA_OK ||
-		train_copy_file(o->vocab, path, &err) != MMSA_OK)
+		train_copy_file(o->vocab, path, &err) != MMSA_OK ||
+		write_tokenizer_config(text_dir, bert_tokenizer_tweet_normalization(tok), &err) != MMSA_OK)
 		goto fail;
 	fprintf(stderr, "mmsa train: text encoder written to %s (float16)\n", text_dir);
 	rc = 0;

@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+#include <jansson.h>
 #include <utf8proc.h>
 
 #include "tokenizer.h"
@@ -43,6 +45,7 @@ struct bert_tokenizer
 	int32_t		unk_id;
 	int32_t		cls_id;
 	int32_t		sep_id;
+	int			tweet_normalization;	/* see tokenizer.h */
 };
 
 /* ---- vocabulary ---------------------------------------------------------- */
@@ -269,6 +272,53 @@ require_special(bert_tokenizer *tok, const char *name, int32_t *id,
 }
 
 /*
+ * Reads the tokenizer_config.json beside vocab_path, when there is one:
+ * "tweet_normalization" (true or false; absent: false).  Other keys are
+ * Hugging Face's and describe the tokenizer this one already is.
+ */
+static mmsa_status
+read_config(bert_tokenizer *tok, const char *vocab_path, mmsa_error *err)
+{
+	char		path[4096];
+	const char *slash = strrchr(vocab_path, '/');
+	int			dir_len = slash ? (int) (slash - vocab_path) : 1;
+	const char *dir = slash ? vocab_path : ".";
+	json_error_t jerr;
+	json_t	   *root,
+			   *v;
+	FILE	   *f;
+
+	if (snprintf(path, sizeof(path), "%.*s/%s", dir_len, dir, BERT_TOKENIZER_CONFIG) >=
+		(int) sizeof(path))
+		return mmsa_set_error(err, MMSA_ERR_INVALID, "path too long: %s", vocab_path);
+	f = fopen(path, "rb");
+	if (f == NULL)
+	{
+		if (errno == ENOENT)
+			return MMSA_OK;
+		return mmsa_set_error(err, MMSA_ERR_IO, "could not open \"%s\"", path);
+	}
+	root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
+	fclose(f);
+	if (root == NULL || !json_is_object(root))
+	{
+		json_decref(root);
+		return mmsa_set_error(err, MMSA_ERR_FORMAT, "\"%s\" is not a JSON object%s%s",
+							  path, root == NULL ? ": " : "", root == NULL ? jerr.text : "");
+	}
+	v = json_object_get(root, "tweet_normalization");
+	if (v != NULL && !json_is_boolean(v))
+	{
+		json_decref(root);
+		return mmsa_set_error(err, MMSA_ERR_FORMAT,
+							  "\"tweet_normalization\" in \"%s\" must be true or false", path);
+	}
+	tok->tweet_normalization = v != NULL && json_is_true(v);
+	json_decref(root);
+	return MMSA_OK;
+}
+
+/*
  * Loads vocab.txt.  Lines end in \n, \r\n or \r (Python's universal
  * newlines, as Hugging Face's load_vocab reads it); line i is token id i;
  * a token that repeats keeps the id of its last line, as in a Python dict.
@@ -379,7 +429,49 @@ bert_tokenizer_load(const char *vocab_path, bert_tokenizer **out, mmsa_error *er
 		bert_tokenizer_free(tok);
 		return st;
 	}
+	if ((st = read_config(tok, vocab_path, err)) != MMSA_OK)
+	{
+		bert_tokenizer_free(tok);
+		return st;
+	}
 	*out = tok;
+	return MMSA_OK;
+}
+
+void
+bert_tokenizer_set_tweet_normalization(bert_tokenizer *tok, int on)
+{
+	tok->tweet_normalization = on != 0;
+}
+
+int
+bert_tokenizer_tweet_normalization(const bert_tokenizer *tok)
+{
+	return tok->tweet_normalization;
+}
+
+mmsa_status
+bert_tokenizer_write_config(const char *dir, int tweet_normalization, mmsa_error *err)
+{
+	char		path[4096];
+	json_t	   *o;
+	int			rc;
+
+	if (snprintf(path, sizeof(path), "%s/%s", dir, BERT_TOKENIZER_CONFIG) >= (int) sizeof(path))
+		return mmsa_set_error(err, MMSA_ERR_INVALID, "path too long: %s", dir);
+	/* strip_accents null: accents follow lower-casing, as Hugging Face writes it */
+	o = json_pack("{s:s, s:b, s:b, s:n, s:b}",
+				  "tokenizer_class", "BertTokenizer",
+				  "do_lower_case", 1,
+				  "tokenize_chinese_chars", 1,
+				  "strip_accents",
+				  "tweet_normalization", tweet_normalization != 0);
+	if (o == NULL)
+		return mmsa_set_error(err, MMSA_ERR_NOMEM, "out of memory");
+	rc = json_dump_file(o, path, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	if (rc != 0)
+		return mmsa_set_error(err, MMSA_ERR_IO, "could not write \"%s\"", path);
 	return MMSA_OK;
 }
 
@@ -926,6 +1018,37 @@ wordpiece_word(const bert_tokenizer *tok, tokenize_scratch *s, const int32_t *wo
 }
 
 /*
+ * Tweet normalisation of a segment (tokenizer.h): "@" and more becomes
+ * "@user", "http" and anything becomes "http".
+ */
+static mmsa_status
+tweet_normalize_segment(tokenize_scratch *s, mmsa_error *err)
+{
+	const char *to = NULL;
+	size_t		n = s->segment_len;
+
+	if (n > 1 && s->segment[0] == '@')
+		to = "@user";
+	else if (n >= 4 && s->segment[0] == 'h' && s->segment[1] == 't' &&
+			 s->segment[2] == 't' && s->segment[3] == 'p')
+		to = "http";
+	if (to == NULL)
+		return MMSA_OK;
+	n = strlen(to);
+	if (n > s->segment_cap)
+	{
+		mmsa_status st = grow_buffer(&s->segment, &s->segment_cap, n, err);
+
+		if (st != MMSA_OK)
+			return st;
+	}
+	for (size_t i = 0; i < n; i++)
+		s->segment[i] = (unsigned char) to[i];
+	s->segment_len = n;
+	return MMSA_OK;
+}
+
+/*
  * Tokenizes one whitespace-delimited segment (cleaned code points, no
  * whitespace): NFC, lower, strip accents, split on punctuation, WordPiece.
  */
@@ -939,6 +1062,9 @@ process_segment(const bert_tokenizer *tok, tokenize_scratch *s, mmsa_error *err)
 
 	if (s->segment_len == 0)
 		return MMSA_OK;
+	if (tok->tweet_normalization &&
+		(st = tweet_normalize_segment(s, err)) != MMSA_OK)
+		return st;
 	st = normalize_nfc(s->segment, s->segment_len, &s->buf_a, &s->buf_a_cap, &len, err);
 	if (st == MMSA_OK)
 		st = lower_python(s->buf_a, len, &s->buf_b, &s->buf_b_cap, &len, err);

@@ -21,6 +21,17 @@
  *	  continuation pieces; [UNK] for a word longer than 100 code points or
  *	  one that cannot be covered by vocabulary pieces.
  *
+ *	  Tweet normalisation (optional, off unless the model asks for it): a
+ *	  tokenizer_config.json beside vocab.txt with "tweet_normalization": true
+ *	  (or bert_tokenizer_set_tweet_normalization) makes the tokenizer replace,
+ *	  after step 2, every whitespace-delimited word that starts with "@" and
+ *	  has more characters by "@user", and every one that starts with "http"
+ *	  by "http": TweetEval's convention (its texts come with user names so
+ *	  replaced), so that a text encoder trained that way sees neither the
+ *	  names nor the links, which it cannot learn from, and sees at inference
+ *	  what it saw in training.  The test is on the word as written (before
+ *	  lower-casing): "HTTP://..." is kept.
+ *
  *	  Text that happens to contain "[CLS]", "[SEP]" etc. is tokenized as
  *	  literal text ("[", "cl", "##s", "]"), like Hugging Face with
  *	  split_special_tokens=True: user text cannot inject control tokens.
@@ -51,14 +62,34 @@
 
 typedef struct bert_tokenizer bert_tokenizer;
 
+/* The file beside vocab.txt that can turn tweet normalisation on. */
+#define BERT_TOKENIZER_CONFIG "tokenizer_config.json"
+
 /*
  * Loads a vocab.txt (one token per line, line number = id, as written by
- * Hugging Face).  Fails with MMSA_ERR_IO when the file cannot be read,
- * MMSA_ERR_FORMAT when it is empty, not UTF-8, or lacks one of [PAD],
- * [UNK], [CLS], [SEP].
+ * Hugging Face), and the tokenizer_config.json in the same directory when
+ * there is one (Hugging Face's file; of it only "tweet_normalization" is
+ * read).  Fails with MMSA_ERR_IO when a file cannot be read,
+ * MMSA_ERR_FORMAT when vocab.txt is empty, not UTF-8, or lacks one of
+ * [PAD], [UNK], [CLS], [SEP], or when tokenizer_config.json is not a JSON
+ * object or its "tweet_normalization" is not true or false.
  */
 mmsa_status bert_tokenizer_load(const char *vocab_path, bert_tokenizer **out,
 								mmsa_error *err);
+
+/*
+ * Tweet normalisation (see above) on or off.  Only between loading and the
+ * first bert_tokenize: the tokenizer is shared read-only after that.
+ */
+void		bert_tokenizer_set_tweet_normalization(bert_tokenizer *tok, int on);
+int			bert_tokenizer_tweet_normalization(const bert_tokenizer *tok);
+
+/*
+ * Writes dir/tokenizer_config.json saying whether tweet normalisation is
+ * on, with the Hugging Face keys of an uncased BERT tokenizer.
+ */
+mmsa_status bert_tokenizer_write_config(const char *dir, int tweet_normalization,
+										mmsa_error *err);
 
 void		bert_tokenizer_free(bert_tokenizer *tok);
 

@@ -4,7 +4,7 @@
 -- and errors.  Expects the fixtures of test/reference/sql_fixtures.py
 -- (tables fixture_texts, fixture_settings) in the database.
 BEGIN;
-SELECT plan(31);
+SELECT plan(36);
 
 CREATE EXTENSION IF NOT EXISTS mmsa;
 
@@ -80,6 +80,26 @@ END $$;
 SELECT cmp_ok(pg_temp.workers_launched('SELECT mmsa_text_embedding(body) FROM many_posts'), '>', 0,
               'the parallel comparison really ran in parallel workers');
 RESET force_parallel_mode;
+
+-- tweet normalisation: the same encoder, marked by text/tokenizer_config.json,
+-- reads user names and links as @user and http
+CREATE TEMP TABLE plain AS
+    SELECT mmsa_tokenize('@bob loves it http://t.co/x') AS raw_ids,
+           mmsa_tokenize('@user loves it http') AS norm_ids,
+           mmsa_text_embedding('@user loves it http') AS norm_e;
+SELECT (SELECT 'SET LOCAL mmsa.model_dir = ' || quote_literal(tweet_dir) FROM fixture_settings) \gexec
+SELECT is(mmsa_tokenize('@bob loves it http://t.co/x'), (SELECT norm_ids FROM plain),
+          'a model with tweet normalisation tokenizes "@bob ... http://t.co/x" as "@user ... http"');
+SELECT isnt((SELECT raw_ids FROM plain), (SELECT norm_ids FROM plain),
+            'which a model without it does not');
+SELECT is(mmsa_text_embedding('@bob loves it http://t.co/x'), (SELECT norm_e FROM plain),
+          'and embeds it as the plain model embeds the normalised text');
+SELECT (SELECT 'SET LOCAL mmsa.model_dir = ' || quote_literal(bad_tokenizer_config_dir) FROM fixture_settings) \gexec
+SELECT throws_ok($$SELECT mmsa_tokenize('x')$$, 'XX001', NULL,
+                 'a malformed tokenizer_config.json is XX001 data_corrupted');
+SELECT throws_like($$SELECT mmsa_tokenize('x')$$, '%tokenizer_config.json%true or false%',
+                   'naming the file and what is wrong');
+SELECT (SELECT 'SET LOCAL mmsa.model_dir = ' || quote_literal(model_dir) FROM fixture_settings) \gexec
 
 -- errors: missing, corrupt and mismatched model files, and who may move the model
 SET LOCAL mmsa.model_dir = '/nonexistent/mmsa-model';

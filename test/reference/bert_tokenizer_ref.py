@@ -98,6 +98,17 @@ def space_chinese_chars(text):
     return text.translate(_CHINESE_MAP)
 
 
+def tweet_normalize(text):
+    """The C tokenizer's optional tweet normalisation (tokenizer.h), as
+    TweetEval prepares its texts: after cleaning and CJK spacing, a
+    whitespace-delimited word that starts with "@" and has more characters
+    becomes "@user", one that starts with "http" becomes "http".  Returns a
+    text that tokenizes as the normalised one."""
+    words = space_chinese_chars(clean_text(text)).split()
+    return " ".join("@user" if w.startswith("@") and len(w) > 1 else
+                    "http" if w.startswith("http") else w for w in words)
+
+
 def strip_accents(text):
     return "".join(ch for ch in unicodedata.normalize("NFD", text)
                    if unicodedata.category(ch) != "Mn")

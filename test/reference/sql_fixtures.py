@@ -128,6 +128,16 @@ def main():
     with open(os.path.join(wrong, "config.json"), "w") as f:
         json.dump(wrong_cfg, f, indent=2)
 
+    # the same encoder marked for tweet normalisation (src/core/tokenizer.h),
+    # and one whose tokenizer_config.json is malformed
+    for name, config in (("tweet", '{"do_lower_case": true, "tweet_normalization": true}\n'),
+                         ("bad-tokenizer-config", '{"tweet_normalization": "yes"}\n')):
+        d = text_dir(name)
+        for f in ("config.json", "model.safetensors"):
+            shutil.copyfile(os.path.join(good, f), os.path.join(d, f))
+        with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
+            f.write(config)
+
     os.symlink(os.path.join(ROOT, "weights", "image"), os.path.join(args.out, "model", "image"))
     # image directories whose int8 weights are missing, corrupt (a byte of
     # the data changed) or truncated: mmsa.precision = int8 must refuse them
@@ -289,14 +299,15 @@ def main():
         f.write("CREATE TABLE fixture_settings (max_length int, hidden_size int, model_dir text, "
                 "missing_weights_dir text, truncated_dir text, wrong_shape_dir text, "
                 "images_dir text, skimage_dir text, no_int8_dir text, corrupt_int8_dir text, "
-                "truncated_int8_dir text, no_ensemble_dir text);\n")
-        f.write("INSERT INTO fixture_settings VALUES (%d, %d, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s);\n" % (
+                "truncated_int8_dir text, no_ensemble_dir text, tweet_dir text, bad_tokenizer_config_dir text);\n")
+        f.write("INSERT INTO fixture_settings VALUES (%d, %d, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s);\n" % (
             max_length, cfg["hidden_size"],
             *(sql_literal(os.path.join(os.path.abspath(args.out), n))
               for n in ("model", "missing-weights", "truncated", "wrong-shape", "images")),
             sql_literal(SKIMAGE_DATA),
             *(sql_literal(os.path.join(os.path.abspath(args.out), n))
-              for n in ("no-int8", "corrupt-int8", "truncated-int8", "no-ensemble"))))
+              for n in ("no-int8", "corrupt-int8", "truncated-int8", "no-ensemble", "tweet",
+                        "bad-tokenizer-config"))))
     print("sql_fixtures: %d texts, model at %s" % (len(rows), good))
 
 

@@ -4,7 +4,8 @@
 # Every text of ../shared/data/*/posts.csv (about 128,000 tweets) goes through
 # `mmsa tokenize --null` (the C tokenizer, src/core/tokenizer.c) and through
 # test/reference/bert_tokenizer_ref.py, an independent implementation of
-# Hugging Face's BertTokenizer on Python's unicodedata and str.lower().  The
+# Hugging Face's BertTokenizer on Python's unicodedata and str.lower(), and
+# again with tweet normalisation on (tokenizer.h) against its tweet_normalize.  The
 # ids must be identical; a text where they differ must be listed in
 # KNOWN_DIFFERENCES below with the reason, else the test fails.  Truncation is
 # checked at max length 16 on a subset and at 512 on long texts made by
@@ -35,11 +36,11 @@ os.makedirs(TMP, exist_ok=True)
 KNOWN_DIFFERENCES = {
 }
 
-def run_cli(texts, max_length, null=True):
+def run_cli(texts, max_length, null=True, vocab=None):
     """ids lists of texts from `mmsa tokenize` (None entries on failure)."""
     sep = b'\0' if null else b'\n'
     payload = b''.join(t.encode('utf-8') + sep for t in texts)
-    cmd = [CLI, 'tokenize', '--vocab', vocab_path, '--max-length', str(max_length)]
+    cmd = [CLI, 'tokenize', '--vocab', vocab or vocab_path, '--max-length', str(max_length)]
     if null:
         cmd.append('--null')
     r = subprocess.run(cmd, input=payload, capture_output=True)
@@ -243,6 +244,48 @@ full_lengths = [len(ref.tokenize(t, vocab, cache)) for t in long_texts]
 ok(c512 == r512 and all(len(r) == 512 for r in r512) and min(full_lengths) > 510,
    'max length 512: %d long texts (%d-%d pieces) truncated identically to the reference'
    % (len(long_texts), min(full_lengths), max(full_lengths)))
+
+# ---- tweet normalisation -----------------------------------------------------
+# A vocabulary directory whose tokenizer_config.json turns it on: every text
+# again, and synthetic words around "@" and "http", against the reference's
+# tweet_normalize followed by the same tokenization.
+norm_dir = os.path.join(TMP, 'tokenizer_tweet')
+os.makedirs(norm_dir, exist_ok=True)
+norm_vocab = os.path.join(norm_dir, 'vocab.txt')
+with open(vocab_path, 'rb') as src, open(norm_vocab, 'wb') as dst:
+    dst.write(src.read())
+with open(os.path.join(norm_dir, 'tokenizer_config.json'), 'w') as f:
+    f.write('{"do_lower_case": true, "tweet_normalization": true}\n')
+rng = random.Random(7)
+edge_words = ['@', '@@', '@a', '@user', '@User_1', 'a@b', '＠x', 'http', 'https://t.co/x', 'httpx',
+              'htt', 'HTTP://x', 'Http', 'http\u0301x', '\x01@bob', '@\x01', '@中', '中@x',
+              'www.x.com', '@bob:', '(@bob)', 'RT', '#tag']
+edge = [' '.join(rng.choice(edge_words + ['good', 'day']) for _ in range(rng.randrange(1, 8)))
+        for _ in range(3000)]
+edge += [t.replace(' ', rng.choice(['\t', '\n', '\u3000', '\x1c', '  '])) for t in edge[:500]]
+norm_texts = texts + edge
+c_norm = run_cli(norm_texts, 512, vocab=norm_vocab)
+r_norm = [ref.encode(ref.tweet_normalize(t), vocab, 512, cache) for t in norm_texts]
+changed = sum(1 for t in texts if ref.tweet_normalize(t) != ' '.join(ref.space_chinese_chars(ref.clean_text(t)).split()))
+if ok(c_norm is not None, 'mmsa tokenize with tweet normalisation ran on %d texts' % len(norm_texts)):
+    bad = [(t, c, r) for t, c, r in zip(norm_texts, c_norm, r_norm) if c != r]
+    ok(not bad and changed > 10000,
+       'tweet normalisation: %d of %d texts identical to the reference (%d corpus texts have a '
+       'user name or link)' % (len(norm_texts) - len(bad), len(norm_texts), changed))
+    for t, c, r in bad[:10]:
+        diag('  text:      %r' % t)
+        diag('  C:         %s' % show(c, inv))
+        diag('  reference: %s' % show(r, inv))
+    plain = dict(zip(keys, c_ids))
+    ok(sum(1 for k, c in zip(keys, c_norm) if c != plain[k]) >= changed * 0.9,
+       'and it changes the ids of the texts it normalises (against the plain vocabulary)')
+for bad_config, what in (('[1, 2]', 'not a JSON object'), ('{"tweet_normalization": "yes"}', 'true or false'),
+                         ('{"tweet_normalization": tru', 'not a JSON object')):
+    with open(os.path.join(norm_dir, 'tokenizer_config.json'), 'w') as f:
+        f.write(bad_config)
+    r = subprocess.run([CLI, 'tokenize', '--vocab', norm_vocab, 'x'], capture_output=True)
+    ok(r.returncode == 1 and what.encode() in r.stderr and b'tokenizer_config.json' in r.stderr,
+       'tokenizer_config.json %s: refused, naming the file (%s)' % (bad_config, what))
 
 # ---- errors ----------------------------------------------------------------
 r = subprocess.run([CLI, 'tokenize', '--vocab', vocab_path],

@@ -25,6 +25,7 @@
 import csv
 import io
 import json
+import re
 import os
 import shutil
 import struct
@@ -146,6 +147,8 @@ ok(all(row_names.count(m) == 2 for m in MODELS),
    'stdout has the val table and the decision-rule table, one row per model in each')
 heads_before = {m: read_bytes(p) for m, p in head_files(OUT).items()}
 text_before = read_bytes(os.path.join(OUT, 'text', 'model.safetensors'))
+
+plain_tokens = re.search(r'training texts \((\d+) tokens\)', r.stderr)
 
 # ---- 2. resume ---------------------------------------------------------------
 r = train(OUT)
@@ -369,12 +372,39 @@ ok(len(table) == 8 and not mism,
    + ('' if not mism else ' (%s)' % '; '.join(mism)))
 ok(os.path.isfile(png) and read_bytes(png)[:8] == b'\x89PNG\r\n\x1a\n', '--png writes a PNG file')
 
-# ---- 7. bad options ------------------------------------------------------------
+# ---- 7. tweet normalisation ----------------------------------------------------
+OUT3 = os.path.join(work, 'out3')
+os.makedirs(os.path.join(OUT3, 'cache'))
+shutil.copy(os.path.join(OUT, 'cache', 'mvsa-single-subset-features.safetensors'),
+            os.path.join(OUT3, 'cache'))
+r = train(OUT3, ['--text-normalization', 'tweet'])
+tweet_tokens = re.search(r'training texts \((\d+) tokens\)', r.stderr)
+config = os.path.join(OUT3, 'text', 'tokenizer_config.json')
+if not ok(r.returncode == 0 and 'tweet normalisation on' in r.stderr,
+          'train --text-normalization tweet exits 0, saying so'):
+    diag('\n'.join(lines(r.stderr)[-20:]))
+ok(os.path.isfile(config) and json.load(open(config)).get('tweet_normalization') is True,
+   'OUT/text/tokenizer_config.json marks the encoder: "tweet_normalization": true')
+ok(plain_tokens and tweet_tokens and int(tweet_tokens.group(1)) < int(plain_tokens.group(1)),
+   'the encoder trained on fewer tokens than without it (%s against %s)'
+   % (tweet_tokens and tweet_tokens.group(1), plain_tokens and plain_tokens.group(1)))
+ok(not os.path.exists(os.path.join(OUT, 'text', 'tokenizer_config.json')),
+   'a model trained without it has no tokenizer_config.json')
+r = run(['predict', '--model', OUT3, '--posts', subset, '--images', images, '--split', 'val'])
+ok(r.returncode == 0 and len(parse_predictions(r.stdout)[1]) == len(val_rows),
+   'mmsa predict runs the model trained with it (%d val posts)' % len(val_rows))
+r = train(OUT3, ['--only', 'text', '--text-normalization', 'none'])
+ok(r.returncode != 0 and 'text+tweet' not in r.stderr and 'not a checkpoint of text' in r.stderr,
+   'its checkpoint is refused by a run without tweet normalisation')
+
+# ---- 8. bad options ------------------------------------------------------------
 bad = os.path.join(work, 'bad')
 r = run(['train', '--out', bad, '--text-hidden', '30', '--text-heads', '4'])
 ok(r.returncode == 2, 'train --text-hidden 30 --text-heads 4 exits 2')
 r = run(['train', '--out', bad, '--only', 'nosuch'])
 ok(r.returncode == 2, 'train --only nosuch exits 2')
+r = run(['train', '--out', bad, '--text-normalization', 'yes'])
+ok(r.returncode == 2 and 'tweet or none' in r.stderr, 'train --text-normalization yes exits 2')
 
 shutil.rmtree(work, ignore_errors=True)
 done()

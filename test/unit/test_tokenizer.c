@@ -366,11 +366,66 @@ main(void)
 			bert_tokenizer_free(small);
 		}
 	}
+
+	/* tweet normalisation: tokenizer_config.json beside vocab.txt, or set */
 	{
-		static const char *const names[] = {"none", "nocls", "latin1", "crlf"};
+		static const char voc[] = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n@\nuser\nhttp\nbob\n##s\n:\n中\nx\n";
+		char		vpath[512];
+		bert_tokenizer *t = NULL;
+
+		snprintf(vpath, sizeof(vpath), "%s", write_file("vocab.txt", voc));
+
+		if (ok(bert_tokenizer_load(vpath, &t, &err) == MMSA_OK &&
+			   !bert_tokenizer_tweet_normalization(t),
+			   "no tokenizer_config.json: tweet normalisation off"))
+		{
+			expect_pieces(t, "@bob http://x", "@ bob http : [UNK] [UNK] x",
+						  "  names and links tokenized as written");
+			bert_tokenizer_set_tweet_normalization(t, 1);
+			expect_pieces(t, "@bob: http://x/y https bobs", "@ user http http bob ##s",
+						  "  set on: \"@bob:\" -> @user, \"http...\" -> http");
+			expect_pieces(t, "@ x @\t\x01@x\xe4\xb8\xadhttp htt HTTP:x",
+						  "@ x @ @ user 中 http [UNK] http : x",
+						  "  a lone @ stays, a control is dropped first, a CJK ideograph ends the word, case counts");
+			expect_pieces(t, "bob@bob (@bob)", "bob @ bob [UNK] @ bob [UNK]",
+						  "  only at the start of a word");
+			bert_tokenizer_free(t);
+		}
+		ok(bert_tokenizer_write_config(tmpdir, 1, &err) == MMSA_OK &&
+		   bert_tokenizer_load(vpath, &t, &err) == MMSA_OK &&
+		   bert_tokenizer_tweet_normalization(t),
+		   "bert_tokenizer_write_config(on) and a load beside it: on");
+		bert_tokenizer_free(t);
+		t = NULL;
+		ok(bert_tokenizer_write_config(tmpdir, 0, &err) == MMSA_OK &&
+		   bert_tokenizer_load(vpath, &t, &err) == MMSA_OK &&
+		   !bert_tokenizer_tweet_normalization(t),
+		   "bert_tokenizer_write_config(off): off");
+		bert_tokenizer_free(t);
+		t = NULL;
+		write_file("tokenizer_config.json", "{\"do_lower_case\": true}");
+		ok(bert_tokenizer_load(vpath, &t, &err) == MMSA_OK && !bert_tokenizer_tweet_normalization(t),
+		   "a Hugging Face tokenizer_config.json without the key: off");
+		bert_tokenizer_free(t);
+		t = NULL;
+		write_file("tokenizer_config.json", "{\"tweet_normalization\": 1}");
+		ok(bert_tokenizer_load(vpath, &t, &err) == MMSA_ERR_FORMAT && t == NULL &&
+		   strstr(err.message, "true or false") != NULL,
+		   "\"tweet_normalization\": 1 -> MMSA_ERR_FORMAT");
+		write_file("tokenizer_config.json", "{\"tweet_normalization\": true, \"tweet_normalization\": false}");
+		ok(bert_tokenizer_load(vpath, &t, &err) == MMSA_ERR_FORMAT && t == NULL,
+		   "a key given twice -> MMSA_ERR_FORMAT");
+		write_file("tokenizer_config.json", "");
+		ok(bert_tokenizer_load(vpath, &t, &err) == MMSA_ERR_FORMAT && t == NULL &&
+		   strstr(err.message, "tokenizer_config.json") != NULL,
+		   "an empty tokenizer_config.json -> MMSA_ERR_FORMAT naming it");
+	}
+	{
+		static const char *const names[] = {"none", "nocls", "latin1", "crlf", "vocab.txt",
+		"tokenizer_config.json"};
 		char		path[512];
 
-		for (int i = 0; i < 4; i++)
+		for (int i = 0; i < 6; i++)
 		{
 			snprintf(path, sizeof(path), "%s/%s", tmpdir, names[i]);
 			unlink(path);
