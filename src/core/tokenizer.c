@@ -1026,6 +1026,7 @@ tweet_normalize_segment(tokenize_scratch *s, mmsa_error *err)
 {
 	const char *to = NULL;
 	size_t		n = s->segment_len;
+	mmsa_status st;
 
 	if (n > 1 && s->segment[0] == '@')
 		to = "@user";
@@ -1035,13 +1036,8 @@ tweet_normalize_segment(tokenize_scratch *s, mmsa_error *err)
 	if (to == NULL)
 		return MMSA_OK;
 	n = strlen(to);
-	if (n > s->segment_cap)
-	{
-		mmsa_status st = grow_buffer(&s->segment, &s->segment_cap, n, err);
-
-		if (st != MMSA_OK)
-			return st;
-	}
+	if ((st = grow_buffer(&s->segment, &s->segment_cap, n, err)) != MMSA_OK)
+		return st;
 	for (size_t i = 0; i < n; i++)
 		s->segment[i] = (unsigned char) to[i];
 	s->segment_len = n;
