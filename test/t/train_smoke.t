@@ -21,7 +21,13 @@
 #     heads/bert.safetensors and F_T from `mmsa embed` of OUT/text.
 #  6. eval: the Markdown table of the eight, one "(default)", each accuracy
 #     equal to that of predict --fusion <name> on the same posts; the PNG.
-#  7. Bad hyper-parameters and --only: exit 2.
+#  7. Tweet normalisation: without --text-normalization the first run took
+#     the vocabulary's directory's setting (weights/text/tokenizer_config.json);
+#     a run with the other setting trains on a different number of tokens, the
+#     model trained with it is marked by text/tokenizer_config.json and the
+#     other is not, predict runs it, and its checkpoint is refused by a run
+#     with the first setting.
+#  8. Bad hyper-parameters and --only: exit 2.
 import csv
 import io
 import json
@@ -148,7 +154,8 @@ ok(all(row_names.count(m) == 2 for m in MODELS),
 heads_before = {m: read_bytes(p) for m, p in head_files(OUT).items()}
 text_before = read_bytes(os.path.join(OUT, 'text', 'model.safetensors'))
 
-plain_tokens = re.search(r'training texts \((\d+) tokens\)', r.stderr)
+first_stderr = r.stderr
+first_tokens = re.search(r'training texts \((\d+) tokens\)', r.stderr)
 
 # ---- 2. resume ---------------------------------------------------------------
 r = train(OUT)
@@ -373,29 +380,51 @@ ok(len(table) == 8 and not mism,
 ok(os.path.isfile(png) and read_bytes(png)[:8] == b'\x89PNG\r\n\x1a\n', '--png writes a PNG file')
 
 # ---- 7. tweet normalisation ----------------------------------------------------
+def json_file(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def tokenizer_config(model_dir):
+    """text/tokenizer_config.json's tweet_normalization, or None without the file."""
+    path = os.path.join(model_dir, 'text', 'tokenizer_config.json')
+    return json_file(path).get('tweet_normalization') if os.path.isfile(path) else None
+
+
+# the first run had no --text-normalization: it follows the vocabulary's directory
+default_on = tokenizer_config(os.path.dirname(os.path.dirname(vocab))) is True
+onoff = {True: 'on', False: 'off'}
+ok('tweet normalisation %s' % onoff[default_on] in first_stderr,
+   'without --text-normalization, train follows the vocabulary\'s directory (normalisation %s)'
+   % onoff[default_on])
 OUT3 = os.path.join(work, 'out3')
 os.makedirs(os.path.join(OUT3, 'cache'))
 shutil.copy(os.path.join(OUT, 'cache', 'mvsa-single-subset-features.safetensors'),
             os.path.join(OUT3, 'cache'))
-r = train(OUT3, ['--text-normalization', 'tweet'])
-tweet_tokens = re.search(r'training texts \((\d+) tokens\)', r.stderr)
-config = os.path.join(OUT3, 'text', 'tokenizer_config.json')
-if not ok(r.returncode == 0 and 'tweet normalisation on' in r.stderr,
-          'train --text-normalization tweet exits 0, saying so'):
+other = 'none' if default_on else 'tweet'
+r = train(OUT3, ['--text-normalization', other])
+other_tokens = re.search(r'training texts \((\d+) tokens\)', r.stderr)
+if not ok(r.returncode == 0 and 'tweet normalisation %s' % onoff[not default_on] in r.stderr,
+          'train --text-normalization %s exits 0, saying so' % other):
     diag('\n'.join(lines(r.stderr)[-20:]))
-ok(os.path.isfile(config) and json.load(open(config)).get('tweet_normalization') is True,
-   'OUT/text/tokenizer_config.json marks the encoder: "tweet_normalization": true')
+tweet_out, plain_out = (OUT, OUT3) if default_on else (OUT3, OUT)
+tweet_tokens, plain_tokens = (first_tokens, other_tokens) if default_on else (other_tokens, first_tokens)
+ok(tokenizer_config(tweet_out) is True,
+   'the model trained with it has text/tokenizer_config.json: "tweet_normalization": true')
 ok(plain_tokens and tweet_tokens and int(tweet_tokens.group(1)) < int(plain_tokens.group(1)),
-   'the encoder trained on fewer tokens than without it (%s against %s)'
+   'the encoder trained with it saw fewer tokens than without it (%s against %s)'
    % (tweet_tokens and tweet_tokens.group(1), plain_tokens and plain_tokens.group(1)))
-ok(not os.path.exists(os.path.join(OUT, 'text', 'tokenizer_config.json')),
+ok(not os.path.exists(os.path.join(plain_out, 'text', 'tokenizer_config.json')),
    'a model trained without it has no tokenizer_config.json')
 r = run(['predict', '--model', OUT3, '--posts', subset, '--images', images, '--split', 'val'])
 ok(r.returncode == 0 and len(parse_predictions(r.stdout)[1]) == len(val_rows),
-   'mmsa predict runs the model trained with it (%d val posts)' % len(val_rows))
-r = train(OUT3, ['--only', 'text', '--text-normalization', 'none'])
-ok(r.returncode != 0 and 'text+tweet' not in r.stderr and 'not a checkpoint of text' in r.stderr,
-   'its checkpoint is refused by a run without tweet normalisation')
+   'mmsa predict runs the model trained --text-normalization %s (%d val posts)' % (other, len(val_rows)))
+first = 'tweet' if default_on else 'none'
+r = train(OUT3, ['--only', 'text', '--text-normalization', first])
+kind = 'text+tweet' if default_on else 'text'
+ok(r.returncode != 0 and re.search(r'not a checkpoint of %s(?![+\w])' % re.escape(kind), r.stderr),
+   'its checkpoint is refused by a run with --text-normalization %s (not a checkpoint of %s)'
+   % (first, kind))
 
 # ---- 8. bad options ------------------------------------------------------------
 bad = os.path.join(work, 'bad')
