@@ -70,63 +70,108 @@ is_resnet_dir(const char *dir)
 	return yes;
 }
 
+/*
+ * One sidecar of an encoder directory: its file, a word for the "wrote"
+ * line, whether the file matches its source now, and how to write it.
+ */
+typedef struct pack_sidecar
+{
+	const char *file;
+	const char *tag;
+	int			(*current) (const char *dir);
+	mmsa_status (*write) (const char *dir, const char *path, mmsa_error *err);
+} pack_sidecar;
+
+/* Writes one sidecar, unless it is current (and not force). */
 static int
-pack_text(const char *dir, int force)
+pack_one(const char *dir, const pack_sidecar *s, int force)
 {
 	char		path[4096];
-	bert_model *m = NULL;
 	mmsa_error	err;
 	struct stat st;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, MMSA_PACK_FILE);
-	if (!force && bert_model_load(dir, &m, &err) == MMSA_OK && m->pack.map != NULL)
+	snprintf(path, sizeof(path), "%s/%s", dir, s->file);
+	if (!force && s->current(dir))
 	{
 		printf("mmsa pack: %s is up to date\n", path);
-		bert_model_free(m);
 		return 0;
 	}
-	bert_model_free(m);
-	m = NULL;
-	if (bert_model_load_flags(dir, BERT_LOAD_NO_SIDECAR, &m, &err) != MMSA_OK ||
-		bert_model_write_packed(m, path, &err) != MMSA_OK)
+	if (s->write(dir, path, &err) != MMSA_OK)
 	{
 		fprintf(stderr, "mmsa pack: %s\n", err.message);
-		bert_model_free(m);
 		return 1;
 	}
-	bert_model_free(m);
 	if (stat(path, &st) == 0)
-		printf("mmsa pack: wrote %s (%.1f MB)\n", path, st.st_size / 1e6);
+		printf("mmsa pack: wrote %s (%.1f MB%s)\n", path, st.st_size / 1e6, s->tag);
 	return 0;
 }
 
-/* Writes dir/model.int8.packed of a BERT model, unless it is current (and not force). */
+/* Whether the BERT model maps a model.packed made from its weights. */
 static int
-pack_text_int8(const char *dir, int force)
+text_current(const char *dir)
 {
-	char		path[4096];
 	bert_model *m = NULL;
 	mmsa_error	err;
-	struct stat st;
-	int			current;
+	int			current = bert_model_load(dir, &m, &err) == MMSA_OK && m->pack.map != NULL;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, BERT_INT8_FILE);
-	current = !force && bert_model_load_flags(dir, BERT_LOAD_UNPACKED, &m, &err) == MMSA_OK &&
-		bert_model_set_precision(m, MMSA_PRECISION_INT8, &err) == MMSA_OK;
 	bert_model_free(m);
-	if (current)
-	{
-		printf("mmsa pack: %s is up to date\n", path);
-		return 0;
-	}
-	if (bert_model_write_int8(dir, &err) != MMSA_OK)
-	{
-		fprintf(stderr, "mmsa pack: %s\n", err.message);
-		return 1;
-	}
-	if (stat(path, &st) == 0)
-		printf("mmsa pack: wrote %s (%.1f MB, int8)\n", path, st.st_size / 1e6);
-	return 0;
+	return current;
+}
+
+static mmsa_status
+text_write(const char *dir, const char *path, mmsa_error *err)
+{
+	bert_model *m = NULL;
+	mmsa_status status = bert_model_load_flags(dir, BERT_LOAD_NO_SIDECAR, &m, err);
+
+	if (status == MMSA_OK)
+		status = bert_model_write_packed(m, path, err);
+	bert_model_free(m);
+	return status;
+}
+
+/* Whether the BERT model's model.int8.packed is valid for its weights. */
+static int
+text_int8_current(const char *dir)
+{
+	bert_model *m = NULL;
+	mmsa_error	err;
+	int			current = bert_model_load_flags(dir, BERT_LOAD_UNPACKED, &m, &err) == MMSA_OK &&
+		bert_model_set_precision(m, MMSA_PRECISION_INT8, &err) == MMSA_OK;
+
+	bert_model_free(m);
+	return current;
+}
+
+static mmsa_status
+text_int8_write(const char *dir, const char *path, mmsa_error *err)
+{
+	(void) path;
+	return bert_model_write_int8(dir, err);
+}
+
+/* Whether the ResNet-50 model maps a model.packed made from its weights. */
+static int
+image_current(const char *dir)
+{
+	resnet_model *m = NULL;
+	mmsa_error	err;
+	int			current = resnet_model_load(dir, &m, &err) == MMSA_OK && m->pack.map != NULL;
+
+	resnet_model_free(m);
+	return current;
+}
+
+static mmsa_status
+image_write(const char *dir, const char *path, mmsa_error *err)
+{
+	resnet_model *m = NULL;
+	mmsa_status status = resnet_model_load_flags(dir, RESNET_LOAD_NO_SIDECAR, &m, err);
+
+	if (status == MMSA_OK)
+		status = resnet_model_write_packed(m, path, err);
+	resnet_model_free(m);
+	return status;
 }
 
 /*
@@ -134,7 +179,7 @@ pack_text_int8(const char *dir, int force)
  * made from the calibration.json there now.
  */
 static int
-int8_sidecar_current(const char *dir)
+image_int8_current(const char *dir)
 {
 	resnet_model *m = NULL;
 	resnet_calibration cal;
@@ -153,80 +198,43 @@ int8_sidecar_current(const char *dir)
 	return current;
 }
 
-/*
- * Writes dir/model.int8.packed from dir/calibration.json, unless it is
- * current (and not force); nothing without a calibration.
- */
-static int
-pack_image_int8(const char *dir, int force)
+static mmsa_status
+image_int8_write(const char *dir, const char *path, mmsa_error *err)
 {
-	char		path[4096];
-	mmsa_error	err;
-	struct stat st;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, RESNET_INT8_FILE);
-	if (!file_exists(dir, RESNET_CALIB_FILE))
-	{
-		printf("mmsa pack: %s has no %s: no int8 weights\n", dir, RESNET_CALIB_FILE);
-		return 0;
-	}
-	if (!force && int8_sidecar_current(dir))
-	{
-		printf("mmsa pack: %s is up to date\n", path);
-		return 0;
-	}
-	if (resnet_model_write_int8(dir, &err) != MMSA_OK)
-	{
-		fprintf(stderr, "mmsa pack: %s\n", err.message);
-		return 1;
-	}
-	if (stat(path, &st) == 0)
-		printf("mmsa pack: wrote %s (%.1f MB, int8)\n", path, st.st_size / 1e6);
-	return 0;
+	(void) path;
+	return resnet_model_write_int8(dir, err);
 }
 
-static int
-pack_image(const char *dir, int force)
-{
-	char		path[4096];
-	resnet_model *m = NULL;
-	mmsa_error	err;
-	struct stat st;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, MMSA_PACK_FILE);
-	if (!force && resnet_model_load(dir, &m, &err) == MMSA_OK && m->pack.map != NULL)
-	{
-		printf("mmsa pack: %s is up to date\n", path);
-		resnet_model_free(m);
-		return 0;
-	}
-	resnet_model_free(m);
-	m = NULL;
-	if (resnet_model_load_flags(dir, RESNET_LOAD_NO_SIDECAR, &m, &err) != MMSA_OK ||
-		resnet_model_write_packed(m, path, &err) != MMSA_OK)
-	{
-		fprintf(stderr, "mmsa pack: %s\n", err.message);
-		resnet_model_free(m);
-		return 1;
-	}
-	resnet_model_free(m);
-	if (stat(path, &st) == 0)
-		printf("mmsa pack: wrote %s (%.1f MB)\n", path, st.st_size / 1e6);
-	return 0;
-}
+static const pack_sidecar text_sidecars[] = {
+	{MMSA_PACK_FILE, "", text_current, text_write},
+	{BERT_INT8_FILE, ", int8", text_int8_current, text_int8_write},
+};
+static const pack_sidecar image_sidecars[] = {
+	{MMSA_PACK_FILE, "", image_current, image_write},
+	{RESNET_INT8_FILE, ", int8", image_int8_current, image_int8_write},
+};
 
 /* Packs one encoder directory; skips one without weights. */
 static int
 pack_encoder(const char *dir, int force)
 {
+	int			rc;
+
 	if (!file_exists(dir, "config.json") || !file_exists(dir, "model.safetensors"))
 	{
 		printf("mmsa pack: %s has no config.json and model.safetensors: skipped\n", dir);
 		return 0;
 	}
-	if (is_resnet_dir(dir))
-		return pack_image(dir, force) | pack_image_int8(dir, force);
-	return pack_text(dir, force) | pack_text_int8(dir, force);
+	if (!is_resnet_dir(dir))
+		return pack_one(dir, &text_sidecars[0], force) | pack_one(dir, &text_sidecars[1], force);
+	rc = pack_one(dir, &image_sidecars[0], force);
+	/* the image encoder's int8 weights need its activation scales */
+	if (!file_exists(dir, RESNET_CALIB_FILE))
+	{
+		printf("mmsa pack: %s has no %s: no int8 weights\n", dir, RESNET_CALIB_FILE);
+		return rc;
+	}
+	return rc | pack_one(dir, &image_sidecars[1], force);
 }
 
 int
