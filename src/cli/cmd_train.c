@@ -48,7 +48,7 @@ train_usage(FILE *out)
 			"--text-normalization tweet trains the encoder on texts whose user names and links are\n"
 			"replaced by @user and http, as TweetEval's are, and marks the model so that inference\n"
 			"does the same (text/tokenizer_config.json); default: as the vocabulary's directory says\n"
-			"(none for the shipped model).\n");
+			"(tweet for the shipped model).\n");
 }
 
 /*
