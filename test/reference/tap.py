@@ -2,7 +2,8 @@
 Python tests in test/t (run by `prove`).
 
 The harness (test/run-tests.sh) sets MMSA_ROOT, MMSA_CLI, MMSA_DATA and
-MMSA_TMP; each has a default here, so that a test also runs on its own.
+MMSA_TMP; each has a default here, so that a test also runs on its own
+(without MMSA_TMP, in a folder of its own that is removed at exit).
 
     sys.path.insert(0, os.path.join(<repo>, "test", "reference"))
     from tap import ok, diag, skip, done, ROOT, CLI, DATA, TMP
@@ -16,7 +17,13 @@ ROOT = os.environ.get("MMSA_ROOT") or os.path.abspath(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 CLI = os.environ.get("MMSA_CLI") or os.path.join(ROOT, "build", "mmsa")
 DATA = os.environ.get("MMSA_DATA") or os.path.join(os.path.dirname(ROOT), "shared", "data")
-TMP = os.environ.get("MMSA_TMP") or tempfile.mkdtemp(prefix="mmsa-test.")
+TMP = os.environ.get("MMSA_TMP")
+if not TMP:
+    # a test run on its own makes its own folder, and removes it at exit
+    import atexit
+    import shutil
+    TMP = tempfile.mkdtemp(prefix="mmsa-test.")
+    atexit.register(shutil.rmtree, TMP, True)
 
 _count = 0
 _failed = 0
