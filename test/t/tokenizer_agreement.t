@@ -68,7 +68,6 @@ if not ok(os.access(CLI, os.X_OK), 'mmsa tool %s built' % CLI):
     done()
 
 
-
 def vocab_dir(name, config=None):
     """A vocabulary directory in TMP: vocab.txt copied, tokenizer_config.json
     written when config is given, absent otherwise."""
