@@ -1407,6 +1407,22 @@ forward_packed(bert_model *m, const int32_t *ids, const int32_t *token_types,
 	return MMSA_OK;
 }
 
+/*
+ * Whether a call of n tokens runs on the packed weights: on the avx512
+ * path every call, on the others calls of at most BERT_PACKED_MAX_TOKENS
+ * (bert.h says why).
+ */
+static int
+packed_serves(const bert_model *m, long n)
+{
+	mmsa_isa	isa = mmsa_isa_current();
+
+	if (m->packed == NULL)
+		return 0;
+	return n <= BERT_PACKED_MAX_TOKENS ||
+		isa == MMSA_ISA_AVX512 || isa == MMSA_ISA_AVX512_SIMDE;
+}
+
 mmsa_status
 bert_forward_ex(bert_model *m, const int32_t *ids, const int32_t *token_types,
 				const int32_t *mask, int B, int T, float *all_hidden,
@@ -1440,8 +1456,7 @@ bert_forward_ex(bert_model *m, const int32_t *ids, const int32_t *token_types,
 		openblas_set_num_threads(1);
 	attention_mask_forward(m->addmask, mask, B, T);
 
-	if (m->precision == MMSA_PRECISION_INT8 ||
-		(m->packed != NULL && N <= BERT_PACKED_MAX_TOKENS))
+	if (m->precision == MMSA_PRECISION_INT8 || packed_serves(m, N))
 	{
 		status = forward_packed(m, ids, token_types, B, T, all_hidden, hidden,
 								pooled, err);

@@ -23,8 +23,8 @@
  * hidden states are transposed.  The copy costs as much memory as the
  * encoder's weights (about 340 MB for bert-base); BERT_LOAD_UNPACKED skips
  * it and runs the products on OpenBLAS with the mapped weights, as do
- * calls of more than BERT_PACKED_MAX_TOKENS tokens.  The mapped F32 weights
- * are never written.
+ * calls of more than BERT_PACKED_MAX_TOKENS tokens on paths other than
+ * avx512.  The mapped F32 weights are never written.
  *
  * Shared weights.  `mmsa pack` (bert_model_write_packed) writes
  * dir/model.packed (packfile.h): every array the forward passes read, in
@@ -139,12 +139,16 @@ typedef struct bert_qlayer
 } bert_qlayer;
 
 /*
- * The packed path serves calls of at most this many tokens (B*T); longer
- * ones run on OpenBLAS even when the weights are packed.  Measured on the
- * 2-core EPYC (bert-base, 2 threads, forward pass against OpenBLAS): 20-25%
- * faster at 64 tokens, about 10% at 256, even at 512, 1-9% slower at 1024,
- * where OpenBLAS's repacking of the weights is spread over enough tokens
- * and its kernel is the faster one.
+ * On the avx2 and portable paths the packed path serves calls of at most
+ * this many tokens (B*T); longer ones run on OpenBLAS even when the
+ * weights are packed.  Measured on a 2-core AVX2 EPYC (bert-base, 2
+ * threads, forward pass against OpenBLAS): 20-25% faster at 64 tokens,
+ * about 10% at 256, even at 512, 1-9% slower at 1024, where OpenBLAS's
+ * repacking of the weights is spread over enough tokens and its kernel is
+ * the faster one.  On the avx512 path the packed path serves every call:
+ * on a 2-core AVX-512 EPYC at 1,024 tokens it took 512 ms against
+ * OpenBLAS's 878 ms with its AVX2 kernel (OPENBLAS_CORETYPE=Haswell) and
+ * 515 ms with its AVX-512 one (test/bench/HISTORY.md).
  */
 #define BERT_PACKED_MAX_TOKENS	256
 

@@ -251,6 +251,7 @@ free_acts(bert_train_model *m)
 	m->act = NULL;
 	m->max_rows = 0;
 	m->max_T = 0;
+	m->att_threads = 0;
 	m->have_forward = 0;
 }
 
@@ -544,7 +545,7 @@ carve_acts(bert_train_model *m, float *block, size_t *used, long rows, int T)
 	carve(&m->ffn_pre, block, used, L * N * IC);
 	carve(&m->ffn_act, block, used, L * N * IC);
 	carve(&m->scratch, block, used, N * C);
-	carve(&m->att_scratch, block, used, 2 * TT);
+	carve(&m->att_scratch, block, used, (size_t) m->att_threads * 2 * TT);
 	carve(&m->dhidden, block, used, N * C);
 	carve(&m->d1, block, used, N * C);
 	carve(&m->d2, block, used, N * C);
@@ -572,14 +573,18 @@ ensure_acts(bert_train_model *m, int B, int T, mmsa_error *err)
 {
 	long		rows = (long) B * T;
 	size_t		n = 0;
+	int			threads = m->pool != NULL ? mmsa_pool_size(m->pool) : 1;
 
-	if (rows <= m->max_rows && T <= m->max_T)
+	if (rows <= m->max_rows && T <= m->max_T && threads <= m->att_threads)
 		return MMSA_OK;
+	if (threads < m->att_threads)
+		threads = m->att_threads;
 	if (rows < m->max_rows)
 		rows = m->max_rows;
 	if (T < m->max_T)
 		T = m->max_T;
 	free_acts(m);
+	m->att_threads = threads;
 	carve_acts(m, NULL, &n, rows, T);
 	m->act = malloc(n * sizeof(float));
 	if (m->act == NULL)
@@ -837,23 +842,23 @@ bert_train_forward(bert_train_model *m, const int32_t *ids,
 			return mmsa_set_error(err, MMSA_ERR_CANCELED, "canceled");
 
 		/* self-attention */
-		matmul_forward(q, x, w->q_w, w->q_b, (int) N, C, C);
-		matmul_forward(k, x, w->k_w, w->k_b, (int) N, C, C);
-		matmul_forward(v, x, w->v_w, w->v_b, (int) N, C, C);
-		attention_forward_train(ctx, att, m->att_scratch, q, k, v, m->addmask,
+		matmul_forward(m->pool, q, x, w->q_w, w->q_b, (int) N, C, C);
+		matmul_forward(m->pool, k, x, w->k_w, w->k_b, (int) N, C, C);
+		matmul_forward(m->pool, v, x, w->v_w, w->v_b, (int) N, C, C);
+		attention_forward_train(m->pool, ctx, att, m->att_scratch, q, k, v, m->addmask,
 								B, T, C, NH, p_attention(m),
 								site_seed(m, SITE_LAYER(l, 0)));
 		/* ln1_out = LN1(dropout(ctx Wo^T + bo) + x) */
-		matmul_forward(m->scratch, ctx, w->attn_out_w, w->attn_out_b, (int) N, C, C);
+		matmul_forward(m->pool, m->scratch, ctx, w->attn_out_w, w->attn_out_b, (int) N, C, C);
 		dropout_forward_par(m, m->scratch, m->scratch, p_hidden(m),
 							site_seed(m, SITE_LAYER(l, 1)), NC);
 		residual_forward(ln1_in, m->scratch, x, NC);
 		layernorm_forward_par(m, ln1_out, m->ln1_mean + l * N, m->ln1_rstd + l * N,
 							  ln1_in, w->ln1_w, w->ln1_b, (int) N, C, eps);
 		/* hidden[l+1] = LN2(dropout(gelu(ln1_out Wi^T + bi) Wo2^T + bo2) + ln1_out) */
-		matmul_forward(ffn_pre, ln1_out, w->inter_w, w->inter_b, (int) N, C, IC);
+		matmul_forward(m->pool, ffn_pre, ln1_out, w->inter_w, w->inter_b, (int) N, C, IC);
 		gelu_forward_par(m, ffn_act, ffn_pre, NI);
-		matmul_forward(m->scratch, ffn_act, w->out_w, w->out_b, (int) N, IC, C);
+		matmul_forward(m->pool, m->scratch, ffn_act, w->out_w, w->out_b, (int) N, IC, C);
 		dropout_forward_par(m, m->scratch, m->scratch, p_hidden(m),
 							site_seed(m, SITE_LAYER(l, 2)), NC);
 		residual_forward(ln2_in, m->scratch, ln1_out, NC);
@@ -948,13 +953,13 @@ bert_train_mlm_forward(bert_train_model *m, const int32_t *labels, float *loss,
 			M++;
 		}
 	/* transform: dense, GELU, LayerNorm */
-	matmul_forward(m->mlm_pre, m->mlm_in, m->w.mlm_dense_w, m->w.mlm_dense_b, (int) M, C, C);
+	matmul_forward(m->pool, m->mlm_pre, m->mlm_in, m->w.mlm_dense_w, m->w.mlm_dense_b, (int) M, C, C);
 	gelu_forward_par(m, m->mlm_gelu, m->mlm_pre, M * C);
 	layernorm_forward_par(m, m->mlm_ln, m->mlm_mean, m->mlm_rstd, m->mlm_gelu,
 						  m->w.mlm_ln_w, m->w.mlm_ln_b, (int) M, C,
 						  m->config.layer_norm_eps);
 	/* decoder tied to the word embeddings, then softmax cross-entropy */
-	matmul_forward(m->mlm_probs, m->mlm_ln, m->w.word_emb, m->w.mlm_bias, (int) M, C, V);
+	matmul_forward(m->pool, m->mlm_probs, m->mlm_ln, m->w.word_emb, m->w.mlm_bias, (int) M, C, V);
 	*loss = crossentropy_forward(m->mlm_probs, m->mlm_probs, m->mlm_targets, NULL, (int) M, V);
 	m->mlm_rows = (int) M;
 	return MMSA_OK;
@@ -972,14 +977,14 @@ bert_train_mlm_backward(bert_train_model *m, float dloss)
 	memset(m->mlm_dlogits, 0, (size_t) M * V * sizeof(float));
 	crossentropy_backward(m->mlm_dlogits, m->mlm_probs, m->mlm_targets, NULL, M, V, dloss);
 	memset(m->mlm_d1, 0, (size_t) M * C * sizeof(float));
-	matmul_backward(m->mlm_d1, m->g.word_emb, m->g.mlm_bias, m->mlm_dlogits,
+	matmul_backward(m->pool, m->mlm_d1, m->g.word_emb, m->g.mlm_bias, m->mlm_dlogits,
 					m->mlm_ln, m->w.word_emb, M, C, V);
 	memset(m->mlm_d2, 0, (size_t) M * C * sizeof(float));
 	layernorm_backward(m->mlm_d2, m->g.mlm_ln_w, m->g.mlm_ln_b, m->mlm_d1,
 					   m->mlm_gelu, m->w.mlm_ln_w, m->mlm_mean, m->mlm_rstd, M, C);
 	gelu_backward_par(m, m->mlm_d1, m->mlm_pre, m->mlm_d2, (long) M * C);
 	memset(m->mlm_d2, 0, (size_t) M * C * sizeof(float));
-	matmul_backward(m->mlm_d2, m->g.mlm_dense_w, m->g.mlm_dense_b, m->mlm_d1,
+	matmul_backward(m->pool, m->mlm_d2, m->g.mlm_dense_w, m->g.mlm_dense_b, m->mlm_d1,
 					m->mlm_in, m->w.mlm_dense_w, M, C, C);
 	/* scatter into the gradient of the last hidden state */
 	for (int r = 0; r < M; r++)
@@ -1020,11 +1025,11 @@ bert_train_cls_forward(bert_train_model *m, const int32_t *labels,
 	hidden = last_hidden(m);
 	for (int b = 0; b < B; b++)
 		memcpy(m->cls_in + (size_t) b * C, hidden + (size_t) b * m->T * C, C * sizeof(float));
-	matmul_forward(m->pooled, m->cls_in, m->w.pool_w, m->w.pool_b, B, C, C);
+	matmul_forward(m->pool, m->pooled, m->cls_in, m->w.pool_w, m->w.pool_b, B, C, C);
 	tanh_forward(m->pooled, m->pooled, (long) B * C);
 	dropout_forward(m->pooled_drop, m->pooled, p_hidden(m), site_seed(m, SITE_CLS),
 					(long) B * C);
-	matmul_forward(m->cls_logits, m->pooled_drop, m->w.cls_w, m->w.cls_b, B, C, K);
+	matmul_forward(m->pool, m->cls_logits, m->pooled_drop, m->w.cls_w, m->w.cls_b, B, C, K);
 	if (labels != NULL)
 		memcpy(m->cls_labels, labels, B * sizeof(int32_t));
 	else
@@ -1052,14 +1057,14 @@ bert_train_cls_backward(bert_train_model *m, float dloss)
 	crossentropy_backward(m->cls_dlogits, m->cls_probs, m->cls_labels,
 						  m->use_class_weights ? m->class_weights : NULL, B, K, dloss);
 	memset(m->cls_d1, 0, (size_t) B * C * sizeof(float));
-	matmul_backward(m->cls_d1, m->g.cls_w, m->g.cls_b, m->cls_dlogits,
+	matmul_backward(m->pool, m->cls_d1, m->g.cls_w, m->g.cls_b, m->cls_dlogits,
 					m->pooled_drop, m->w.cls_w, B, C, K);
 	memset(m->cls_d2, 0, (size_t) B * C * sizeof(float));
 	dropout_backward(m->cls_d2, m->cls_d1, p_hidden(m), site_seed(m, SITE_CLS), (long) B * C);
 	memset(m->cls_d1, 0, (size_t) B * C * sizeof(float));
 	tanh_backward(m->cls_d1, m->pooled, m->cls_d2, (long) B * C);
 	memset(m->cls_d2, 0, (size_t) B * C * sizeof(float));
-	matmul_backward(m->cls_d2, m->g.pool_w, m->g.pool_b, m->cls_d1, m->cls_in,
+	matmul_backward(m->pool, m->cls_d2, m->g.pool_w, m->g.pool_b, m->cls_d1, m->cls_in,
 					m->w.pool_w, B, C, C);
 	for (int b = 0; b < B; b++)
 	{
@@ -1110,11 +1115,11 @@ bert_train_backward(bert_train_model *m, mmsa_error *err)
 		/* FFN: d2 = d (FFN output before dropout) */
 		dropout_backward_par(m, m->d2, m->d1, p_hidden(m), site_seed(m, SITE_LAYER(l, 2)), NC);
 		memset(m->dffn1, 0, NI * sizeof(float));
-		matmul_backward(m->dffn1, g->out_w, g->out_b, m->d2, m->ffn_act + l * NI,
+		matmul_backward(m->pool, m->dffn1, g->out_w, g->out_b, m->d2, m->ffn_act + l * NI,
 						w->out_w, N, IC, C);
 		gelu_backward_par(m, m->dffn2, m->ffn_pre + l * NI, m->dffn1, NI);
 		/* d1 += the FFN path: d1 = d ln1_out */
-		matmul_backward(m->d1, g->inter_w, g->inter_b, m->dffn2, m->ln1_out + l * NC,
+		matmul_backward(m->pool, m->d1, g->inter_w, g->inter_b, m->dffn2, m->ln1_out + l * NC,
 						w->inter_w, N, C, IC);
 		/* LN1: dy = d ln1_in, which is also the residual part of dx */
 		memset(dy, 0, NC * sizeof(float));
@@ -1123,20 +1128,20 @@ bert_train_backward(bert_train_model *m, mmsa_error *err)
 		/* attention output projection: d1 = d ctx */
 		dropout_backward_par(m, m->d2, dy, p_hidden(m), site_seed(m, SITE_LAYER(l, 1)), NC);
 		memset(m->d1, 0, NC * sizeof(float));
-		matmul_backward(m->d1, g->attn_out_w, g->attn_out_b, m->d2, m->ctx + l * NC,
+		matmul_backward(m->pool, m->d1, g->attn_out_w, g->attn_out_b, m->d2, m->ctx + l * NC,
 						w->attn_out_w, N, C, C);
 		/* attention */
 		memset(m->dq, 0, NC * sizeof(float));
 		memset(m->dk, 0, NC * sizeof(float));
 		memset(m->dv, 0, NC * sizeof(float));
-		attention_backward(m->dq, m->dk, m->dv, m->att_scratch, m->d1,
+		attention_backward(m->pool, m->dq, m->dk, m->dv, m->att_scratch, m->d1,
 						   m->q + l * NC, m->k + l * NC, m->v + l * NC,
 						   m->att + l * ATT, B, T, C, NH, p_attention(m),
 						   site_seed(m, SITE_LAYER(l, 0)));
 		/* dy += the q, k, v paths: dy = dx */
-		matmul_backward(dy, g->q_w, g->q_b, m->dq, x, w->q_w, N, C, C);
-		matmul_backward(dy, g->k_w, g->k_b, m->dk, x, w->k_w, N, C, C);
-		matmul_backward(dy, g->v_w, g->v_b, m->dv, x, w->v_w, N, C, C);
+		matmul_backward(m->pool, dy, g->q_w, g->q_b, m->dq, x, w->q_w, N, C, C);
+		matmul_backward(m->pool, dy, g->k_w, g->k_b, m->dk, x, w->k_w, N, C, C);
+		matmul_backward(m->pool, dy, g->v_w, g->v_b, m->dv, x, w->v_w, N, C, C);
 	}
 
 	/* embeddings: dropout, LayerNorm, the three tables */

@@ -144,6 +144,7 @@ typedef struct bert_train_model
 	/* activations, sized for max_rows = B*T rows of length max_T */
 	long		max_rows;
 	int			max_T;
+	int			att_threads;	/* att_scratch's share count */
 	float	   *act;			/* one block holding everything below */
 	int32_t    *ids,
 			   *types;			/* (B,T) copies of the inputs */
@@ -168,7 +169,7 @@ typedef struct bert_train_model
 	float	   *ffn_pre,
 			   *ffn_act;		/* (L,B,T,I) before and after GELU */
 	float	   *scratch;		/* (B,T,C) */
-	float	   *att_scratch;	/* (2,T,T) */
+	float	   *att_scratch;	/* (att_threads,2,T,T) */
 	float	   *dhidden;		/* (B,T,C) gradient of the last hidden state */
 	float	   *d1,
 			   *d2,

@@ -287,12 +287,12 @@ mha_forward(mha_a *a, const mha_p *P, const float *params, const float *xq,
 			const float *xkv, const float *addmask, int B, int Tq, int Tk,
 			int C, int NH, float p, uint64_t seed)
 {
-	matmul_forward(a->q, xq, params + P->q.w, params + P->q.b, B * Tq, C, C);
-	matmul_forward(a->k, xkv, params + P->k.w, params + P->k.b, B * Tk, C, C);
-	matmul_forward(a->v, xkv, params + P->v.w, params + P->v.b, B * Tk, C, C);
+	matmul_forward(NULL, a->q, xq, params + P->q.w, params + P->q.b, B * Tq, C, C);
+	matmul_forward(NULL, a->k, xkv, params + P->k.w, params + P->k.b, B * Tk, C, C);
+	matmul_forward(NULL, a->v, xkv, params + P->v.w, params + P->v.b, B * Tk, C, C);
 	cross_attention_forward(a->ctx, a->att, a->q, a->k, a->v, addmask,
 							B, Tq, Tk, C, NH, p, seed);
-	matmul_forward(a->out, a->ctx, params + P->o.w, params + P->o.b, B * Tq, C, C);
+	matmul_forward(NULL, a->out, a->ctx, params + P->o.w, params + P->o.b, B * Tq, C, C);
 }
 
 /*
@@ -309,16 +309,16 @@ mha_backward(fusion_model *m, mha_a *a, const mha_p *P, float *dxq,
 	const float *W = m->wts;
 	float	   *G = m->grads;
 
-	matmul_backward(DACT(m, a->ctx), G + P->o.w, G + P->o.b, DACT(m, a->out),
+	matmul_backward(NULL, DACT(m, a->ctx), G + P->o.w, G + P->o.b, DACT(m, a->out),
 					a->ctx, W + P->o.w, B * Tq, C, C);
 	cross_attention_backward(DACT(m, a->q), DACT(m, a->k), DACT(m, a->v),
 							 m->scratch, DACT(m, a->ctx), a->q, a->k, a->v,
 							 a->att, B, Tq, Tk, C, m->cfg.heads, p, seed);
-	matmul_backward(dxq, G + P->q.w, G + P->q.b, DACT(m, a->q), xq,
+	matmul_backward(NULL, dxq, G + P->q.w, G + P->q.b, DACT(m, a->q), xq,
 					W + P->q.w, B * Tq, C, C);
-	matmul_backward(dxkv, G + P->k.w, G + P->k.b, DACT(m, a->k), xkv,
+	matmul_backward(NULL, dxkv, G + P->k.w, G + P->k.b, DACT(m, a->k), xkv,
 					W + P->k.w, B * Tk, C, C);
-	matmul_backward(dxkv, G + P->v.w, G + P->v.b, DACT(m, a->v), xkv,
+	matmul_backward(NULL, dxkv, G + P->v.w, G + P->v.b, DACT(m, a->v), xkv,
 					W + P->v.w, B * Tk, C, C);
 }
 
@@ -347,9 +347,9 @@ encoder_forward(fusion_model *m, encoder_a *a, const encoder_p *P,
 	residual_forward(a->r1, a->r1, x, N * C);
 	layernorm_forward_train(a->h1, a->mean1, a->rstd1, a->r1, W + P->ln1.w,
 							W + P->ln1.b, N, C, LN_EPS);
-	matmul_forward(a->f1, a->h1, W + P->ff1.w, W + P->ff1.b, N, C, FF);
+	matmul_forward(NULL, a->f1, a->h1, W + P->ff1.w, W + P->ff1.b, N, C, FF);
 	gelu_forward(a->g, a->f1, N * FF);
-	matmul_forward(a->f2, a->g, W + P->ff2.w, W + P->ff2.b, N, FF, C);
+	matmul_forward(NULL, a->f2, a->g, W + P->ff2.w, W + P->ff2.b, N, FF, C);
 	dropout_forward(a->r2, a->f2, pd, dropout_site_seed(seed, 2), N * C);
 	residual_forward(a->r2, a->r2, a->h1, N * C);
 	layernorm_forward_train(a->out, a->mean2, a->rstd2, a->r2, W + P->ln2.w,
@@ -375,10 +375,10 @@ encoder_backward(fusion_model *m, encoder_a *a, const encoder_p *P,
 	residual_backward(DACT(m, a->h1), NULL, DACT(m, a->r2), N * C);
 	dropout_backward(DACT(m, a->f2), DACT(m, a->r2), pd,
 					 dropout_site_seed(seed, 2), N * C);
-	matmul_backward(DACT(m, a->g), G + P->ff2.w, G + P->ff2.b, DACT(m, a->f2),
+	matmul_backward(NULL, DACT(m, a->g), G + P->ff2.w, G + P->ff2.b, DACT(m, a->f2),
 					a->g, W + P->ff2.w, N, FF, C);
 	gelu_backward(DACT(m, a->f1), a->f1, DACT(m, a->g), N * FF);
-	matmul_backward(DACT(m, a->h1), G + P->ff1.w, G + P->ff1.b,
+	matmul_backward(NULL, DACT(m, a->h1), G + P->ff1.w, G + P->ff1.b,
 					DACT(m, a->f1), a->h1, W + P->ff1.w, N, C, FF);
 	layernorm_backward(DACT(m, a->r1), G + P->ln1.w, G + P->ln1.b,
 					   DACT(m, a->h1), a->r1, W + P->ln1.w, a->mean1,
@@ -399,7 +399,7 @@ proj_forward(fusion_model *m, proj_a *a, const proj_p *P, const float *x, int N)
 {
 	const float *W = m->wts;
 
-	matmul_forward(a->lin, x, W + P->dense.w, W + P->dense.b, N,
+	matmul_forward(NULL, a->lin, x, W + P->dense.w, W + P->dense.b, N,
 				   P->dense.in, P->dense.out);
 	layernorm_forward_train(a->out, a->mean, a->rstd, a->lin, W + P->ln.w,
 							W + P->ln.b, N, P->dense.out, LN_EPS);
@@ -415,7 +415,7 @@ proj_backward(fusion_model *m, proj_a *a, const proj_p *P, const float *x, int N
 	layernorm_backward(DACT(m, a->lin), G + P->ln.w, G + P->ln.b,
 					   DACT(m, a->out), a->lin, W + P->ln.w, a->mean,
 					   a->rstd, N, P->dense.out);
-	matmul_backward(NULL, G + P->dense.w, G + P->dense.b, DACT(m, a->lin), x,
+	matmul_backward(NULL, NULL, G + P->dense.w, G + P->dense.b, DACT(m, a->lin), x,
 					W + P->dense.w, N, P->dense.in, P->dense.out);
 }
 
@@ -526,7 +526,7 @@ classifier_forward(fusion_model *m, clf_a *a, const linear_p *P,
 
 	concat_forward(a->in, x1, n1, x2, n2, B);
 	dropout_forward(a->drop, a->in, pd, seed, (long) B * (n1 + n2));
-	matmul_forward(a->logits, a->drop, m->wts + P->w, m->wts + P->b,
+	matmul_forward(NULL, a->logits, a->drop, m->wts + P->w, m->wts + P->b,
 				   B, n1 + n2, FUSION_CLASSES);
 }
 
@@ -537,7 +537,7 @@ classifier_backward(fusion_model *m, clf_a *a, const linear_p *P,
 {
 	float		pd = m->training ? m->cfg.dropout : 0.0f;
 
-	matmul_backward(DACT(m, a->drop), m->grads + P->w, m->grads + P->b,
+	matmul_backward(NULL, DACT(m, a->drop), m->grads + P->w, m->grads + P->b,
 					DACT(m, a->logits), a->drop, m->wts + P->w,
 					B, n1 + n2, FUSION_CLASSES);
 	dropout_backward(DACT(m, a->in), DACT(m, a->drop), pd, seed,

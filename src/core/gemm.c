@@ -73,6 +73,15 @@ gemm_pack_a(float *Ap, const float *A, int M, int K, size_t lda)
 			}
 }
 
+/* k blocks of nearly equal size, none over GEMM_KC */
+int
+gemm_k_block(int K)
+{
+	int			nk = (K + GEMM_KC - 1) / GEMM_KC;
+
+	return nk < 1 ? 1 : (K + nk - 1) / nk;
+}
+
 size_t
 gemm_bpack_floats(int K)
 {
@@ -158,16 +167,13 @@ gemm_packed_range_src(float *C, size_t ldc, const float *Ap,
 					  const gemm_epilogue *ep, float *bpack)
 {
 	const gemm_kernels *kern = mmsa_gemm_kernels();
-	int			nk,
-				kc_even;
+	int			kc_even;
 
 	if (m1 > M)
 		m1 = M;
 	if (m0 >= m1 || n0 >= n1 || K < 1)
 		return;
-	/* k blocks of nearly equal size, none over GEMM_KC */
-	nk = (K + GEMM_KC - 1) / GEMM_KC;
-	kc_even = (K + nk - 1) / nk;
+	kc_even = gemm_k_block(K);
 
 	for (int nb = n0; nb < n1; nb += GEMM_NC)
 	{
@@ -192,7 +198,7 @@ gemm_packed_range_src(float *C, size_t ldc, const float *Ap,
 
 				s.ldc = ldc;
 				s.mr = m1 - mp < GEMM_MR ? m1 - mp : GEMM_MR;
-				s.accumulate = (k0 > 0);
+				s.accumulate = k0 > 0 || (ep && ep->accumulate);
 				s.last = last;
 				s.bias = (ep && ep->bias) ? ep->bias + mp : NULL;
 				s.relu = ep ? ep->relu : 0;
@@ -233,7 +239,7 @@ gemm_packed_range_src(float *C, size_t ldc, const float *Ap,
 
 				s.c = C + (size_t) m0 * ldc + col;
 				s.ldc = ldc;
-				s.accumulate = (k0 > 0);
+				s.accumulate = k0 > 0 || (ep && ep->accumulate);
 				s.last = last;
 				s.bias = (ep && ep->bias) ? ep->bias + m0 : NULL;
 				s.relu = ep ? ep->relu : 0;

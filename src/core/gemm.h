@@ -39,6 +39,7 @@ typedef struct gemm_epilogue
 	const float *residual;		/* (M, N) with leading dimension ldr, or NULL */
 	size_t		ldr;
 	int			relu;			/* max(0, x) after the additions */
+	int			accumulate;		/* add the product to what C holds */
 } gemm_epilogue;
 
 /* Floats of the packed form of an (M, K) matrix. */
@@ -46,6 +47,14 @@ size_t		gemm_packed_floats(int M, int K);
 
 /* Ap: packed form (see above) of A (M, K), row-major, leading dimension lda. */
 void		gemm_pack_a(float *Ap, const float *A, int M, int K, size_t lda);
+
+/*
+ * Rows of B reduced in one block (the k blocks of a product over K are
+ * all this long but the last): every entry of C is the chain of fused
+ * multiply-adds over each block from zero, in order, added to C block by
+ * block.  sgemm.c's reference loop follows it.
+ */
+int			gemm_k_block(int K);
 
 /* Floats of the per-thread work buffer for products over K. */
 size_t		gemm_bpack_floats(int K);

@@ -2,8 +2,13 @@
  * layers.c
  *	  Forward passes of the neural-network layers (see layers.h).
  *
- * Dense products go to CBLAS (OpenBLAS) sgemm; the rest are simple loops
- * that the compiler vectorizes.
+ * The products of training (matmul_forward, matmul_backward and the
+ * attention of attention_forward_train and attention_backward) run on
+ * sgemm.c, the project's kernels, on the threads of the pool they are
+ * given; those of the BERT inference path that serves unpacked weights
+ * (matmul_forward_cols, attention_forward, attention_head_forward) on
+ * CBLAS (OpenBLAS).  The rest are simple loops that the compiler
+ * vectorizes.
  */
 #include "layers.h"
 #include "layers_isa.h"
@@ -13,6 +18,8 @@
 #include <string.h>
 
 #include <cblas.h>
+
+#include "sgemm.h"
 
 /*
  * Sum of n floats, and sum of squared deviations from mean, each in 8
@@ -126,11 +133,28 @@ matmul_forward_cols(float *out, const float *inp, const float *weight,
 				1.0f, inp, C, weight + (long) o0 * C, C, 1.0f, out + o0, OC);
 }
 
+/* Rows of out (N, OC) set to the bias, or to zero. */
+static void
+fill_bias(float *out, const float *bias, int N, int OC)
+{
+	for (int n = 0; n < N; n++)
+	{
+		float	   *o = out + (long) n * OC;
+
+		if (bias != NULL)
+			memcpy(o, bias, OC * sizeof(float));
+		else
+			memset(o, 0, OC * sizeof(float));
+	}
+}
+
 void
-matmul_forward(float *out, const float *inp, const float *weight,
+matmul_forward(mmsa_pool *pool, float *out, const float *inp, const float *weight,
 			   const float *bias, int N, int C, int OC)
 {
-	matmul_forward_cols(out, inp, weight, bias, N, C, OC, 0, OC);
+	fill_bias(out, bias, N, OC);
+	/* out (N,OC) += inp (N,C) . weight^T (C,OC) */
+	mmsa_sgemm(pool, SGEMM_N, SGEMM_T, N, OC, C, 1.0f, inp, C, weight, C, 1.0f, out, OC);
 }
 
 /* GELU, by the kernels of the path in use (layers_isa.h). */
@@ -344,17 +368,16 @@ layernorm_backward(float *dinp, float *dweight, float *dbias,
 }
 
 void
-matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-				const float *inp, const float *weight, int N, int C, int OC)
+matmul_backward(mmsa_pool *pool, float *dinp, float *dweight, float *dbias,
+				const float *dout, const float *inp, const float *weight,
+				int N, int C, int OC)
 {
 	/* dinp (N,C) += dout (N,OC) . weight (OC,C) */
 	if (dinp != NULL)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC,
-					1.0f, dout, OC, weight, C, 1.0f, dinp, C);
+		mmsa_sgemm(pool, SGEMM_N, SGEMM_N, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
 	/* dweight (OC,C) += dout^T (OC,N) . inp (N,C) */
 	if (dweight != NULL)
-		cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N,
-					1.0f, dout, OC, inp, C, 1.0f, dweight, C);
+		mmsa_sgemm(pool, SGEMM_T, SGEMM_N, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
 	if (dbias != NULL)
 		for (int n = 0; n < N; n++)
 		{
@@ -486,32 +509,161 @@ attention_dropout(float *dst, const float *att, int T, float p, uint64_t seed,
 		dst[i] = dropout_uniform(seed, base + (uint64_t) i) < p ? 0.0f : att[i] * scale;
 }
 
-void
-attention_forward_train(float *out, float *att, float *scratch, const float *q,
-						const float *k, const float *v, const float *addmask,
-						int B, int T, int C, int NH, float p, uint64_t seed)
+/*
+ * One (batch row, head) of attention_forward_train on sgemm.c, on the
+ * calling thread: a (T,T) left holding the probabilities, out_h (T,hs)
+ * their product with v_h, after dropout into drop (T,T) when p > 0
+ * (element i by dropout_uniform(seed, base + i)).
+ */
+static void
+head_forward_train(float *out, float *a, float *drop, const float *q,
+				   const float *k, const float *v, const float *addmask,
+				   int T, int C, int hs, float p, uint64_t seed, uint64_t base)
 {
-	int			hs = C / NH;
+	float		scale = 1.0f / sqrtf((float) hs);
 
-	for (int b = 0; b < B; b++)
+	/* a (T,T) = q_h (T,hs) . k_h^T (hs,T) / sqrt(hs) */
+	mmsa_sgemm(NULL, SGEMM_N, SGEMM_T, T, T, hs, scale, q, C, k, C, 0.0f, a, T);
+	for (int t = 0; t < T; t++)
 	{
-		for (int h = 0; h < NH; h++)
-		{
-			long		off = (long) b * T * C + (long) h * hs;
-			long		bh = (long) b * NH + h;
-			float	   *a = att + bh * T * T;
+		float	   *row = a + (long) t * T;
 
-			/* probabilities kept in a, output with them undropped... */
-			attention_head_forward(out + off, q + off, k + off, v + off,
-								   addmask + (long) b * T, a, T, C, hs);
-			if (p <= 0.0f)
-				continue;
-			/* ...or recomputed with the dropped probabilities */
-			attention_dropout(scratch, a, T, p, seed, (uint64_t) bh * T * T);
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T,
-						1.0f, scratch, T, v + off, C, 0.0f, out + off, C);
-		}
+		for (int s = 0; s < T; s++)
+			row[s] += addmask[s];
+		softmax_row(row, T);
 	}
+	if (p > 0.0f)
+	{
+		attention_dropout(drop, a, T, p, seed, base);
+		a = drop;
+	}
+	/* out_h (T,hs) = a (T,T) . v_h (T,hs) */
+	mmsa_sgemm(NULL, SGEMM_N, SGEMM_N, T, hs, T, 1.0f, a, T, v, C, 0.0f, out, C);
+}
+
+/*
+ * Gradient of one (batch row, head) of attention_forward_train, on the
+ * calling thread; scratch: (2,T,T).
+ */
+static void
+head_backward(float *dq, float *dk, float *dv, float *scratch,
+			  const float *dout, const float *q, const float *k, const float *v,
+			  const float *a, int T, int C, int hs, float p, uint64_t seed,
+			  uint64_t base)
+{
+	float		scale = 1.0f / sqrtf((float) hs);
+	float	   *dropped = scratch;
+	float	   *datt = scratch + (long) T * T;
+	const float *d = a;
+
+	if (p > 0.0f)
+	{
+		attention_dropout(dropped, a, T, p, seed, base);
+		d = dropped;
+	}
+	/* dv_h (T,hs) += D^T (T,T) . dout_h (T,hs) */
+	mmsa_sgemm(NULL, SGEMM_T, SGEMM_N, T, hs, T, 1.0f, d, T, dout, C, 1.0f, dv, C);
+	/* datt (T,T) = dout_h (T,hs) . v_h^T (hs,T) */
+	mmsa_sgemm(NULL, SGEMM_N, SGEMM_T, T, T, hs, 1.0f, dout, C, v, C, 0.0f, datt, T);
+	if (p > 0.0f)
+	{
+		float		keep_scale = 1.0f / (1.0f - p);
+
+		for (long i = 0; i < (long) T * T; i++)
+			datt[i] = dropout_uniform(seed, base + (uint64_t) i) < p
+				? 0.0f : datt[i] * keep_scale;
+	}
+	/* softmax backward, row by row */
+	for (int t = 0; t < T; t++)
+	{
+		const float *ar = a + (long) t * T;
+		float	   *dr = datt + (long) t * T;
+		float		dot = 0.0f;
+
+		for (int s = 0; s < T; s++)
+			dot += dr[s] * ar[s];
+		for (int s = 0; s < T; s++)
+			dr[s] = ar[s] * (dr[s] - dot);
+	}
+	/* dq_h (T,hs) += dS (T,T) . k_h (T,hs) / sqrt(hs) */
+	mmsa_sgemm(NULL, SGEMM_N, SGEMM_N, T, hs, T, scale, datt, T, k, C, 1.0f, dq, C);
+	/* dk_h (T,hs) += dS^T (T,T) . q_h (T,hs) / sqrt(hs) */
+	mmsa_sgemm(NULL, SGEMM_T, SGEMM_N, T, hs, T, scale, datt, T, q, C, 1.0f, dk, C);
+}
+
+/* The (batch row, head) pairs of a training attention pass. */
+typedef struct attention_job
+{
+	int			backward;
+	float	   *out,			/* forward: out; backward: dq, dk, dv */
+			   *att,
+			   *dk,
+			   *dv;
+	float	   *scratch;		/* per thread: (T,T) forward, (2,T,T) backward */
+	const float *dout,
+			   *q,
+			   *k,
+			   *v,
+			   *addmask;
+	int			B,
+				T,
+				C,
+				NH;
+	float		p;
+	uint64_t	seed;
+} attention_job;
+
+static void
+attention_thread(void *arg, int thread, int nthreads)
+{
+	const attention_job *j = arg;
+	int			T = j->T,
+				hs = j->C / j->NH;
+	long		TT = (long) T * T,
+				lo,
+				hi;
+	float	   *scratch = j->scratch + (j->backward ? 2 : 1) * TT * thread;
+
+	mmsa_pool_share((long) j->B * j->NH, thread, nthreads, 1, &lo, &hi);
+	for (long bh = lo; bh < hi; bh++)
+	{
+		long		b = bh / j->NH,
+					h = bh % j->NH;
+		long		off = b * T * j->C + h * hs;
+
+		if (j->backward)
+			head_backward(j->out + off, j->dk + off, j->dv + off, scratch,
+						  j->dout + off, j->q + off, j->k + off, j->v + off,
+						  j->att + bh * TT, T, j->C, hs, j->p, j->seed,
+						  (uint64_t) (bh * TT));
+		else
+			head_forward_train(j->out + off, j->att + bh * TT, scratch, j->q + off,
+							   j->k + off, j->v + off, j->addmask + b * T, T, j->C,
+							   hs, j->p, j->seed, (uint64_t) (bh * TT));
+	}
+}
+
+/* Runs job j's pairs on the pool's threads, or on the caller's alone. */
+static void
+attention_run(mmsa_pool *pool, attention_job *j)
+{
+	if (pool != NULL && mmsa_pool_size(pool) > 1 && j->B * j->NH > 1)
+		mmsa_pool_run(pool, attention_thread, j);
+	else
+		attention_thread(j, 0, 1);
+}
+
+void
+attention_forward_train(mmsa_pool *pool, float *out, float *att, float *scratch,
+						const float *q, const float *k, const float *v,
+						const float *addmask, int B, int T, int C, int NH,
+						float p, uint64_t seed)
+{
+	attention_job j = {.backward = 0, .out = out, .att = att, .scratch = scratch,
+		.q = q, .k = k, .v = v, .addmask = addmask, .B = B, .T = T, .C = C,
+	.NH = NH, .p = p, .seed = seed};
+
+	attention_run(pool, &j);
 }
 
 /*
@@ -522,64 +674,16 @@ attention_forward_train(float *out, float *att, float *scratch, const float *q,
  *	 dk += dS^T q / sqrt(hs).
  */
 void
-attention_backward(float *dq, float *dk, float *dv, float *scratch,
+attention_backward(mmsa_pool *pool, float *dq, float *dk, float *dv, float *scratch,
 				   const float *dout, const float *q, const float *k,
 				   const float *v, const float *att, int B, int T, int C,
 				   int NH, float p, uint64_t seed)
 {
-	int			hs = C / NH;
-	float		scale = 1.0f / sqrtf((float) hs);
-	float	   *dropped = scratch;
-	float	   *datt = scratch + (long) T * T;
+	attention_job j = {.backward = 1, .out = dq, .dk = dk, .dv = dv,
+		.att = (float *) att, .scratch = scratch, .dout = dout, .q = q, .k = k,
+	.v = v, .B = B, .T = T, .C = C, .NH = NH, .p = p, .seed = seed};
 
-	for (int b = 0; b < B; b++)
-	{
-		for (int h = 0; h < NH; h++)
-		{
-			long		off = (long) b * T * C + (long) h * hs;
-			long		bh = (long) b * NH + h;
-			const float *a = att + bh * T * T;
-			const float *d = a;
-
-			if (p > 0.0f)
-			{
-				attention_dropout(dropped, a, T, p, seed, (uint64_t) bh * T * T);
-				d = dropped;
-			}
-			/* dv_h (T,hs) += D^T (T,T) . dout_h (T,hs) */
-			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T,
-						1.0f, d, T, dout + off, C, 1.0f, dv + off, C);
-			/* datt (T,T) = dout_h (T,hs) . v_h^T (hs,T) */
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs,
-						1.0f, dout + off, C, v + off, C, 0.0f, datt, T);
-			if (p > 0.0f)
-			{
-				float		keep_scale = 1.0f / (1.0f - p);
-
-				for (long i = 0; i < (long) T * T; i++)
-					datt[i] = dropout_uniform(seed, (uint64_t) (bh * T * T + i)) < p
-						? 0.0f : datt[i] * keep_scale;
-			}
-			/* softmax backward, row by row */
-			for (int t = 0; t < T; t++)
-			{
-				const float *ar = a + (long) t * T;
-				float	   *dr = datt + (long) t * T;
-				float		dot = 0.0f;
-
-				for (int s = 0; s < T; s++)
-					dot += dr[s] * ar[s];
-				for (int s = 0; s < T; s++)
-					dr[s] = ar[s] * (dr[s] - dot);
-			}
-			/* dq_h (T,hs) += dS (T,T) . k_h (T,hs) / sqrt(hs) */
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T,
-						scale, datt, T, k + off, C, 1.0f, dq + off, C);
-			/* dk_h (T,hs) += dS^T (T,T) . q_h (T,hs) / sqrt(hs) */
-			cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T,
-						scale, datt, T, q + off, C, 1.0f, dk + off, C);
-		}
-	}
+	attention_run(pool, &j);
 }
 
 float

@@ -8,13 +8,20 @@
  * NH = attention heads, N = any number of rows.  Weights are used where they
  * lie (for instance inside a mapped safetensors file) and never copied;
  * Linear weights have the PyTorch layout (OC, C).  None of these functions
- * allocates, fails or prints, so that a later `*_backward` can sit beside
- * each one and other models (the fusion heads) can reuse them.
+ * fails or prints, so that a later `*_backward` can sit beside each one and
+ * other models (the fusion heads) can reuse them; the products of training
+ * run on sgemm.c, which keeps work space per thread (sgemm.h).
+ *
+ * Functions that take a pool split their work between its threads (NULL:
+ * the calling thread alone), with the same results for any number of
+ * threads.
  */
 #ifndef MMSA_LAYERS_H
 #define MMSA_LAYERS_H
 
 #include <stdint.h>
+
+#include "threadpool.h"
 
 /*
  * Token embeddings: word + position + token type, as in Hugging Face
@@ -38,17 +45,20 @@ void		layernorm_forward(float *out, const float *inp,
 							  int N, int C, float eps);
 
 /*
- * Fully connected layer y = x W^T + b (PyTorch nn.Linear) by one sgemm.
+ * Fully connected layer y = x W^T + b (PyTorch nn.Linear) by one product
+ * on sgemm.c.
  * out: (N,OC); inp: (N,C); weight: (OC,C); bias: (OC) or NULL.
  * out must not overlap inp.
  */
-void		matmul_forward(float *out, const float *inp,
+void		matmul_forward(mmsa_pool *pool, float *out, const float *inp,
 						   const float *weight, const float *bias,
 						   int N, int C, int OC);
 
 /*
- * Output columns [o0, o1) of matmul_forward (out and weight rows o0..o1-1,
- * bias[o0..o1-1]), so that callers can split one product between threads.
+ * Output columns [o0, o1) of y = x W^T + b by CBLAS (OpenBLAS) sgemm
+ * (out and weight rows o0..o1-1, bias[o0..o1-1]), so that callers can
+ * split one product between threads: the BERT inference path that serves
+ * unpacked weights (bert.c).
  * out: (N,OC) of which columns o0..o1-1 are written.
  */
 void		matmul_forward_cols(float *out, const float *inp,
@@ -95,7 +105,8 @@ void		attention_mask_forward(float *out, const int32_t *mask, int B, int T);
  *	 att = softmax(q_bh k_bh^T / sqrt(hs) + addmask_b)   (T,T)
  *	 out_bh = att v_bh                                   (T,hs)
  * Heads are the hs-wide column blocks of q, k, v and out, so out comes back
- * with the heads already merged.  The QK^T and PV products are sgemms.
+ * with the heads already merged.  The QK^T and PV products are CBLAS
+ * (OpenBLAS) sgemms, as in bert.c's unpacked path.
  * out: (B,T,C); q, k, v: (B,T,C); addmask: (B,T) from attention_mask_forward;
  * att: scratch (NH,T,T), holds the probabilities of the last batch row.
  */
@@ -154,11 +165,11 @@ void		layernorm_backward(float *dinp, float *dweight, float *dbias,
 							   const float *rstd, int N, int C);
 
 /*
- * Gradient of matmul_forward (y = x W^T + b), by two sgemms:
+ * Gradient of matmul_forward (y = x W^T + b), by two products on sgemm.c:
  * dinp += dout W, dweight += dout^T inp, dbias += column sums of dout.
  * dinp, inp: (N,C); dweight, weight: (OC,C); dbias: (OC); dout: (N,OC)
  */
-void		matmul_backward(float *dinp, float *dweight, float *dbias,
+void		matmul_backward(mmsa_pool *pool, float *dinp, float *dweight, float *dbias,
 							const float *dout, const float *inp,
 							const float *weight, int N, int C, int OC);
 
@@ -222,11 +233,14 @@ uint64_t	dropout_site_seed(uint64_t step_seed, uint64_t site);
  * row and head, and applies dropout with probability p to them before the
  * product with v (as Hugging Face BertSelfAttention).  Element
  * ((b*NH + h)*T + t)*T + s of att is dropped by dropout_uniform(seed, that
- * index).  With p = 0 the output equals attention_forward's.
+ * index).  With p = 0 the output is attention_forward's (computed on
+ * sgemm.c instead of OpenBLAS, so equal to float rounding).  The (batch
+ * row, head) pairs are split between the pool's threads.
  * out, q, k, v: (B,T,C); addmask: (B,T); att: (B,NH,T,T) probabilities
- * (before dropout); scratch: (T,T).
+ * (before dropout); scratch: (threads,T,T), threads the pool's size (1
+ * without one).
  */
-void		attention_forward_train(float *out, float *att, float *scratch,
+void		attention_forward_train(mmsa_pool *pool, float *out, float *att, float *scratch,
 									const float *q, const float *k,
 									const float *v, const float *addmask,
 									int B, int T, int C, int NH,
@@ -237,9 +251,9 @@ void		attention_forward_train(float *out, float *att, float *scratch,
  * the dropout, the masked softmax and both products.  Masked (padding)
  * keys have probability 0 and so get no gradient.
  * dq, dk, dv, dout, q, k, v: (B,T,C); att: (B,NH,T,T) from the forward;
- * scratch: (2,T,T).
+ * scratch: (threads,2,T,T), threads as for attention_forward_train.
  */
-void		attention_backward(float *dq, float *dk, float *dv, float *scratch,
+void		attention_backward(mmsa_pool *pool, float *dq, float *dk, float *dv, float *scratch,
 							   const float *dout, const float *q,
 							   const float *k, const float *v,
 							   const float *att, int B, int T, int C, int NH,

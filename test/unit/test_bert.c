@@ -70,11 +70,11 @@ test_matmul(void)
 				s += (double) x[n * C + c] * w[o * C + c];
 			want[n * OC + o] = (float) s;
 		}
-	matmul_forward(out, x, w, b, N, C, OC);
+	matmul_forward(NULL, out, x, w, b, N, C, OC);
 	tap_close_within(out, want, N * OC, 1e-5, "matmul_forward with bias");
 	for (int i = 0; i < N * OC; i++)
 		want[i] -= b[i % OC];
-	matmul_forward(out, x, w, NULL, N, C, OC);
+	matmul_forward(NULL, out, x, w, NULL, N, C, OC);
 	tap_close_within(out, want, N * OC, 1e-5, "matmul_forward without bias");
 	free(x);
 	free(w);

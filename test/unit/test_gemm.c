@@ -62,7 +62,7 @@ check_case(int M, int N, int K, int with_epilogue, int parts, unsigned *seed)
 			   *want = malloc(sizeof(float) * M * ldc),
 			   *got = malloc(sizeof(float) * M * ldc),
 			   *bpack = malloc(sizeof(float) * gemm_bpack_floats(K));
-	gemm_epilogue ep;
+	gemm_epilogue ep = {0};
 	int			untouched = 1;
 	char		name[160];
 
