@@ -161,30 +161,68 @@ sgemm_reference(int trans_a, int trans_b, int M, int N, int K,
 static void
 pack_a_panels(const sgemm_args *a, int p0, int p1)
 {
+	const float *restrict A = a->A;
+	float		alpha = a->alpha;
+	size_t		ld = a->lda;
+	int			K = a->K;
+
 	for (int p = p0; p < p1; p++)
 	{
-		float	   *dst = a->Ap + (size_t) p * a->K * GEMM_MR;
+		float	   *restrict dst = a->Ap + (size_t) p * K * GEMM_MR;
 		int			rows = a->M - p * GEMM_MR < GEMM_MR ? a->M - p * GEMM_MR : GEMM_MR;
 
 		if (a->trans_a)
+			continue;			/* below, all panels at once */
+		if (rows == GEMM_MR)
 		{
-			/* op(A) row i is A's column i: a panel's 6 entries are adjacent */
-			for (int k = 0; k < a->K; k++)
-			{
-				const float *src = a->A + (size_t) k * a->lda + p * GEMM_MR;
+			/* six rows read side by side, the panel written in order */
+			const float *src = A + (size_t) p * GEMM_MR * ld;
 
+			for (int k = 0; k < K; k++)
+			{
+#pragma GCC unroll 6
 				for (int r = 0; r < GEMM_MR; r++)
-					dst[(size_t) k * GEMM_MR + r] = r < rows ? a->alpha * src[r] : 0.0f;
+					dst[(size_t) k * GEMM_MR + r] = alpha * src[r * ld + k];
 			}
 		}
 		else
 		{
-			for (int r = 0; r < GEMM_MR; r++)
-			{
-				const float *src = r < rows ? a->A + (size_t) (p * GEMM_MR + r) * a->lda : NULL;
+			for (int k = 0; k < K; k++)
+				for (int r = 0; r < GEMM_MR; r++)
+					dst[(size_t) k * GEMM_MR + r] = r < rows ?
+						alpha * A[(size_t) (p * GEMM_MR + r) * ld + k] : 0.0f;
+		}
+	}
+	if (!a->trans_a)
+		return;
 
-				for (int k = 0; k < a->K; k++)
-					dst[(size_t) k * GEMM_MR + r] = src ? a->alpha * src[k] : 0.0f;
+	/*
+	 * op(A) row i is A's column i, so a panel's 6 entries of one k are
+	 * adjacent in A's row k: A is read row by row, in blocks of 32 rows
+	 * that stay in cache while every panel takes its part.
+	 */
+	for (int k0 = 0; k0 < K; k0 += 32)
+	{
+		int			k1 = k0 + 32 < K ? k0 + 32 : K;
+
+		for (int p = p0; p < p1; p++)
+		{
+			float	   *restrict dst = a->Ap + (size_t) p * K * GEMM_MR;
+			int			rows = a->M - p * GEMM_MR < GEMM_MR ? a->M - p * GEMM_MR : GEMM_MR;
+
+			for (int k = k0; k < k1; k++)
+			{
+				const float *src = A + (size_t) k * ld + p * GEMM_MR;
+
+				if (rows == GEMM_MR)
+				{
+#pragma GCC unroll 6
+					for (int r = 0; r < GEMM_MR; r++)
+						dst[(size_t) k * GEMM_MR + r] = alpha * src[r];
+				}
+				else
+					for (int r = 0; r < GEMM_MR; r++)
+						dst[(size_t) k * GEMM_MR + r] = r < rows ? alpha * src[r] : 0.0f;
 			}
 		}
 	}
