@@ -14,14 +14,13 @@
  * with the best val accuracy under its rule, of the seven heads and the
  * ensemble, becomes the default in OUT/model.json.
  *
- * The heads train two at a time (one per core, --threads), each with
- * single-threaded OpenBLAS, so a head's numbers do not depend on the
- * thread count.
+ * The heads train two at a time (one per core, --threads), each on its
+ * own thread (their products on sgemm.c, on that thread alone), so a
+ * head's numbers do not depend on the thread count.
  *
  * Resuming: a finished head leaves WORK/head-<name>.json (its kept epoch
  * and the text encoder file it was trained on); a later run skips it.
  */
-#include <cblas.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <math.h>
@@ -613,9 +612,10 @@ head_done(const train_options *o, fusion_kind kind, const head_data *d,
 }
 
 /*
- * The heads train in parallel, one per thread (o->threads of them), each on
- * single-threaded OpenBLAS: two heads on two cores run faster than one head
- * on both, and a head's result never depends on how many threads ran.
+ * The heads train in parallel, one per thread (o->threads of them), each
+ * with its products on its own thread: two heads on two cores run faster
+ * than one head on both, and a head's result never depends on how many
+ * threads ran.
  */
 typedef struct heads_queue
 {
@@ -1164,7 +1164,6 @@ train_heads_stage(const train_options *o, const char *posts_csv, const char *fea
 		q.o = o;
 		q.d = &d;
 		q.vm = vm;
-		openblas_set_num_threads(1);
 		for (int i = 0; i < n_workers; i++)
 			if (pthread_create(&workers[started], NULL, heads_worker, &q) == 0)
 				started++;
@@ -1174,7 +1173,6 @@ train_heads_stage(const train_options *o, const char *posts_csv, const char *fea
 			pthread_join(workers[i], NULL);
 		pthread_mutex_destroy(&q.lock);
 		rc = q.failed || q.missing ? 1 : decision_stage(o, &d, &r);
-		openblas_set_num_threads(o->threads);
 		head_data_free(&d);
 		if (rc != 0)
 			return 1;

@@ -20,7 +20,6 @@
  * "mlm+tweet"), so that a run with the other setting refuses it instead of
  * mixing the two.
  */
-#include <cblas.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -457,7 +456,7 @@ train_text_stage(const train_options *o, const bert_tokenizer *tok)
 	bo.pad_token_id = pad_id;
 	if (bert_train_create(&cfg, &bo, o->seed, &m, &err) != MMSA_OK)
 		goto fail;
-	/* the elementwise layers and AdamW on as many threads as OpenBLAS's products */
+	/* the products, attention, elementwise layers and AdamW on --threads threads */
 	if (o->threads > 1)
 	{
 		if (mmsa_pool_create(o->threads, &pool, &err) != MMSA_OK)

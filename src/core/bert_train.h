@@ -35,10 +35,10 @@
  * every layer before their residual, and on the pooled output before the
  * classifier.  Masks come from the step seed through counter-based draws
  * (layers.h dropout_forward), so a step is reproducible.  The products
- * run on OpenBLAS's threads; the elementwise layers (GELU, dropout,
- * LayerNorm's forward) run on the caller's thread, or split between the
- * threads of a pool given with bert_train_set_pool, with the same results
- * bit for bit (each element is computed as in the serial loop).
+ * (sgemm.c), the attention's (batch row, head) pairs and the elementwise
+ * layers (GELU, dropout, LayerNorm's forward) run on the caller's thread,
+ * or split between the threads of a pool given with bert_train_set_pool,
+ * with the same results bit for bit for any number of threads.
  */
 #ifndef MMSA_BERT_TRAIN_H
 #define MMSA_BERT_TRAIN_H
@@ -220,9 +220,10 @@ mmsa_status bert_train_create(const bert_config *cfg,
 void		bert_train_free(bert_train_model *m);
 
 /*
- * Splits the elementwise layers of later passes between the threads of
- * pool (NULL: the caller's thread only).  The pool stays the caller's and
- * must outlive its use; results do not depend on it.
+ * Splits the products, the attention and the elementwise layers of later
+ * passes between the threads of pool (NULL: the caller's thread only).
+ * The pool stays the caller's and must outlive its use; results do not
+ * depend on it.
  */
 void		bert_train_set_pool(bert_train_model *m, mmsa_pool *pool);
 
