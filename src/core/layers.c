@@ -107,6 +107,25 @@ layernorm_forward(float *out, const float *inp, const float *weight,
 	}
 }
 
+/*
+ * Columns [o0, o1) of every row of out (N, OC) set to the bias (or zero),
+ * for a product to accumulate onto: one pass over out instead of the
+ * product's own beta pass plus a bias pass.
+ */
+static void
+fill_bias(float *out, const float *bias, int N, int OC, int o0, int o1)
+{
+	for (int n = 0; n < N; n++)
+	{
+		float	   *o = out + (long) n * OC + o0;
+
+		if (bias != NULL)
+			memcpy(o, bias + o0, (o1 - o0) * sizeof(float));
+		else
+			memset(o, 0, (o1 - o0) * sizeof(float));
+	}
+}
+
 void
 matmul_forward_cols(float *out, const float *inp, const float *weight,
 					const float *bias, int N, int C, int OC, int o0, int o1)
@@ -115,44 +134,17 @@ matmul_forward_cols(float *out, const float *inp, const float *weight,
 
 	if (width <= 0)
 		return;
-	/*
-	 * Start from the bias (or zero) and let sgemm accumulate onto it: one
-	 * pass over out instead of sgemm's own beta pass plus a bias pass.
-	 */
-	for (int n = 0; n < N; n++)
-	{
-		float	   *o = out + (long) n * OC + o0;
-
-		if (bias != NULL)
-			memcpy(o, bias + o0, width * sizeof(float));
-		else
-			memset(o, 0, width * sizeof(float));
-	}
+	fill_bias(out, bias, N, OC, o0, o1);
 	/* out[:, o0:o1] (N,width) += inp (N,C) . weight[o0:o1]^T (C,width) */
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, width, C,
 				1.0f, inp, C, weight + (long) o0 * C, C, 1.0f, out + o0, OC);
-}
-
-/* Rows of out (N, OC) set to the bias, or to zero. */
-static void
-fill_bias(float *out, const float *bias, int N, int OC)
-{
-	for (int n = 0; n < N; n++)
-	{
-		float	   *o = out + (long) n * OC;
-
-		if (bias != NULL)
-			memcpy(o, bias, OC * sizeof(float));
-		else
-			memset(o, 0, OC * sizeof(float));
-	}
 }
 
 void
 matmul_forward(mmsa_pool *pool, float *out, const float *inp, const float *weight,
 			   const float *bias, int N, int C, int OC)
 {
-	fill_bias(out, bias, N, OC);
+	fill_bias(out, bias, N, OC, 0, OC);
 	/* out (N,OC) += inp (N,C) . weight^T (C,OC) */
 	mmsa_sgemm(pool, SGEMM_N, SGEMM_T, N, OC, C, 1.0f, inp, C, weight, C, 1.0f, out, OC);
 }
@@ -213,6 +205,20 @@ attention_mask_forward(float *out, const int32_t *mask, int B, int T)
 		out[i] = (mask == NULL || mask[i] != 0) ? 0.0f : -FLT_MAX;
 }
 
+/* Each row of att (T,T) plus addmask (T), then its softmax, in place. */
+static void
+masked_softmax_rows(float *att, const float *addmask, int T)
+{
+	for (int t = 0; t < T; t++)
+	{
+		float	   *row = att + (long) t * T;
+
+		for (int s = 0; s < T; s++)
+			row[s] += addmask[s];
+		softmax_row(row, T);
+	}
+}
+
 void
 attention_head_forward(float *out, const float *q, const float *k,
 					   const float *v, const float *addmask, float *att,
@@ -223,14 +229,7 @@ attention_head_forward(float *out, const float *q, const float *k,
 	/* att (T,T) = q_h (T,hs) . k_h^T (hs,T) / sqrt(hs) */
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs,
 				scale, q, C, k, C, 0.0f, att, T);
-	for (int t = 0; t < T; t++)
-	{
-		float	   *row = att + (long) t * T;
-
-		for (int s = 0; s < T; s++)
-			row[s] += addmask[s];
-		softmax_row(row, T);
-	}
+	masked_softmax_rows(att, addmask, T);
 	/* out_h (T,hs) = att (T,T) . v_h (T,hs) */
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T,
 				1.0f, att, T, v, C, 0.0f, out, C);
@@ -524,14 +523,7 @@ head_forward_train(float *out, float *a, float *drop, const float *q,
 
 	/* a (T,T) = q_h (T,hs) . k_h^T (hs,T) / sqrt(hs) */
 	mmsa_sgemm(NULL, SGEMM_N, SGEMM_T, T, T, hs, scale, q, C, k, C, 0.0f, a, T);
-	for (int t = 0; t < T; t++)
-	{
-		float	   *row = a + (long) t * T;
-
-		for (int s = 0; s < T; s++)
-			row[s] += addmask[s];
-		softmax_row(row, T);
-	}
+	masked_softmax_rows(a, addmask, T);
 	if (p > 0.0f)
 	{
 		attention_dropout(drop, a, T, p, seed, base);

@@ -125,15 +125,12 @@ op_at(const float *X, size_t ld, int trans, int r, int c)
 }
 
 void
-sgemm_reference(int trans_a, int trans_b, int M, int N, int K,
-				float alpha, const float *A, size_t lda,
+sgemm_reference(int trans_a, int trans_b, int K, float alpha, const float *A, size_t lda,
 				const float *B, size_t ldb, float beta, float *C, size_t ldc,
 				int m0, int m1, int n0, int n1)
 {
 	int			kb = gemm_k_block(K);
 
-	(void) M;
-	(void) N;
 	for (int i = m0; i < m1; i++)
 		for (int j = n0; j < n1; j++)
 		{
@@ -154,12 +151,21 @@ sgemm_reference(int trans_a, int trans_b, int M, int N, int K,
 		}
 }
 
+/* Rows of panel p of op(A): GEMM_MR but in the last panel. */
+static inline int
+panel_rows(const sgemm_args *a, int p)
+{
+	return a->M - p * GEMM_MR < GEMM_MR ? a->M - p * GEMM_MR : GEMM_MR;
+}
+
 /*
  * Panels [p0, p1) of alpha op(A) into Ap, in gemm_pack_a's layout:
  * Ap[(p*K + k)*MR + r] = alpha op(A)[p*MR + r][k], zero past row M.
+ * A as given (op(A) = A): six rows read side by side, each panel written
+ * in order.
  */
 static void
-pack_a_panels(const sgemm_args *a, int p0, int p1)
+pack_a_rows(const sgemm_args *a, int p0, int p1)
 {
 	const float *restrict A = a->A;
 	float		alpha = a->alpha;
@@ -169,13 +175,10 @@ pack_a_panels(const sgemm_args *a, int p0, int p1)
 	for (int p = p0; p < p1; p++)
 	{
 		float	   *restrict dst = a->Ap + (size_t) p * K * GEMM_MR;
-		int			rows = a->M - p * GEMM_MR < GEMM_MR ? a->M - p * GEMM_MR : GEMM_MR;
+		int			rows = panel_rows(a, p);
 
-		if (a->trans_a)
-			continue;			/* below, all panels at once */
 		if (rows == GEMM_MR)
 		{
-			/* six rows read side by side, the panel written in order */
 			const float *src = A + (size_t) p * GEMM_MR * ld;
 
 			for (int k = 0; k < K; k++)
@@ -193,14 +196,22 @@ pack_a_panels(const sgemm_args *a, int p0, int p1)
 						alpha * A[(size_t) (p * GEMM_MR + r) * ld + k] : 0.0f;
 		}
 	}
-	if (!a->trans_a)
-		return;
+}
 
-	/*
-	 * op(A) row i is A's column i, so a panel's 6 entries of one k are
-	 * adjacent in A's row k: A is read row by row, in blocks of 32 rows
-	 * that stay in cache while every panel takes its part.
-	 */
+/*
+ * pack_a_rows for A given transposed (op(A) = A^T): op(A) row i is A's
+ * column i, so a panel's 6 entries of one k are adjacent in A's row k.
+ * A is read row by row, in blocks of 32 rows that stay in cache while
+ * every panel takes its part.
+ */
+static void
+pack_a_columns(const sgemm_args *a, int p0, int p1)
+{
+	const float *restrict A = a->A;
+	float		alpha = a->alpha;
+	size_t		ld = a->lda;
+	int			K = a->K;
+
 	for (int k0 = 0; k0 < K; k0 += 32)
 	{
 		int			k1 = k0 + 32 < K ? k0 + 32 : K;
@@ -208,7 +219,7 @@ pack_a_panels(const sgemm_args *a, int p0, int p1)
 		for (int p = p0; p < p1; p++)
 		{
 			float	   *restrict dst = a->Ap + (size_t) p * K * GEMM_MR;
-			int			rows = a->M - p * GEMM_MR < GEMM_MR ? a->M - p * GEMM_MR : GEMM_MR;
+			int			rows = panel_rows(a, p);
 
 			for (int k = k0; k < k1; k++)
 			{
@@ -226,6 +237,16 @@ pack_a_panels(const sgemm_args *a, int p0, int p1)
 			}
 		}
 	}
+}
+
+/* Panels [p0, p1) of alpha op(A) into Ap. */
+static void
+pack_a_panels(const sgemm_args *a, int p0, int p1)
+{
+	if (a->trans_a)
+		pack_a_columns(a, p0, p1);
+	else
+		pack_a_rows(a, p0, p1);
 }
 
 static void
@@ -291,7 +312,7 @@ product_thread(void *arg, int t, int nthreads)
 	bp = a->Ap != NULL ? ws_buffer(WS_B, gemm_bpack_floats(a->K)) : NULL;
 	if (bp == NULL)
 	{
-		sgemm_reference(a->trans_a, a->trans_b, a->M, a->N, a->K, a->alpha, a->A, a->lda,
+		sgemm_reference(a->trans_a, a->trans_b, a->K, a->alpha, a->A, a->lda,
 						a->B, a->ldb, a->beta, a->C, a->ldc, m0, m1, n0, n1);
 		return;
 	}

@@ -49,8 +49,8 @@ void		mmsa_sgemm(mmsa_pool *pool, int trans_a, int trans_b, int M, int N, int K,
  * (fmaf), in the order described above: the fallback without work space
  * and the unit tests' reference.
  */
-void		sgemm_reference(int trans_a, int trans_b, int M, int N, int K,
-							float alpha, const float *A, size_t lda,
+void		sgemm_reference(int trans_a, int trans_b, int K, float alpha,
+							const float *A, size_t lda,
 							const float *B, size_t ldb, float beta, float *C, size_t ldc,
 							int m0, int m1, int n0, int n1);
 

@@ -138,7 +138,7 @@ sgemm_suite(int path, int simd, mmsa_pool *pool2, mmsa_pool *pool3)
 						if (simd)
 						{
 							memcpy(R, C0, sizeof(float) * nc);
-							sgemm_reference(ta, tb, M, N, K, alpha, A, lda, B, ldb,
+							sgemm_reference(ta, tb, K, alpha, A, lda, B, ldb,
 											(float) beta, R, ldc, 0, M, 0, N);
 							if (memcmp(R, C, sizeof(float) * nc) != 0)
 								ref_ok = 0;
