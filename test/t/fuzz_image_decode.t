@@ -4,23 +4,14 @@
 # directly) and runs it for a short while (MMSA_FUZZ_SECONDS, default 20),
 # seeded with the generated test images (good and hostile).  Passes when the
 # fuzzer finds no crash, sanitizer error, leak, timeout or broken invariant.
-set -u
-ROOT=${MMSA_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-TMP=${MMSA_TMP:-/tmp/mmsa_test}
+. "$(dirname "$0")/../reference/tap.sh"
 DIR=$TMP/fuzz_image_decode
 SECONDS_TO_RUN=${MMSA_FUZZ_SECONDS:-20}
-n=0
-fail=0
-ok() {
-	n=$((n + 1))
-	if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi
-}
 
 CLANG=$(command -v clang || command -v clang-14 || true)
 if [ -z "$CLANG" ]; then
 	ok 1 "clang found (src/tools/install-deps.sh installs clang and libclang-rt-14-dev)"
-	echo "1..$n"
-	exit 1
+	tap_done
 fi
 rm -rf "$DIR"
 mkdir -p "$DIR/seeds" "$DIR/corpus" "$DIR/artifacts"
@@ -31,8 +22,7 @@ cd "$ROOT" || exit 1
 rc=$?
 ok $rc "fuzz target built with $CLANG -fsanitize=fuzzer,address$( [ $rc -ne 0 ] && head -c 600 "$DIR/build.txt")"
 if [ $rc -ne 0 ]; then
-	echo "1..$n"
-	exit 1
+	tap_done
 fi
 
 /usr/bin/python3 test/reference/make_test_images.py "$DIR/seeds"
@@ -50,5 +40,4 @@ ok $rc "libFuzzer, $SECONDS_TO_RUN s from $nseeds seeds: ${runs:-?} runs, $cov, 
 artifacts=$(ls "$DIR/artifacts" | wc -l)
 ok $((artifacts != 0)) "no crash/leak/timeout artifacts ($artifacts in $DIR/artifacts)"
 
-echo "1..$n"
-exit $fail
+tap_done

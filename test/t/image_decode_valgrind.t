@@ -8,26 +8,13 @@
 # valgrind cannot run AVX-512, so everything under it runs on the AVX2 kernel
 # path (MMSA_ISA=avx2); the build is portable, so nothing outside the
 # kernels' own files uses wider instructions.
-set -u
-ROOT=${MMSA_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-CLI=${MMSA_CLI:-$ROOT/build/mmsa}
-TMP=${MMSA_TMP:-/tmp/mmsa_test}
+. "$(dirname "$0")/../reference/tap.sh"
 DIR=$TMP/image_decode_valgrind
-n=0
-fail=0
-ok() {
-	n=$((n + 1))
-	if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi
-}
 
-if ! command -v valgrind >/dev/null 2>&1; then
-	echo "1..0 # SKIP valgrind not installed"
-	exit 0
-fi
+valgrind_avx2
 if [ ! -x "$CLI" ] || [ ! -x "$ROOT/build/unit/test_image_decode" ]; then
 	ok 1 "mmsa and build/unit/test_image_decode built (run make)"
-	echo "1..$n"
-	exit 1
+	tap_done
 fi
 mkdir -p "$DIR"
 # run a private copy: a concurrent `make` relinking build/mmsa must not break the run
@@ -39,9 +26,7 @@ cat > "$DIR/tv.json" <<'EOF'
 {"resize":256,"crop":224,"channel_order":"RGB","scale":0.00392156862745098,"mean":[0.485,0.456,0.406],"std":[0.229,0.224,0.225]}
 EOF
 
-export MMSA_ISA=avx2
 echo "# under valgrind: MMSA_ISA=avx2 (CPU: $("$CLI" cpu | sed -n 's/^cpu_flags: //p'))"
-VG="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect"
 
 # expected status of each file, from the manifest: name<TAB>expect
 /usr/bin/python3 -c '
@@ -73,5 +58,4 @@ $VG "$DIR/test_image_decode" >"$DIR/unit.txt" 2>"$DIR/unit_err.txt"
 rc=$?
 ok $rc "unit test test_image_decode under valgrind: rc $rc, $(grep -c '^ok' "$DIR/unit.txt") tests ok$( [ $rc -ne 0 ] && head -c 600 "$DIR/unit_err.txt")"
 
-echo "1..$n"
-exit $fail
+tap_done

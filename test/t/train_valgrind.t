@@ -10,40 +10,25 @@
 # the same run outside valgrind.
 # valgrind cannot run AVX-512, so it runs on the AVX2 kernel path
 # (MMSA_ISA=avx2); the products give the same floats on every SIMD path.
-set -u
-ROOT=${MMSA_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-CLI=${MMSA_CLI:-$ROOT/build/mmsa}
-TMP=${MMSA_TMP:-/tmp/mmsa_test}
+. "$(dirname "$0")/../reference/tap.sh"
 DIR=$TMP/train_valgrind
-n=0
-fail=0
-ok() {
-	n=$((n + 1))
-	if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fail=1; fi
-}
 
-if ! command -v valgrind >/dev/null 2>&1; then
-	echo "1..0 # SKIP valgrind not installed"
-	exit 0
-fi
+valgrind_avx2
 if [ ! -x "$CLI" ] || [ ! -f "$ROOT/weights/text/vocab.txt" ]; then
 	ok 1 "mmsa and weights/text/vocab.txt built (run make)"
-	echo "1..$n"
-	exit 1
+	tap_done
 fi
 rm -rf "$DIR"
 mkdir -p "$DIR"
 # run a private copy: a concurrent `make` relinking build/mmsa must not break the run
 cp "$CLI" "$DIR/mmsa" && CLI=$DIR/mmsa
 
-export MMSA_ISA=avx2
 echo "# under valgrind: MMSA_ISA=avx2 (CPU: $("$CLI" cpu | sed -n 's/^cpu_flags: //p'))"
 ARGS=(train --only text --limit 40 --text-layers 1 --text-hidden 32 --text-heads 2
 	--text-max-len 32 --text-epochs 1 --text-batch 16 --threads 2
 	--vocab "$ROOT/weights/text/vocab.txt")
 
-valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
-	"$CLI" "${ARGS[@]}" --out "$DIR/vg" > "$DIR/vg.log" 2>&1
+$VG "$CLI" "${ARGS[@]}" --out "$DIR/vg" > "$DIR/vg.log" 2>&1
 rc=$?
 [ $rc -eq 0 ] || tail -40 "$DIR/vg.log" | sed 's/^/# /'
 ok $rc "mmsa train --only text on 2 threads under memcheck: no errors, nothing lost (exit $rc)"
@@ -54,5 +39,4 @@ cmp -s "$DIR/vg/text/model.safetensors" "$DIR/plain/text/model.safetensors"
 ok $? "the same encoder bytes under valgrind as outside it"
 
 [ $fail -eq 0 ] && rm -rf "$DIR"
-echo "1..$n"
-exit $fail
+tap_done
